@@ -1,0 +1,245 @@
+"""The interfaces plugins implement.  ``nuvom_kernel.testing`` proves them.
+
+A component is created by the factory a plugin registers (see
+``hookspecs.py``): ``factory(settings, options) -> component`` where
+``settings`` is the effective :class:`~nuvom_kernel.settings.NuvomSettings`
+and ``options`` the plugin's table from ``.nuvom_plugins.toml`` (a dict,
+possibly empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, TaskInfo, WorkerInfo
+
+if TYPE_CHECKING:
+    from nuvom_kernel.settings import NuvomSettings
+
+
+@dataclass(frozen=True)
+class Completion:
+    """An attempt's end as the worker reports it: fenced by ``token``."""
+
+    job_id: str
+    token: int
+    outcome: Outcome
+
+
+@runtime_checkable
+class QueueBackend(Protocol):
+    """Stores jobs and hands them to workers with leases.
+
+    Rules every implementation keeps (the contract suite checks each):
+
+    - ``enqueue`` is durable when it returns.  A job with ``eta`` in the future
+      is ``scheduled`` and not claimable before then.  If ``job.unique_key`` is
+      set and a job with that key is ``queued``, ``scheduled`` or ``running``,
+      the existing job is returned instead and nothing is added (atomically).
+    - ``claim`` atomically takes up to ``limit`` claimable jobs from ``queues``
+      (higher ``priority`` first, then oldest first), moves them to ``running``,
+      increments ``attempts``, gives each a new ``token`` (strictly greater
+      than any earlier token of that job) and a lease until
+      ``now + lease_secs``.  Two concurrent claims never return the same job.
+    - ``finish`` applies the outcome (use :func:`nuvom_kernel.models.apply_outcome`)
+      only if ``token`` is the job's current token and the job is ``running``;
+      otherwise it changes nothing and returns ``False``.
+    - ``renew`` extends the leases still held (token matches) and returns the
+      ids whose lease is lost.
+    - ``release`` returns a claimed but not started job to ``queued`` without
+      counting the attempt.
+    - ``sweep`` returns jobs whose lease expired to the queue (their attempt
+      stays counted); a job whose ``attempts`` reached ``max_attempts`` goes to
+      ``dead`` with a reason instead.  Returns the number of jobs it moved.
+    """
+
+    def enqueue(self, job: Job) -> Job: ...
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]: ...
+
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]: ...
+
+    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool: ...
+
+    def exchange(
+        self,
+        completions: Sequence[Completion],
+        queues: Sequence[str],
+        limit: int,
+        lease_secs: float,
+        worker_id: str,
+    ) -> tuple[list[bool], list[Job]]:
+        """Finish ``completions`` then claim up to ``limit`` jobs, ideally in one
+        round trip or transaction.  Returns (accepted flags, claimed jobs)."""
+        ...
+
+    def renew(self, leases: Mapping[str, int], lease_secs: float) -> set[str]: ...
+
+    def release(self, job_id: str, token: int) -> bool: ...
+
+    def sweep(self) -> int: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs newest first (by ``created_at``), filtered."""
+        ...
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
+        """Cancel a ``queued``/``scheduled`` job at once; for a ``running`` one set
+        ``cancel_requested``.  Returns the job after the change, or ``None``."""
+        ...
+
+    def retry(self, job_id: str) -> Job | None:
+        """Re-queue a ``failed``/``dead``/``cancelled`` job as a new attempt of the
+        same job (same id, history kept, one more attempt allowed)."""
+        ...
+
+    def set_progress(self, job_id: str, token: int, progress: Any) -> bool: ...
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{queue: {state: count}}`` over all jobs."""
+        ...
+
+    def oldest_queued_at(self) -> float | None: ...
+
+    def purge(self, *, states: Iterable[JobState] | None = None, older_than: float | None = None) -> int:
+        """Delete terminal jobs (only those in ``states`` if given) whose
+        ``finished_at`` is before ``older_than``.  Never deletes live jobs."""
+        ...
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) when new work may be claimable;
+        returns a function that unsubscribes.  Polling remains the fallback."""
+        ...
+
+    def register_worker(self, info: WorkerInfo) -> None: ...
+
+    def list_workers(self) -> list[WorkerInfo]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ResultBackend(Protocol):
+    """Keeps finished jobs (state, result, errors) for callers to read.
+
+    When the queue and result backends are the same object, the worker does not
+    call ``save``: ``QueueBackend.finish`` already stored the result.
+    """
+
+    def save(self, job: Job) -> None: ...
+
+    def get_result(self, job_id: str) -> Job | None: ...
+
+    def purge(self, *, older_than: float | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class WorkItem:
+    """One attempt to run, handed to an executor.
+
+    ``call`` runs the task in this process (thread executors use it);
+    executors that run elsewhere use ``job`` (task name, args) and
+    ``modules`` (what to import to find the task) instead.
+    """
+
+    job: Job
+    call: Callable[[], Any]
+    timeout_secs: float | None
+    modules: Sequence[str] = ()
+    is_async: bool = False
+
+
+@dataclass
+class WorkResult:
+    """How an attempt ended, reported by the executor through its callback.
+
+    ``timed_out`` with ``still_running`` means the deadline passed but the
+    code could not be stopped (threads); the executor reports the same job a
+    second time with ``still_running=False`` when it finally ends, and that
+    late report's value is discarded.
+    """
+
+    job_id: str
+    ok: bool
+    value: Any = None
+    error: ErrorInfo | None = None
+    exception: BaseException | None = None
+    timed_out: bool = False
+    still_running: bool = False
+    cancelled: bool = False
+    crashed: bool = False
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs attempts concurrently; reports each through ``done`` exactly once
+    (twice only for a soft timeout, see :class:`WorkResult`)."""
+
+    name: str
+
+    def start(self, concurrency: int) -> None: ...
+
+    def free_slots(self) -> int: ...
+
+    def submit(self, item: WorkItem, done: Callable[[WorkResult], None]) -> None: ...
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a running attempt to stop; True if the request was delivered."""
+        ...
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None: ...
+
+
+@dataclass
+class DiscoveryReport:
+    """What a discoverer found: tasks, and the problems it could not use."""
+
+    tasks: list[TaskInfo] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    files_scanned: int = 0
+    files_parsed: int = 0
+
+
+@runtime_checkable
+class Discoverer(Protocol):
+    """Finds tasks in a project tree without running it."""
+
+    def discover(
+        self,
+        root: str,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> DiscoveryReport: ...
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """Turns JSON-like values into bytes and back.  Never executes code."""
+
+    name: str
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+ComponentFactory = Callable[["NuvomSettings", dict[str, Any]], Any]

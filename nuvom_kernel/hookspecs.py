@@ -1,0 +1,180 @@
+"""Every hook a Nuvom plugin can implement.  The docstrings are the contract.
+
+A plugin is a module (or object) with functions decorated by
+``nuvom_kernel.hookimpl`` (also importable as ``nuvom.hookimpl``) whose names
+match these specs exactly; a misspelled name fails loading with an error.
+
+Registration hooks receive ``register(name, factory, description=None)``.
+``factory(settings, options)`` builds the component when it is selected;
+``settings`` is the effective :class:`~nuvom_kernel.settings.NuvomSettings`,
+``options`` the plugin's ``[plugins.settings.<plugin>]`` table (a dict).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from nuvom_kernel.contracts import ComponentFactory
+    from nuvom_kernel.lifecycle import NuvomContext
+    from nuvom_kernel.models import ErrorInfo, Job
+    from nuvom_kernel.settings import NuvomSettings
+
+PROJECT_NAME = "nuvom"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class Register(Protocol):
+    def __call__(self, name: str, factory: ComponentFactory, description: str | None = None) -> None: ...
+
+
+# -- registration --------------------------------------------------------------
+
+@hookspec
+def nuvom_register_queue_backends(register: Register) -> None:
+    """Register queue backends (:class:`~nuvom_kernel.contracts.QueueBackend`).
+
+    Called once per plugin manager, the first time a component is looked up.
+    ``register("sqlite", factory, description="...")``; a name already
+    registered by another plugin is refused with an error naming both.
+    """
+
+
+@hookspec
+def nuvom_register_result_backends(register: Register) -> None:
+    """Register result backends (:class:`~nuvom_kernel.contracts.ResultBackend`).
+
+    Called like :func:`nuvom_register_queue_backends`.  A plugin that offers
+    the same storage for both registers the same name in both; the kernel then
+    uses one object for both roles so that finishing a job and storing its
+    result is one operation.
+    """
+
+
+@hookspec
+def nuvom_register_executors(register: Register) -> None:
+    """Register executors (:class:`~nuvom_kernel.contracts.Executor`), e.g. ``thread``.
+
+    Called like :func:`nuvom_register_queue_backends`; the factory is called
+    once per worker that selects the executor.
+    """
+
+
+@hookspec
+def nuvom_register_discoverers(register: Register) -> None:
+    """Register task discoverers (:class:`~nuvom_kernel.contracts.Discoverer`), e.g. ``ast``.
+
+    Called like :func:`nuvom_register_queue_backends`.
+    """
+
+
+@hookspec
+def nuvom_register_serializers(register: Register) -> None:
+    """Register serializers (:class:`~nuvom_kernel.contracts.Serializer`), e.g. ``json``.
+
+    Called like :func:`nuvom_register_queue_backends`.
+    """
+
+
+@hookspec
+def nuvom_register_commands(app: Any) -> None:
+    """Add commands to the ``nuvom`` command line.
+
+    ``app`` is the root ``typer.Typer``; call ``app.command()`` or
+    ``app.add_typer()``.  Called each time the CLI is built (once per
+    ``nuvom`` invocation), after all plugins are loaded.  A plugin that raises
+    here is reported and its commands are missing; the rest of the CLI works.
+    """
+
+
+# -- lifecycle -----------------------------------------------------------------
+
+@hookspec(historic=True)
+def nuvom_configure(settings: NuvomSettings) -> None:
+    """The effective settings, once they are loaded.
+
+    Historic: a plugin registered later still receives the call.  Read
+    settings here; do not start threads or open connections (use
+    :func:`nuvom_startup`).
+    """
+
+
+@hookspec
+def nuvom_startup(ctx: NuvomContext) -> None:
+    """A worker (``ctx.role == "worker"``) or another long-lived process is starting.
+
+    ``ctx`` carries ``settings``, ``role``, ``worker_id`` (workers only) and the
+    plugin ``options``.  Start exporters or open connections here.  An
+    exception is logged with the plugin's name and does not stop the worker.
+    """
+
+
+@hookspec
+def nuvom_shutdown(ctx: NuvomContext) -> None:
+    """The process started with :func:`nuvom_startup` is stopping; release resources.
+
+    Called once, after running jobs have finished.  Exceptions are logged.
+    """
+
+
+@hookspec
+def nuvom_job_enqueued(job: Job) -> None:
+    """A job was stored by the queue backend (called in the producer's process).
+
+    Observer hook: must not modify ``job``; exceptions are logged and ignored.
+    """
+
+
+@hookspec
+def nuvom_job_started(job: Job) -> None:
+    """A worker is about to run an attempt of ``job`` (``job.attempts`` counts it).
+
+    Observer hook, called in the worker; exceptions are logged and ignored.
+    """
+
+
+@hookspec
+def nuvom_job_finished(job: Job, record: Job) -> None:
+    """An attempt ended and the backend accepted the outcome.
+
+    ``job`` is the job as it was claimed; ``record`` is the job after the
+    outcome (``record.state`` is ``succeeded``, ``failed``, ``cancelled``,
+    ``dead``, or ``queued``/``scheduled`` for a retry).  Observer hook.
+    """
+
+
+@hookspec
+def nuvom_job_retrying(job: Job, error: ErrorInfo | None, delay: float) -> None:
+    """An attempt failed and the job will run again after ``delay`` seconds.
+
+    Observer hook, called in the worker after the backend accepted the retry.
+    """
+
+
+@hookspec
+def nuvom_job_dead(job: Job, reason: str) -> None:
+    """``job`` was dead-lettered and will not run again unless an operator
+    retries it (``reason`` says why: unknown task, undecodable payload,
+    attempts exhausted by a dying worker).  Observer hook."""
+
+
+#: Hooks whose calls are isolated: one failing implementation is logged and skipped.
+OBSERVER_HOOKS = (
+    "nuvom_startup",
+    "nuvom_shutdown",
+    "nuvom_job_enqueued",
+    "nuvom_job_started",
+    "nuvom_job_finished",
+    "nuvom_job_retrying",
+    "nuvom_job_dead",
+)
+REGISTRATION_HOOKS = {
+    "nuvom_register_queue_backends": "queue_backends",
+    "nuvom_register_result_backends": "result_backends",
+    "nuvom_register_executors": "executors",
+    "nuvom_register_discoverers": "discoverers",
+    "nuvom_register_serializers": "serializers",
+}

@@ -1,0 +1,247 @@
+"""Settings: ``NUVOM_*`` environment, ``.env``, ``[tool.nuvom]`` in ``pyproject.toml``.
+
+Precedence, highest first: the real environment, ``.env`` in the project root
+(it never overrides a variable that is really set), ``[tool.nuvom]`` in the
+project's ``pyproject.toml``, then the defaults below.  :func:`load_settings`
+also records where each value came from, for ``nuvom config``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nuvom_kernel.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "NUVOM_"
+
+#: Variables read elsewhere (plugin manager, test switches), not settings fields.
+OTHER_KNOWN_VARIABLES = {
+    "NUVOM_LOAD_PLUGINS",
+    "NUVOM_DISABLE_PLUGINS",
+    "NUVOM_STRICT_PLUGINS",
+    "NUVOM_TRACE_PLUGINS",
+    "NUVOM_PROJECT_ROOT",
+    "NUVOM_FULL_RELIABILITY",
+}
+
+#: Nuvom 0.11 settings with no effect any more; they warn instead of failing.
+LEGACY_KEYS = {
+    "environment": "has no effect in Nuvom 1",
+    "queue_maxsize": "has no effect: queues are bounded by storage, not a size",
+    "sqlite_queue_path": "has no effect: queue and results share NUVOM_SQLITE_DB_PATH",
+    "scheduler_backend": "has no effect in Nuvom 1",
+}
+
+
+class NuvomSettings(BaseSettings):
+    """Every setting, its default and what it does (``docs/configuration.md``
+    is checked against this class by a test)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=None, extra="ignore", case_sensitive=False
+    )
+
+    queue_backend: str = Field("sqlite", description="Queue backend component name (memory, file, sqlite, ...).")
+    result_backend: str = Field("sqlite", description="Result backend component name.")
+    serialization_backend: str = Field("json", description="Serializer for payloads and results.")
+    executor: str = Field("thread", description="Default executor for workers (thread, process).")
+    max_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Concurrent jobs per worker (default: CPU count).")
+    batch_size: int = Field(32, ge=1, le=1000, description="Most jobs claimed in one round trip.")
+    job_timeout_secs: float | None = Field(300.0, description="Default timeout per attempt in seconds; empty or 0 means none.")
+    timeout_policy: Literal["retry", "fail", "ignore"] = Field("fail", description="What a timeout does by default.")
+    retry_delay_secs: float = Field(5.0, ge=0, description="Default delay before a retry, in seconds.")
+    max_retries: int = Field(0, ge=0, description="Default retries for tasks that do not set retries.")
+    lease_secs: float = Field(30.0, gt=0, description="Lease length; workers renew it every third of this.")
+    sweep_interval_secs: float = Field(5.0, gt=0, description="How often a worker returns expired leases to the queue.")
+    poll_interval_secs: float = Field(1.0, gt=0, description="Longest sleep of an idle worker between polls (wake-ups cut it short).")
+    sqlite_db_path: str = Field(".nuvom/result.db", description="SQLite database holding queue and results.")
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field("NORMAL", description="SQLite durability: NORMAL survives process crashes, FULL also power cuts.")
+    file_backend_dir: str = Field(".nuvom/jobs", description="Directory of the file backend.")
+    manifest_path: str = Field(".nuvom/manifest.json", description="Where task discovery writes the manifest.")
+    max_payload_bytes: int = Field(1_048_576, ge=1024, description="Largest encoded args/kwargs or result accepted.")
+    result_ttl_secs: float | None = Field(7 * 24 * 3600.0, description="Finished jobs older than this are purged by workers; empty or 0 keeps them.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Log level of the nuvom logger.")
+    prometheus_port: int = Field(9150, ge=1, le=65535, description="Port of the Prometheus exporter plugin (if installed).")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]
+        # load_settings() layers environment, .env and pyproject itself so that
+        # it can report where each value came from; the class validates only.
+        return (init_settings,)
+
+    @field_validator("log_level", "sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("timeout_policy", "queue_backend", "result_backend", "serialization_backend", "executor", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("job_timeout_secs", "result_ttl_secs", mode="before")
+    @classmethod
+    def _none_if_empty(cls, value: Any) -> Any:
+        if value in ("", None, "none", "None", 0, "0"):
+            return None
+        return value
+
+    def resolve_path(self, value: str, root: str | os.PathLike[str] | None = None) -> Path:
+        """A configured path, relative to the project root unless absolute."""
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            return p
+        return Path(root or project_root()) / p
+
+
+@dataclass
+class LoadedSettings:
+    settings: NuvomSettings
+    sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    root: Path = field(default_factory=Path.cwd)
+
+
+def project_root() -> Path:
+    """The project root: ``NUVOM_PROJECT_ROOT`` or the working directory."""
+    env = os.environ.get("NUVOM_PROJECT_ROOT")
+    return Path(env).resolve() if env else Path.cwd()
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):]
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def _read_pyproject(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse TOML ({exc}); fix the file or remove [tool.nuvom]") from exc
+    table = data.get("tool", {}).get("nuvom", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.nuvom] must be a table")
+    return {k.replace("-", "_").lower(): v for k, v in table.items() if not isinstance(v, dict)}
+
+
+def _describe_allowed(field_name: str) -> str:
+    info = NuvomSettings.model_fields[field_name]
+    args = [a for a in getattr(info.annotation, "__args__", ()) if a is not type(None)]
+    literal = [v for a in args for v in getattr(a, "__args__", ())] or list(getattr(info.annotation, "__args__", ()))
+    if literal and all(isinstance(a, str) for a in literal):
+        return "one of " + ", ".join(literal)
+    kinds = {int: "an integer", float: "a number", str: "a string"}
+    ann = args[0] if args else info.annotation
+    text = kinds.get(ann, str(ann)) if isinstance(ann, type) else str(ann)
+    for meta in info.metadata:
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if getattr(meta, attr, None) is not None:
+                text += f" {sym} {getattr(meta, attr)}"
+    if type(None) in getattr(info.annotation, "__args__", ()):
+        text += " (or empty for none)"
+    return text
+
+
+def load_settings(
+    root: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> LoadedSettings:
+    """Read every source, validate, and say where each value came from.
+
+    Raises :class:`ConfigError` naming the key, the value and what is allowed.
+    Unknown ``NUVOM_*`` keys produce warnings with a suggestion (also emitted
+    as :class:`UserWarning`).
+    """
+    root_path = Path(root).resolve() if root is not None else project_root()
+    env = dict(os.environ if environ is None else environ)
+    names = list(NuvomSettings.model_fields)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    notes: list[str] = []
+
+    layers: list[tuple[str, dict[str, Any]]] = [
+        ("pyproject.toml [tool.nuvom]", _read_pyproject(root_path / "pyproject.toml")),
+    ]
+    dotenv = {k: v for k, v in _read_dotenv(root_path / ".env").items() if k.upper().startswith(ENV_PREFIX)}
+    layers.append((".env", {k[len(ENV_PREFIX):].lower(): v for k, v in dotenv.items() if k.upper() not in {e.upper() for e in env}}))
+    layers.append(("environment", {k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}))
+    if overrides:
+        layers.append(("command line", {k: v for k, v in overrides.items() if v is not None}))
+
+    for origin, layer in layers:
+        for key, value in layer.items():
+            shown = (ENV_PREFIX + key.upper()) if origin in ("environment", ".env") else key
+            if key in names:
+                values[key] = value
+                sources[key] = origin
+            elif key in LEGACY_KEYS:
+                notes.append(f"{shown} ({origin}) {LEGACY_KEYS[key]}")
+            elif origin in ("environment", ".env") and shown in OTHER_KNOWN_VARIABLES:
+                continue
+            else:
+                prefix = ENV_PREFIX if origin in ("environment", ".env") else ""
+                match = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                hint = f"; did you mean {prefix}{match[0].upper() if prefix else match[0]}?" if match else ""
+                notes.append(f"unknown setting {shown} in {origin}{hint}")
+
+    try:
+        settings = NuvomSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else "?"
+            origin = sources.get(key, "default")
+            problems.append(
+                f"{ENV_PREFIX}{key.upper()}={values.get(key)!r} (from {origin}) is invalid: "
+                f"expected {_describe_allowed(key) if key in NuvomSettings.model_fields else err['msg']}"
+            )
+        raise ConfigError("; ".join(problems)) from None
+    for name in names:
+        sources.setdefault(name, "default")
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return LoadedSettings(settings=settings, sources=sources, warnings=notes, root=root_path)
+
+
+def apply_log_level(settings: NuvomSettings) -> None:
+    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger."""
+    logger = logging.getLogger("nuvom")
+    logger.setLevel(settings.log_level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
