@@ -213,9 +213,14 @@ class DiscoveryReport:
     """What a discoverer found: tasks, and the problems it could not use."""
 
     tasks: list[TaskInfo] = field(default_factory=list)
+    #: each: {"path": relative path, "line": int | None, "kind": short code, "message": text}
     problems: list[dict[str, Any]] = field(default_factory=list)
     files_scanned: int = 0
     files_parsed: int = 0
+    #: per-file cache entries keyed by relative path (size, mtime, hash, what was
+    #: found); handed back as ``cache`` on the next call so unchanged files are
+    #: not parsed again.
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -228,6 +233,7 @@ class Discoverer(Protocol):
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        cache: Mapping[str, dict[str, Any]] | None = None,
     ) -> DiscoveryReport: ...
 
 
