@@ -1,0 +1,194 @@
+"""Operator and read-side methods of the SQLite backend, and the result role."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from nuvom_backend_sqlite.rows import decode, insert_values, marks, placeholder, states_filter
+from nuvom_kernel.backend_base import cancel_update, retry_update
+from nuvom_kernel.errors import CorruptJobError, InvalidStateError
+from nuvom_kernel.models import RETRYABLE_STATES, TERMINAL_STATES, Job, JobState, WorkerInfo, now
+
+if TYPE_CHECKING:
+    from nuvom_backend_sqlite.database import Database
+    from nuvom_kernel.doorbell import UdpDoorbell
+
+_JOB_COLUMNS = "id, task, data, lease_expires_at"
+_PURGE_BATCH = 5000
+_UPSERT_SQL = (
+    "INSERT INTO jobs (id, state, queue, priority, ready_at, created_at, finished_at, unique_key, "
+    "token, lease_expires_at, task, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
+    "state=excluded.state, queue=excluded.queue, priority=excluded.priority, ready_at=excluded.ready_at, "
+    "created_at=excluded.created_at, finished_at=excluded.finished_at, unique_key=excluded.unique_key, "
+    "token=excluded.token, lease_expires_at=excluded.lease_expires_at, task=excluded.task, data=excluded.data"
+)
+
+
+def _row_job(row: tuple[Any, ...]) -> Job:
+    job_id, task, data, lease = row
+    try:
+        return decode(job_id, data, lease)
+    except CorruptJobError as exc:
+        return placeholder(job_id, task, f"corrupt stored job: {exc}")
+
+
+class AdminMixin:
+    """Needs ``self.db`` (a :class:`Database`) and ``self.bell`` (a doorbell)."""
+
+    db: Database
+    bell: UdpDoorbell
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        rows = self.db.query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _row_job(rows[0]) if rows else None
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs newest first (``created_at``, then insertion order), filtered;
+        ``since`` keeps jobs created at or after that time."""
+        where: list[str] = []
+        params: list[Any] = []
+        wanted = states_filter(states)
+        if wanted is not None:
+            if not wanted:
+                return []
+            where.append(f"state IN ({marks(len(wanted))})")
+            params += wanted
+        for column, value in (("task", task), ("queue", queue)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        return [_row_job(row) for row in self.db.query(sql, (*params, max(0, limit), max(0, offset)))]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for queue, state, count in self.db.query("SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state"):
+            result.setdefault(queue, {})[state] = count
+        return result
+
+    def oldest_queued_at(self) -> float | None:
+        """When the longest-waiting ``queued`` job became claimable (its eta, or
+        its creation time)."""
+        rows = self.db.query("SELECT MIN(ready_at) FROM jobs WHERE state = 'queued'")
+        return rows[0][0] if rows else None
+
+    # -- operator actions --------------------------------------------------------
+
+    def _change(self, job_id: str, step: Any) -> Any:
+        """Read a job under the write lock, let ``step(job)`` change it, store it."""
+
+        def txn(conn: sqlite3.Connection) -> Any:
+            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = decode(row[0], row[2], row[3])
+            result = step(job)
+            if result is not False and result is not None:
+                conn.execute(
+                    "UPDATE jobs SET state=?, ready_at=?, finished_at=?, token=?, lease_expires_at=?, data=? WHERE id=?",
+                    (job.state.value, job.eta if job.eta is not None else job.created_at, job.finished_at,
+                     job.token, job.lease_expires_at, job.to_json(), job.id),
+                )
+            return result
+
+        return self.db.write(txn)
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
+        """Cancel a queued/scheduled job at once; flag a running one.  A job
+        already finished is returned unchanged."""
+        found: list[Job] = []
+
+        def step(job: Job) -> bool:
+            found.append(job)
+            return cancel_update(job, reason)
+
+        self._change(job_id, step)
+        return found[0] if found else None
+
+    def retry(self, job_id: str) -> Job | None:
+        def step(job: Job) -> Job:
+            if job.state not in RETRYABLE_STATES:
+                raise InvalidStateError(
+                    f"job {job_id} is {job.state}; only failed, dead or cancelled jobs can be retried"
+                )
+            return retry_update(job)
+
+        try:
+            job: Job | None = self._change(job_id, step)
+        except sqlite3.IntegrityError as exc:
+            raise InvalidStateError(
+                f"job {job_id} cannot be retried: another live job holds its unique key ({exc})"
+            ) from exc
+        if job is not None:
+            self.bell.ring()
+        return job
+
+    def set_progress(self, job_id: str, token: int, progress: Any) -> bool:
+        def step(job: Job) -> bool:
+            if job.state != JobState.RUNNING or job.token != token:
+                return False
+            job.progress = progress
+            job.updated_at = now()
+            return True
+
+        return bool(self._change(job_id, step))
+
+    def purge(self, *, states: Iterable[JobState] | None = None, older_than: float | None = None) -> int:
+        """Delete terminal jobs (only those in ``states`` if given) finished
+        before ``older_than``, in batches so writers are never blocked long.
+        Live jobs are never deleted."""
+        terminal = {s.value for s in TERMINAL_STATES}
+        wanted = sorted(terminal if states is None else terminal & set(states_filter(states) or []))
+        if not wanted:
+            return 0
+        where = f"state IN ({marks(len(wanted))})"
+        params: list[Any] = list(wanted)
+        if older_than is not None:
+            where += " AND finished_at < ?"
+            params.append(older_than)
+        sql = f"DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE {where} LIMIT {_PURGE_BATCH})"
+        total = 0
+        while True:
+            deleted: int = self.db.write(lambda conn: conn.execute(sql, params).rowcount)
+            total += deleted
+            if deleted < _PURGE_BATCH:
+                return total
+
+    # -- workers -----------------------------------------------------------------
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        self.db.write(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO workers (id, heartbeat_at, data) VALUES (?,?,?)",
+            (info.id, info.heartbeat_at, info.model_dump_json()),
+        ))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        rows = self.db.query("SELECT data FROM workers ORDER BY id")
+        return [WorkerInfo.model_validate_json(data) for (data,) in rows]
+
+    # -- the result role ---------------------------------------------------------
+
+    def save(self, job: Job) -> None:
+        """Store ``job`` as it is (insert or replace by id)."""
+        values = insert_values(job)
+        self.db.write(lambda conn: conn.execute(_UPSERT_SQL, values))
+
+    def get_result(self, job_id: str) -> Job | None:
+        return self.get(job_id)

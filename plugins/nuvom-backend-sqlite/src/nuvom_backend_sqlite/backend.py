@@ -1,0 +1,338 @@
+"""The SQLite queue and result backend: the hot paths (enqueue, claim, finish).
+
+Operator and read-side methods live in :mod:`nuvom_backend_sqlite.admin`.
+Every state change uses the shared steps of :mod:`nuvom_kernel.backend_base`,
+so a job moves exactly as it does on every other backend; this module only
+makes each change one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nuvom_backend_sqlite.admin import AdminMixin
+from nuvom_backend_sqlite.database import HAS_RETURNING, Database
+from nuvom_backend_sqlite.rows import (
+    INSERT_SQL,
+    UPDATE_SQL,
+    chunks,
+    decode,
+    insert_values,
+    marks,
+    quarantine,
+    update_values,
+)
+from nuvom_backend_sqlite.schema import LIVE
+from nuvom_kernel.backend_base import (
+    QueueBackendBase,
+    claim_order_key,
+    claim_update,
+    enqueue_update,
+    finish_update,
+    release_update,
+    sweep_update,
+)
+from nuvom_kernel.contracts import Completion
+from nuvom_kernel.doorbell import UdpDoorbell
+from nuvom_kernel.errors import ConfigError, CorruptJobError
+from nuvom_kernel.models import Job, JobState, Outcome, now
+
+_CLAIMABLE = "state IN ('queued','scheduled') AND (state = 'queued' OR ready_at <= ?)"
+_PER_QUEUE = (
+    f"SELECT id, priority, ready_at FROM jobs WHERE queue = ? AND {_CLAIMABLE} "
+    "ORDER BY priority DESC, ready_at, id LIMIT ?"
+)
+
+
+def candidates_sql(queue_count: int) -> str:
+    """Ids of the next claimable jobs, best first.  One queue walks the claim
+    index in order; several queues take the best ``limit`` of each and merge,
+    so no query ever sorts the whole backlog."""
+    if queue_count == 1:
+        return f"SELECT id FROM ({_PER_QUEUE})"
+    parts = " UNION ALL ".join(f"SELECT * FROM ({_PER_QUEUE})" for _ in range(queue_count))
+    return f"SELECT id FROM ({parts}) ORDER BY priority DESC, ready_at, id LIMIT ?"
+
+
+class SqliteBackend(AdminMixin, QueueBackendBase):
+    """Queue and results in one SQLite file (both protocols, one object).
+
+    ``use_returning=False`` selects the path for SQLite older than 3.35
+    (select the ids, then update them, in the same ``BEGIN IMMEDIATE``); by
+    default ``UPDATE ... RETURNING`` is used where available.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_secs: float = 30.0,
+        use_returning: bool | None = None,
+        wal_limit_bytes: int = 32 * 1024 * 1024,
+        checkpoint_every: int = 1000,
+        on_close: Callable[[SqliteBackend], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if use_returning and not HAS_RETURNING:
+            raise ConfigError(f"use_returning needs SQLite >= 3.35; this Python has {sqlite3.sqlite_version}")
+        self.use_returning = HAS_RETURNING if use_returning is None else use_returning
+        self.db = Database(
+            path, synchronous=synchronous, busy_timeout_secs=busy_timeout_secs,
+            wal_limit_bytes=wal_limit_bytes, checkpoint_every=checkpoint_every,
+        )
+        self.path: Path = self.db.path
+        self.bell = UdpDoorbell(Path(f"{self.path}.doorbell"))
+        self._on_close = on_close
+
+    def __repr__(self) -> str:
+        return f"SqliteBackend({str(self.path)!r}, synchronous={self.db.synchronous})"
+
+    # -- enqueue ---------------------------------------------------------------
+
+    def enqueue(self, job: Job) -> Job:
+        return self.enqueue_many([job])[0]
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
+        """Store ``jobs`` in one transaction.  A job whose ``unique_key`` is held
+        by a live job (or by an earlier job of the batch), or whose id is
+        already stored, is not added: the stored job is returned in its place."""
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        at = now()
+        for job in jobs:
+            enqueue_update(job, at)
+        rows = [insert_values(job) for job in jobs]
+
+        def txn(conn: sqlite3.Connection) -> tuple[list[Job], bool]:
+            result = list(jobs)
+            skip = self._dedupe(conn, jobs, result)
+            fresh = [i for i in range(len(jobs)) if i not in skip]
+            before = conn.total_changes
+            conn.executemany(INSERT_SQL, [rows[i] for i in fresh])
+            if conn.total_changes - before != len(fresh):
+                self._resolve_existing_ids(conn, [(i, rows[i]) for i in fresh], result)
+            ready = any(result[i] is jobs[i] and jobs[i].state == JobState.QUEUED for i in fresh)
+            return result, ready
+
+        result, ready = self.db.write(txn)
+        if ready:
+            self.bell.ring()
+        return result
+
+    @staticmethod
+    def _dedupe(conn: sqlite3.Connection, jobs: list[Job], result: list[Job]) -> set[int]:
+        keyed = [i for i, job in enumerate(jobs) if job.unique_key is not None]
+        if not keyed:
+            return set()
+        holders: dict[str, Job] = {}
+        keys = list({jobs[i].unique_key for i in keyed if jobs[i].unique_key is not None})
+        for part in chunks(keys):
+            sql = f"SELECT unique_key, id, data, lease_expires_at FROM jobs WHERE unique_key IN ({marks(len(part))}) AND state IN {LIVE}"
+            for key, job_id, data, lease in conn.execute(sql, part):
+                holders[key] = decode(job_id, data, lease)
+        skip: set[int] = set()
+        for i in keyed:
+            key = jobs[i].unique_key
+            assert key is not None
+            if key in holders:
+                result[i] = holders[key]
+                skip.add(i)
+            else:
+                holders[key] = jobs[i]
+        return skip
+
+    @staticmethod
+    def _resolve_existing_ids(conn: sqlite3.Connection, attempted: list[tuple[int, tuple[Any, ...]]], result: list[Job]) -> None:
+        """Some inserts hit an existing id: hand back what is stored for those."""
+        mine = {row[0]: row[-1] for _, row in attempted}
+        stored: dict[str, Job] = {}
+        ids = list(mine)
+        for part in chunks(ids):
+            sql = f"SELECT id, data, lease_expires_at FROM jobs WHERE id IN ({marks(len(part))})"
+            for job_id, data, lease in conn.execute(sql, part):
+                if data != mine[job_id]:
+                    stored[job_id] = decode(job_id, data, lease)
+        for i, row in attempted:
+            if row[0] in stored:
+                result[i] = stored[row[0]]
+
+    # -- claim and finish ------------------------------------------------------
+
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
+        return self.exchange((), queues, limit, lease_secs, worker_id)[1]
+
+    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
+        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "")[0][0]
+
+    def exchange(
+        self,
+        completions: Sequence[Completion],
+        queues: Sequence[str],
+        limit: int,
+        lease_secs: float,
+        worker_id: str,
+    ) -> tuple[list[bool], list[Job]]:
+        """Finish ``completions`` and claim up to ``limit`` jobs in ONE
+        transaction.  With nothing to finish, a read-only check runs first so
+        an idle worker never takes the write lock."""
+        wanted = list(dict.fromkeys(queues)) if limit > 0 else []
+        if not completions and (not wanted or not self._has_claimable(wanted)):
+            return [], []
+
+        def txn(conn: sqlite3.Connection) -> tuple[list[bool], bool, list[Job]]:
+            accepted, requeued = self._finish_in(conn, completions) if completions else ([], False)
+            claimed = self._claim_in(conn, wanted, limit, lease_secs, worker_id) if wanted else []
+            return accepted, requeued, claimed
+
+        accepted, requeued, claimed = self.db.write(txn)
+        if requeued:
+            self.bell.ring()
+        return accepted, claimed
+
+    def _has_claimable(self, queues: list[str]) -> bool:
+        sql = f"SELECT 1 FROM jobs WHERE queue IN ({marks(len(queues))}) AND {_CLAIMABLE} LIMIT 1"
+        return bool(self.db.query(sql, (*queues, now())))
+
+    def _claim_in(self, conn: sqlite3.Connection, queues: list[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
+        at = now()
+        params: list[Any] = []
+        for queue in queues:
+            params += [queue, at, limit]
+        if len(queues) > 1:
+            params.append(limit)
+        sub = candidates_sql(len(queues))
+        if self.use_returning:
+            rows = conn.execute(
+                f"UPDATE jobs SET state = 'running', lease_expires_at = ? WHERE id IN ({sub}) RETURNING id, task, data",
+                [at + lease_secs, *params],
+            ).fetchall()
+        else:
+            rows = conn.execute(f"SELECT id, task, data FROM jobs WHERE id IN ({sub})", params).fetchall()
+        jobs: list[Job] = []
+        for job_id, task, data in rows:
+            try:
+                jobs.append(decode(job_id, data))
+            except CorruptJobError as exc:
+                quarantine(conn, job_id, task, data, str(exc))
+        if not jobs:
+            return []
+        jobs.sort(key=claim_order_key)
+        conn.execute("UPDATE meta SET value = value + ? WHERE key = 'token'", (len(jobs),))
+        first = conn.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()[0] - len(jobs) + 1
+        for offset, job in enumerate(jobs):
+            claim_update(job, first + offset, lease_secs, worker_id, at)
+        conn.executemany(UPDATE_SQL, [update_values(job) for job in jobs])
+        return jobs
+
+    def _finish_in(self, conn: sqlite3.Connection, completions: Sequence[Completion]) -> tuple[list[bool], bool]:
+        running: dict[str, tuple[str, str, float | None]] = {}
+        ids = list({c.job_id for c in completions})
+        for part in chunks(ids):
+            sql = f"SELECT id, task, data, lease_expires_at FROM jobs WHERE id IN ({marks(len(part))}) AND state = 'running'"
+            for job_id, task, data, lease in conn.execute(sql, part):
+                running[job_id] = (task, data, lease)
+        loaded: dict[str, Job] = {}
+        changed: dict[str, Job] = {}
+        accepted: list[bool] = []
+        for completion in completions:
+            job = loaded.get(completion.job_id)
+            if job is None and completion.job_id in running:
+                task, data, lease = running[completion.job_id]
+                try:
+                    job = loaded[completion.job_id] = decode(completion.job_id, data, lease)
+                except CorruptJobError as exc:
+                    quarantine(conn, completion.job_id, task, data, str(exc))
+                    del running[completion.job_id]
+            ok = job is not None and finish_update(job, completion.token, completion.outcome)
+            if ok and job is not None:
+                changed[job.id] = job
+            accepted.append(ok)
+        if changed:
+            conn.executemany(UPDATE_SQL, [update_values(job) for job in changed.values()])
+        return accepted, any(job.state == JobState.QUEUED for job in changed.values())
+
+    # -- leases ------------------------------------------------------------------
+
+    def renew(self, leases: Mapping[str, int], lease_secs: float) -> set[str]:
+        if not leases:
+            return set()
+
+        def txn(conn: sqlite3.Connection) -> set[str]:
+            until = now() + lease_secs
+            lost: set[str] = set()
+            for job_id, token in leases.items():
+                cursor = conn.execute(
+                    "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND token = ? AND state = 'running'",
+                    (until, job_id, token),
+                )
+                if cursor.rowcount == 0:
+                    lost.add(job_id)
+            return lost
+
+        return self.db.write(txn)
+
+    def release(self, job_id: str, token: int) -> bool:
+        def txn(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT data FROM jobs WHERE id = ? AND token = ? AND state = 'running'", (job_id, token)
+            ).fetchone()
+            if row is None:
+                return False
+            job = decode(job_id, row[0])
+            release_update(job, now())
+            conn.execute(UPDATE_SQL, update_values(job))
+            return True
+
+        released = self.db.write(txn)
+        if released:
+            self.bell.ring()
+        return released
+
+    def sweep(self) -> int:
+        """Requeue (or kill) jobs whose lease expired; also keeps the WAL bounded."""
+        moved, requeued = 0, False
+        expired_sql = "SELECT 1 FROM jobs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1"
+        if self.db.query(expired_sql, (now(),)):
+
+            def txn(conn: sqlite3.Connection) -> tuple[int, bool]:
+                rows = conn.execute(
+                    "SELECT id, task, data, lease_expires_at FROM jobs WHERE state = 'running' AND lease_expires_at < ?",
+                    (now(),),
+                ).fetchall()
+                jobs: list[Job] = []
+                for job_id, task, data, lease in rows:
+                    try:
+                        jobs.append(decode(job_id, data, lease))
+                    except CorruptJobError as exc:
+                        quarantine(conn, job_id, task, data, str(exc))
+                at = now()
+                for job in jobs:
+                    sweep_update(job, at)
+                conn.executemany(UPDATE_SQL, [update_values(job) for job in jobs])
+                return len(rows), any(job.state == JobState.QUEUED for job in jobs)
+
+            moved, requeued = self.db.write(txn)
+        if requeued:
+            self.bell.ring()
+        self.db.checkpoint()
+        self.db.secure_files()
+        return moved
+
+    # -- wake-ups and lifetime ---------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return self.bell.subscribe(callback)
+
+    def close(self) -> None:
+        """Close connections and the doorbell.  Idempotent; a later call on the
+        object opens new connections."""
+        self.bell.close()
+        self.db.close()
+        if self._on_close is not None:
+            self._on_close(self)

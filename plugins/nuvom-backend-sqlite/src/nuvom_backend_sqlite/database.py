@@ -1,0 +1,259 @@
+"""The SQLite file: opening it safely, connections, transactions, the WAL.
+
+One connection per thread (``threading.local``); every read-then-write runs
+in ``BEGIN IMMEDIATE`` so the write lock is taken before the read and two
+writers can never act on the same snapshot.  ``busy_timeout`` makes SQLite
+wait for the lock; on top of it a bounded retry absorbs the rare
+``database is locked`` that SQLite returns without waiting, so it never
+reaches a user unless the file is really stuck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nuvom_backend_sqlite.netshare import network_share_reason
+from nuvom_backend_sqlite.schema import SCHEMA_SQL, SCHEMA_VERSION
+from nuvom_kernel.errors import ConfigError, NuvomError
+
+T = TypeVar("T")
+
+#: SQLite 3.35 added ``UPDATE ... RETURNING``.
+HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+
+class DatabaseBusyError(NuvomError):
+    """The database stayed locked through every retry."""
+
+
+def _is_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Database:
+    """An open Nuvom SQLite file shared by the threads of one process."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_secs: float = 30.0,
+        retries: int = 8,
+        wal_limit_bytes: int = 32 * 1024 * 1024,
+        checkpoint_every: int = 1000,
+    ) -> None:
+        self.path = Path(path)
+        if str(path) == ":memory:" or str(path).startswith("file:"):
+            raise ConfigError(
+                f"NUVOM_SQLITE_DB_PATH={str(path)!r} is not a file path: workers in other "
+                "processes could not see it; use a file such as .nuvom/result.db, or the memory backend"
+            )
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL"):
+            raise ConfigError(f"NUVOM_SQLITE_SYNCHRONOUS={synchronous!r} is invalid: use NORMAL or FULL")
+        self.synchronous = synchronous.upper()
+        self.busy_timeout_ms = int(busy_timeout_secs * 1000)
+        self.retries = retries
+        self.wal_limit_bytes = wal_limit_bytes
+        self.checkpoint_every = checkpoint_every
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._generation = 0
+        self._commits = 0
+        reason = network_share_reason(self.path)
+        if reason is not None:
+            raise ConfigError(
+                f"refusing SQLite database {self.path}: {reason}. SQLite's locking is not reliable "
+                "on network shares (jobs could run twice or the file could be corrupted); put "
+                "NUVOM_SQLITE_DB_PATH on a local disk, or use the redis or postgres backend"
+            )
+        self._create_file()
+        self._init_schema()
+
+    # -- opening ---------------------------------------------------------------
+
+    def _create_file(self) -> None:
+        """Parent directories 0700 and the file 0600 on POSIX, whatever the umask."""
+        missing: list[Path] = []
+        parent = self.path.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for directory in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=0o700)
+            if os.name == "posix":
+                os.chmod(directory, 0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        self.secure_files()
+
+    def secure_files(self) -> None:
+        if os.name != "posix":
+            return
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+            check_same_thread=False, cached_statements=256,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA journal_size_limit={self.wal_limit_bytes}")
+            conn.execute("PRAGMA cache_size=-8000")
+            conn.execute("PRAGMA temp_store=MEMORY")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _init_schema(self) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path} has Nuvom SQLite schema version {version}, but this "
+                    f"nuvom-backend-sqlite understands only up to version {SCHEMA_VERSION}: it was "
+                    "written by a newer release; upgrade nuvom-backend-sqlite, or set "
+                    "NUVOM_SQLITE_DB_PATH to another file"
+                )
+            if version < SCHEMA_VERSION:
+                for statement in SCHEMA_SQL:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+        try:
+            self.write(create)
+        except sqlite3.DatabaseError as exc:
+            if _is_busy(exc):
+                raise
+            raise ConfigError(
+                f"{self.path} is not a usable SQLite database ({exc}); move it away or set "
+                "NUVOM_SQLITE_DB_PATH to another file"
+            ) from exc
+        self.secure_files()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (and after ``close``)."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            return conn
+        conn = self._open()
+        with self._lock:
+            self._connections.append(conn)
+            local.conn, local.generation = conn, self._generation
+        return conn
+
+    # -- transactions ----------------------------------------------------------
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        delay = 0.005
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if attempt == self.retries:
+                    raise DatabaseBusyError(
+                        f"{self.path} stayed locked after {self.retries + 1} attempts of "
+                        f"{self.busy_timeout_ms / 1000:g} s each ({exc}); another process holds a "
+                        "long write transaction, or the file is on a file system without working locks"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in ``BEGIN IMMEDIATE`` ... ``COMMIT``; retried whole on busy,
+        so ``fn`` must not have effects outside the connection."""
+        conn = self.connection()
+
+        def once() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        result = self._retry(once)
+        self._commits += 1
+        if self._commits % self.checkpoint_every == 0:
+            self.checkpoint()
+        return result
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement outside any explicit transaction (its own snapshot)."""
+        conn = self.connection()
+        return self._retry(lambda: conn.execute(sql, params).fetchall())
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on one consistent snapshot (a deferred read transaction)."""
+        conn = self.connection()
+
+        def once() -> T:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+        return self._retry(once)
+
+    # -- the WAL ---------------------------------------------------------------
+
+    def wal_size(self) -> int:
+        try:
+            return os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return 0
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database; truncate it when it grew past the
+        limit.  Never waits long: a busy checkpoint is simply tried again later."""
+        conn = self.connection()
+        if conn.in_transaction:
+            return
+        truncate = self.wal_size() > self.wal_limit_bytes
+        try:
+            if truncate:
+                conn.execute("PRAGMA busy_timeout=200")
+            conn.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})").fetchone()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        finally:
+            if truncate:
+                conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+
+    def close(self) -> None:
+        """Close every thread's connection; the next call opens new ones."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._generation += 1
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
