@@ -35,6 +35,7 @@ CODE_OPTIONS = frozenset(
 PARSER_VERSION = 1
 
 _MISSING = object()
+_TRY_STAR: tuple[type, ...] = (ast.TryStar,) if hasattr(ast, "TryStar") else ()
 
 
 def default_task_name(func_name: str) -> str:
@@ -145,10 +146,33 @@ class _Scanner:
             for target in targets:
                 for name in _target_names(target):
                     bindings[name] = origin if isinstance(origin, str) else None
+        elif isinstance(node, (ast.If, ast.Try, *_TRY_STAR)):
+            self.branches(node, bindings, prefix, owner)
         else:
-            # if/try/with/for/while/match bodies share the enclosing scope.
+            # with/for/while/match bodies share the enclosing scope.
             for child in _nested_bodies(node):
                 self.block(child, bindings, prefix, owner)
+
+    def branches(self, node: ast.stmt, bindings: dict[str, str | None], prefix: str, owner: str | None) -> None:
+        """Scan alternative branches (if/else, try/except) separately, then merge.
+
+        An import beats a local fallback: after ``try: from nuvom import task``
+        / ``except ImportError: def task(f): return f``, ``task`` is Nuvom's.
+        """
+        if isinstance(node, ast.If):
+            alternatives = [node.body, node.orelse]
+        else:
+            handlers = [h.body for h in getattr(node, "handlers", [])]
+            alternatives = [getattr(node, "body", []) + getattr(node, "orelse", []), *handlers]
+        merged: dict[str, str | None] = {}
+        for body in alternatives:
+            scope = dict(bindings)
+            self.block(body, scope, prefix, owner)
+            for name, origin in scope.items():
+                if name not in merged or (merged[name] is None and origin is not None):
+                    merged[name] = origin
+        bindings.update(merged)
+        self.block(getattr(node, "finalbody", []), bindings, prefix, owner)
 
     def decorator(
         self,
