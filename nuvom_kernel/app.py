@@ -1,0 +1,246 @@
+"""The ``Nuvom`` application object: settings + plugins + selected components.
+
+Everything that needs a backend goes through one of these.  The one-liner API
+(``task.delay()``, ``nuvom.sdk``) uses a lazily created default app; tests and
+embedders create their own and pass it (or install it with :func:`use_app`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from nuvom_kernel.contracts import QueueBackend, ResultBackend, Serializer
+from nuvom_kernel.errors import (
+    InvalidStateError,
+    JobNotFoundError,
+    PayloadError,
+)
+from nuvom_kernel.manager import NuvomPluginManager
+from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, validate_id
+from nuvom_kernel.settings import LoadedSettings, NuvomSettings, apply_log_level, load_settings
+
+
+class Nuvom:
+    """Settings, plugin manager and the selected queue/result backends."""
+
+    def __init__(
+        self,
+        settings: NuvomSettings | None = None,
+        *,
+        root: str | Path | None = None,
+        plugins: NuvomPluginManager | None = None,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> None:
+        if settings is None:
+            self.loaded: LoadedSettings = load_settings(root, environ=environ, overrides=overrides or None)
+            settings = self.loaded.settings
+        else:
+            if overrides:
+                settings = settings.model_copy(update=overrides)
+            self.loaded = LoadedSettings(settings=settings, root=Path(root or Path.cwd()).resolve())
+        self.settings = settings
+        self.root = self.loaded.root
+        self.plugins = plugins or NuvomPluginManager(self.root, environ=environ)
+        self._lock = threading.RLock()
+        self._queue: QueueBackend | None = None
+        self._results: ResultBackend | None = None
+        self._serializer: Serializer | None = None
+        self._configured = False
+        apply_log_level(settings)
+
+    # -- components ------------------------------------------------------------
+
+    def _ensure_configured(self) -> None:
+        if not self._configured:
+            self._configured = True
+            self.plugins.configure(self.settings)
+
+    @property
+    def queue(self) -> QueueBackend:
+        with self._lock:
+            if self._queue is None:
+                self._ensure_configured()
+                reg = self.plugins.registries
+                self._queue = reg["queue_backends"].create(
+                    self.settings.queue_backend, self.settings, self.plugins.plugin_options
+                )
+            return self._queue
+
+    @property
+    def results(self) -> ResultBackend:
+        """The result backend; the queue object itself when both roles share storage."""
+        with self._lock:
+            if self._results is None:
+                reg = self.plugins.registries
+                queue = self.queue
+                same = (
+                    self.settings.result_backend == self.settings.queue_backend
+                    and isinstance(queue, ResultBackend)
+                    and self.settings.result_backend in reg["result_backends"]
+                    and reg["result_backends"].get(self.settings.result_backend).plugin
+                    == reg["queue_backends"].get(self.settings.queue_backend).plugin
+                )
+                if same:
+                    self._results = queue  # type: ignore[assignment]
+                else:
+                    self._results = reg["result_backends"].create(
+                        self.settings.result_backend, self.settings, self.plugins.plugin_options
+                    )
+            assert self._results is not None
+            return self._results
+
+    @property
+    def shares_storage(self) -> bool:
+        """True when finishing a job also stores its result (one object, both roles)."""
+        return self.results is self.queue  # type: ignore[comparison-overlap]
+
+    @property
+    def serializer(self) -> Serializer:
+        with self._lock:
+            if self._serializer is None:
+                self._serializer = self.plugins.registries["serializers"].create(
+                    self.settings.serialization_backend, self.settings, self.plugins.plugin_options
+                )
+            return self._serializer
+
+    def create_executor(self, name: str | None = None) -> Any:
+        self._ensure_configured()
+        return self.plugins.registries["executors"].create(
+            name or self.settings.executor, self.settings, self.plugins.plugin_options
+        )
+
+    def create_discoverer(self, name: str = "ast") -> Any:
+        self._ensure_configured()
+        return self.plugins.registries["discoverers"].create(name, self.settings, self.plugins.plugin_options)
+
+    def close(self) -> None:
+        with self._lock:
+            seen: list[Any] = []
+            for comp in (self._queue, self._results):
+                if comp is not None and not any(comp is s for s in seen):
+                    seen.append(comp)
+                    comp.close()
+            self._queue = self._results = None
+
+    # -- payloads --------------------------------------------------------------
+
+    def check_payload(self, value: Any, what: str) -> None:
+        """Refuse values that cannot be stored or exceed ``max_payload_bytes``."""
+        try:
+            data = self.serializer.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(
+                f"{what} cannot be serialised with {self.serializer.name}: {exc}; "
+                "pass JSON-compatible values (str, int, float, bool, None, lists, dicts with str keys)"
+            ) from None
+        limit = self.settings.max_payload_bytes
+        if len(data) > limit:
+            raise PayloadError(
+                f"{what} is {len(data)} bytes, over the limit of {limit} bytes (NUVOM_MAX_PAYLOAD_BYTES); "
+                "store large data elsewhere and pass a reference"
+            )
+
+    # -- jobs --------------------------------------------------------------------
+
+    def enqueue(self, job: Job) -> Job:
+        self.check_payload({"args": job.args, "kwargs": job.kwargs}, f"arguments of task {job.task!r}")
+        stored = self.queue.enqueue(job)
+        if stored.id == job.id:
+            self.plugins.job_enqueued(stored)
+        return stored
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
+        for job in jobs:
+            self.check_payload({"args": job.args, "kwargs": job.kwargs}, f"arguments of task {job.task!r}")
+        stored = self.queue.enqueue_many(list(jobs))
+        for original, job in zip(jobs, stored):
+            if original.id == job.id:
+                self.plugins.job_enqueued(job)
+        return stored
+
+    def get_job(self, job_id: str) -> Job:
+        validate_id(job_id)
+        job = self.queue.get(job_id)
+        if job is not None and job.is_terminal() and not self.shares_storage and job.store_result:
+            stored = self.results.get_result(job_id)
+            if stored is not None:
+                job = stored
+        if job is None and not self.shares_storage:
+            job = self.results.get_result(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job with id {job_id!r} in the {self.settings.queue_backend} backend")
+        return job
+
+    def cancel_job(self, job_id: str, reason: str = "cancelled by request") -> Job:
+        job = self.get_job(job_id)
+        if job.is_terminal():
+            raise InvalidStateError(f"job {job_id} is already {job.state}; only queued, scheduled or running jobs can be cancelled")
+        updated = self.queue.cancel(job_id, reason)
+        if updated is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}")
+        return updated
+
+    def retry_job(self, job_id: str) -> Job:
+        job = self.get_job(job_id)
+        if job.state not in RETRYABLE_STATES:
+            raise InvalidStateError(
+                f"job {job_id} is {job.state}; only failed, dead or cancelled jobs can be retried"
+                + (" (it will run, or is running, already)" if not job.is_terminal() else
+                   " (it succeeded; enqueue a new job to run it again)")
+            )
+        updated = self.queue.retry(job_id)
+        if updated is None:
+            raise InvalidStateError(f"job {job_id} changed state while retrying; look at it again")
+        self.plugins.job_enqueued(updated)
+        return updated
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState | str] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]:
+        parsed = [JobState(s) if not isinstance(s, JobState) else s for s in states] if states else None
+        return self.queue.list_jobs(states=parsed, task=task, queue=queue, since=since, limit=limit, offset=offset)
+
+
+_default_lock = threading.Lock()
+_default_app: Nuvom | None = None
+_app_stack: list[Nuvom] = []
+
+
+def get_app() -> Nuvom:
+    """The app used by ``task.delay()`` and ``nuvom.sdk`` when none is passed."""
+    global _default_app
+    if _app_stack:
+        return _app_stack[-1]
+    with _default_lock:
+        if _default_app is None:
+            _default_app = Nuvom()
+        return _default_app
+
+
+@contextlib.contextmanager
+def use_app(app: Nuvom) -> Iterator[Nuvom]:
+    """Make ``app`` the default inside the ``with`` block (tests, embedding)."""
+    _app_stack.append(app)
+    try:
+        yield app
+    finally:
+        _app_stack.remove(app)
+
+
+def set_default_app(app: Nuvom | None) -> None:
+    """Replace the lazily created default app (``None`` drops it)."""
+    global _default_app
+    with _default_lock:
+        _default_app = app

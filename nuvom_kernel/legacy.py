@@ -1,0 +1,73 @@
+"""Nuvom 0.11's plugin protocol, adapted onto the lifecycle hooks.
+
+A 0.11 plugin is an object (or class) with ``name``, ``api_version``,
+``provides``, optional ``requires``, ``start(settings)`` and ``stop()``.  The
+adapter calls ``start`` at :func:`nuvom_startup` with the plugin's settings
+table (merged over the effective settings) and ``stop`` at
+:func:`nuvom_shutdown`.  An ``api_version`` whose major differs from the
+kernel's is refused.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from nuvom_kernel.errors import PluginError
+from nuvom_kernel.hookspecs import hookimpl
+
+log = logging.getLogger("nuvom.plugins")
+_REQUIRED = ("name", "api_version", "start", "stop")
+
+
+def is_protocol_plugin(obj: Any) -> bool:
+    return all(hasattr(obj, attr) for attr in _REQUIRED) and callable(getattr(obj, "start", None))
+
+
+def check_api_version(api_version: Any, plugin_name: str) -> None:
+    from nuvom_kernel import PLUGIN_API_VERSION
+
+    if not isinstance(api_version, str) or not api_version.split(".")[0].isdigit():
+        raise PluginError(f"plugin {plugin_name!r}: api_version must be a string like '1.0', got {api_version!r}")
+    want = PLUGIN_API_VERSION.split(".")[0]
+    if api_version.split(".")[0] != want:
+        raise PluginError(
+            f"plugin {plugin_name!r} targets plugin API {api_version}, but this Nuvom speaks {PLUGIN_API_VERSION}: "
+            f"upgrade the plugin to an API {want}.x release, or install a Nuvom version that supports API {api_version}"
+        )
+
+
+class LegacyPluginAdapter:
+    """Wraps a 0.11 protocol plugin so pluggy sees ordinary hook implementations."""
+
+    def __init__(self, obj: Any) -> None:
+        if inspect.isclass(obj):
+            obj = obj()
+        self.obj = obj
+        self.name = str(getattr(obj, "name", "") or type(obj).__name__)
+        check_api_version(getattr(obj, "api_version", None), self.name)
+        provides = getattr(obj, "provides", [])
+        if isinstance(provides, str):
+            provides = [provides]
+        if not isinstance(provides, (list, tuple)) or not provides:
+            raise PluginError(f"plugin {self.name!r}: provides must be a non-empty list of capabilities, got {provides!r}")
+        self.provides = [str(p) for p in provides]
+        self.requires = [str(r) for r in getattr(obj, "requires", []) or []]
+        self.started = False
+
+    def __repr__(self) -> str:
+        return f"<0.11 plugin {self.name}>"
+
+    @hookimpl
+    def nuvom_startup(self, ctx: Any) -> None:
+        settings = ctx.settings.model_dump() if hasattr(ctx.settings, "model_dump") else dict(ctx.settings)
+        settings.update(ctx.options.get(self.name, {}))
+        self.obj.start(settings)
+        self.started = True
+
+    @hookimpl
+    def nuvom_shutdown(self, ctx: Any) -> None:
+        if self.started:
+            self.started = False
+            self.obj.stop()

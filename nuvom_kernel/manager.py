@@ -1,0 +1,458 @@
+"""The plugin manager: entry points, ``.nuvom_plugins.toml``, allow/block lists,
+load errors, and a typed facade over the hooks.
+
+Loading never raises for one bad plugin (unless ``NUVOM_STRICT_PLUGINS=1``): the
+failure is recorded with the plugin's name, distribution and error and shown by
+``nuvom plugin status``; everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from nuvom_kernel import hookspecs
+from nuvom_kernel.errors import PluginError
+from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
+from nuvom_kernel.registry import Registries
+
+if TYPE_CHECKING:
+    from nuvom_kernel.lifecycle import NuvomContext
+    from nuvom_kernel.models import ErrorInfo, Job
+    from nuvom_kernel.settings import NuvomSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger("nuvom.plugins")
+ENTRY_POINT_GROUP = "nuvom"
+PLUGINS_FILE = ".nuvom_plugins.toml"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass
+class PluginRecord:
+    """What ``nuvom plugin status`` shows for one plugin."""
+
+    name: str
+    origin: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    provides: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    loaded: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "distribution": self.distribution,
+            "origin": self.origin,
+            "module": self.module,
+            "loaded": self.loaded,
+            "hooks": self.hooks,
+            "provides": self.provides,
+            "error": self.error,
+        }
+
+
+@dataclass
+class PluginsFile:
+    """``.nuvom_plugins.toml``: explicit modules, disabled names, per-plugin settings."""
+
+    path: Path | None = None
+    modules: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, root: Path) -> PluginsFile:
+        path = root / PLUGINS_FILE
+        if not path.is_file():
+            return cls()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise PluginError(f"{path}: cannot parse TOML ({exc}); fix the file") from exc
+        table = data.get("plugins", {})
+        if not isinstance(table, dict):
+            raise PluginError(f"{path}: [plugins] must be a table")
+        out = cls(path=path)
+        for key, value in table.items():
+            if key == "settings":
+                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                    raise PluginError(f"{path}: [plugins.settings.<name>] entries must be tables")
+                out.settings = {k: dict(v) for k, v in value.items()}
+            elif key == "disabled":
+                out.disabled = _as_list(value, path, key)
+            else:
+                # "modules", and Nuvom 0.11's capability keys (queue_backend = [...])
+                out.modules.extend(_as_list(value, path, key))
+        return out
+
+
+def _as_list(value: Any, path: Path, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise PluginError(f"{path}: plugins.{key} must be a string or a list of strings")
+
+
+def _env_list(name: str, environ: dict[str, str]) -> list[str] | None:
+    raw = environ.get(name)
+    if raw is None:
+        return None
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+class NuvomPluginManager:
+    """Builds and owns the pluggy manager and the component registries.
+
+    Core code calls the typed methods below (``startup``, ``job_started`` ...),
+    never ``pm.hook`` directly.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> None:
+        self.root = Path(root).resolve() if root is not None else Path.cwd()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.plugin_options: dict[str, dict[str, Any]] = {}
+        self._registries: Registries | None = None
+        self._legacy: list[LegacyPluginAdapter] = []
+        self.loaded = False
+        self.strict = self.environ.get("NUVOM_STRICT_PLUGINS", "").lower() in _TRUE
+        if self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE:
+            self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[nuvom trace] {msg}"))
+            self.pm.enable_tracing()
+
+    # -- loading -------------------------------------------------------------
+
+    def load(self, *, entry_points: bool = True, plugins_file: bool = True) -> NuvomPluginManager:
+        """Load every enabled plugin once; safe to call again."""
+        if self.loaded:
+            return self
+        self.loaded = True
+        from nuvom_kernel import builtin_serializers
+
+        self._register(builtin_serializers, PluginRecord(
+            name="nuvom-kernel", origin="kernel", distribution="nuvom", version=_kernel_version(),
+            module="nuvom_kernel.builtin_serializers",
+        ))
+        config = PluginsFile()
+        if plugins_file:
+            try:
+                config = PluginsFile.read(self.root)
+            except PluginError as exc:
+                self._fail(PluginRecord(name=PLUGINS_FILE, origin=PLUGINS_FILE), exc)
+        self.plugin_options = config.settings
+        disabled = {_norm(n) for n in config.disabled}
+        disabled |= {_norm(n) for n in (_env_list("NUVOM_DISABLE_PLUGINS", self.environ) or [])}
+        allow = _env_list("NUVOM_LOAD_PLUGINS", self.environ)
+        allowed = None if allow is None else {_norm(n) for n in allow}
+        if entry_points:
+            for ep in self._entry_points():
+                if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
+                    continue
+                self._load_entry_point(ep)
+        for spec in config.modules:
+            if _norm(spec) in disabled:
+                continue
+            self._load_spec(spec, origin=f"{PLUGINS_FILE}")
+        self._validate_all()
+        return self
+
+    def _entry_points(self) -> list[metadata.EntryPoint]:
+        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        seen: set[str] = set()
+        out = []
+        for ep in sorted(eps, key=lambda e: e.name):
+            if ep.name in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(ep.name)
+            out.append(ep)
+        return out
+
+    def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
+        dist = getattr(ep, "dist", None)
+        record = PluginRecord(
+            name=ep.name,
+            origin="entry point",
+            distribution=getattr(dist, "name", None) or ep.name,
+            version=getattr(dist, "version", None),
+            module=ep.value,
+        )
+        try:
+            obj = ep.load()
+        except BaseException as exc:  # a plugin may raise anything on import, even SystemExit
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._fail(record, exc)
+            return
+        self._register(obj, record)
+
+    def load_spec(self, spec: str, origin: str = "explicit", name: str | None = None) -> PluginRecord:
+        """Load one plugin from a dotted module, ``module:attr`` or a ``.py`` path."""
+        return self._load_spec(spec, origin=origin, name=name)
+
+    def _load_spec(self, spec: str, origin: str, name: str | None = None) -> PluginRecord:
+        record = PluginRecord(name=name or spec, origin=origin, module=spec)
+        try:
+            obj = self._import_spec(spec)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._fail(record, exc)
+            return record
+        if name is None:
+            found = getattr(obj, "name", None) if is_protocol_plugin(obj) else None
+            record.name = str(found) if found else spec
+        self._register(obj, record)
+        return record
+
+    def _import_spec(self, spec: str) -> Any:
+        modname, _, attr = spec.partition(":")
+        if modname.endswith(".py") or "/" in modname or "\\" in modname:
+            module = _import_file(self.root / modname if not os.path.isabs(modname) else Path(modname))
+        else:
+            added = str(self.root) not in sys.path
+            if added:  # listed explicitly, so the project root may be searched
+                sys.path.insert(0, str(self.root))
+            try:
+                module = importlib.import_module(modname)
+            finally:
+                if added and str(self.root) in sys.path:
+                    sys.path.remove(str(self.root))
+        if attr:
+            obj: Any = module
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            return obj
+        return module
+
+    def _register(self, obj: Any, record: PluginRecord) -> None:
+        if record.name in self.records and self.records[record.name].loaded:
+            return
+        try:
+            plugin = self._as_plugin(obj, record)
+            self._check_hook_names(plugin, record)
+            self.pm.register(plugin, name=record.name)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._fail(record, exc)
+            return
+        record.loaded = True
+        record.hooks = sorted(
+            hc.name for hc in self.pm.get_hookcallers(plugin) or [] if hc.name.startswith("nuvom_")
+        )
+        self.records[record.name] = record
+
+    def _as_plugin(self, obj: Any, record: PluginRecord) -> Any:
+        """Accept a module/object with hookimpls, or a 0.11 protocol plugin (class or instance)."""
+        if isinstance(obj, ModuleType):
+            if _has_hookimpls(obj):
+                return obj
+            candidates = [v for k, v in vars(obj).items() if not k.startswith("_") and is_protocol_plugin(v)
+                          and getattr(v, "__module__", obj.__name__) == obj.__name__]
+            if candidates:
+                obj = candidates[0]
+            else:
+                raise PluginError(
+                    f"plugin {record.name!r}: module {obj.__name__} defines no Nuvom hook implementations "
+                    "(functions decorated with @nuvom.hookimpl) and no plugin object (name, api_version, start, stop)"
+                )
+        if is_protocol_plugin(obj):
+            adapter = LegacyPluginAdapter(obj)
+            self._legacy.append(adapter)
+            record.name = adapter.name if record.origin != "entry point" else record.name
+            return adapter
+        if _has_hookimpls(obj):
+            return obj
+        raise PluginError(f"plugin {record.name!r}: {obj!r} has no Nuvom hook implementations")
+
+    def _check_hook_names(self, plugin: Any, record: PluginRecord) -> None:
+        known = [n for n in dir(hookspecs) if n.startswith("nuvom_")]
+        for attr in dir(plugin):
+            if not attr.startswith("nuvom_"):
+                continue
+            fn = getattr(plugin, attr, None)
+            if self.pm.parse_hookimpl_opts(plugin, attr) is None or fn is None:
+                continue
+            if attr not in known:
+                close = difflib.get_close_matches(attr, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise PluginError(
+                    f"plugin {record.name!r} implements unknown hook {attr!r}{hint} "
+                    "(see docs/hooks.md for the hook names)"
+                )
+
+    def _validate_all(self) -> None:
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:  # pragma: no cover - caught per plugin above
+            raise PluginError(str(exc)) from exc
+
+    def _fail(self, record: PluginRecord, exc: BaseException) -> None:
+        record.loaded = False
+        record.error = f"{type(exc).__name__}: {exc}"
+        record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.records[record.name] = record
+        log.warning("plugin %s (%s) failed to load: %s", record.name, record.origin, record.error)
+        if self.strict:
+            raise PluginError(
+                f"plugin {record.name!r} ({record.origin}) failed to load: {record.error} "
+                "(NUVOM_STRICT_PLUGINS is set)"
+            ) from exc
+
+    # -- registries ------------------------------------------------------------
+
+    @property
+    def registries(self) -> Registries:
+        if self._registries is None:
+            self.load()
+            registries = Registries()
+            for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
+                caller = getattr(self.pm.hook, hook_name)
+                for impl in reversed(caller.get_hookimpls()):
+                    plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
+
+                    def register(name: str, factory: Any, description: str | None = None,
+                                 _kind: str = kind, _plugin: str = plugin_name) -> None:
+                        registries[_kind].register(name, factory, description, plugin=_plugin)
+
+                    try:
+                        impl.function(register=register)
+                    except Exception as exc:
+                        record = self.records.get(plugin_name) or PluginRecord(name=plugin_name, origin="?")
+                        record.error = f"{type(exc).__name__}: {exc}"
+                        record.traceback = traceback.format_exc()
+                        self.records[plugin_name] = record
+                        log.error("plugin %s failed in %s: %s", plugin_name, hook_name, record.error)
+                        if self.strict or isinstance(exc, PluginError):
+                            raise
+            for name, record in self.records.items():
+                record.provides = registries.provided_by(name)
+            self._registries = registries
+        return self._registries
+
+    def plugin_status(self) -> list[PluginRecord]:
+        try:
+            self.registries  # noqa: B018 - fills ``provides``
+        except PluginError as exc:
+            log.error("%s", exc)
+        return sorted(self.records.values(), key=lambda r: (r.origin != "entry point", r.name))
+
+    # -- typed facade over the hooks -------------------------------------------
+
+    def _notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every implementation of an observer hook, isolating failures."""
+        if not self.loaded:
+            self.load()
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except Exception:
+                log.exception("plugin %s raised in %s (ignored)", self.pm.get_name(impl.plugin), hook_name)
+
+    def configure(self, settings: NuvomSettings) -> None:
+        self.load()
+        self.pm.hook.nuvom_configure.call_historic(kwargs={"settings": settings})
+
+    def startup(self, ctx: NuvomContext) -> None:
+        ctx.options = self.plugin_options
+        self._notify("nuvom_startup", ctx=ctx)
+
+    def shutdown(self, ctx: NuvomContext) -> None:
+        self._notify("nuvom_shutdown", ctx=ctx)
+
+    def job_enqueued(self, job: Job) -> None:
+        self._notify("nuvom_job_enqueued", job=job)
+
+    def job_started(self, job: Job) -> None:
+        self._notify("nuvom_job_started", job=job)
+
+    def job_finished(self, job: Job, record: Job) -> None:
+        self._notify("nuvom_job_finished", job=job, record=record)
+
+    def job_retrying(self, job: Job, error: ErrorInfo | None, delay: float) -> None:
+        self._notify("nuvom_job_retrying", job=job, error=error, delay=delay)
+
+    def job_dead(self, job: Job, reason: str) -> None:
+        self._notify("nuvom_job_dead", job=job, reason=reason)
+
+    def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None) -> None:
+        """Let every plugin add its commands; a failing plugin is reported, not fatal."""
+        self.load()
+        for impl in reversed(self.pm.hook.nuvom_register_commands.get_hookimpls()):
+            name = self.pm.get_name(impl.plugin) or "?"
+            try:
+                impl.function(app=app)
+            except Exception as exc:
+                log.error("plugin %s failed to add its commands: %s", name, exc)
+                record = self.records.get(name)
+                if record is not None:
+                    record.error = f"{type(exc).__name__}: {exc}"
+                if on_error is not None:
+                    on_error(name, exc)
+
+    def hook_names(self) -> Iterable[str]:
+        return [n for n in dir(hookspecs) if n.startswith("nuvom_")]
+
+
+def _kernel_version() -> str:
+    from nuvom_kernel import __version__
+
+    return __version__
+
+
+def _has_hookimpls(obj: Any) -> bool:
+    return any(
+        callable(getattr(obj, a, None)) and hasattr(getattr(obj, a), f"{hookspecs.PROJECT_NAME}_impl")
+        for a in dir(obj) if a.startswith("nuvom_")
+    )
+
+
+def _import_file(path: Path) -> ModuleType:
+    path = path.resolve()
+    if not path.is_file():
+        raise PluginError(f"plugin file {path} does not exist")
+    modname = f"nuvom_local_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    if modname in sys.modules:
+        return sys.modules[modname]
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"cannot load plugin file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return module

@@ -1,0 +1,128 @@
+"""Named component registries, filled by the registration hooks."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from nuvom_kernel.contracts import ComponentFactory
+from nuvom_kernel.errors import ComponentNotFoundError, DuplicateComponentError
+
+#: Kinds of component, as named in ``plugin status`` (``provides``).
+KINDS = ("queue_backends", "result_backends", "executors", "discoverers", "serializers")
+
+#: Which distribution provides a well-known component, for "not installed" errors.
+KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
+    ("queue_backends", "memory"): "nuvom-backend-memory",
+    ("result_backends", "memory"): "nuvom-backend-memory",
+    ("queue_backends", "sqlite"): "nuvom-backend-sqlite",
+    ("result_backends", "sqlite"): "nuvom-backend-sqlite",
+    ("queue_backends", "file"): "nuvom-backend-file",
+    ("result_backends", "file"): "nuvom-backend-file",
+    ("queue_backends", "redis"): "nuvom-backend-redis",
+    ("result_backends", "redis"): "nuvom-backend-redis",
+    ("queue_backends", "postgres"): "nuvom-backend-postgres",
+    ("result_backends", "postgres"): "nuvom-backend-postgres",
+    ("executors", "thread"): "nuvom-executor-thread",
+    ("executors", "process"): "nuvom-executor-process",
+    ("discoverers", "ast"): "nuvom-discovery-ast",
+    ("serializers", "msgpack"): "nuvom-serializer-msgpack",
+}
+
+_SETTING_FOR_KIND = {
+    "queue_backends": "NUVOM_QUEUE_BACKEND",
+    "result_backends": "NUVOM_RESULT_BACKEND",
+    "executors": "NUVOM_EXECUTOR",
+    "serializers": "NUVOM_SERIALIZATION_BACKEND",
+    "discoverers": "the discoverer name",
+}
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str
+    name: str
+    factory: ComponentFactory
+    description: str | None
+    plugin: str
+
+
+class ComponentRegistry:
+    """One kind of component (e.g. queue backends): name -> registration."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Registration] = {}
+
+    def register(self, name: str, factory: ComponentFactory, description: str | None = None, *, plugin: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise DuplicateComponentError(f"plugin {plugin!r} registered a {self.kind[:-1]} with an empty name")
+        key = name.strip().lower()
+        if not callable(factory):
+            raise TypeError(f"plugin {plugin!r} registered {self.kind[:-1]} {key!r} with a factory that is not callable")
+        existing = self._entries.get(key)
+        if existing is not None:
+            raise DuplicateComponentError(
+                f"{self.kind[:-1].replace('_', ' ')} {key!r} is registered by two plugins: "
+                f"{existing.plugin!r} and {plugin!r}; uninstall or disable one of them "
+                "(NUVOM_DISABLE_PLUGINS or `disabled` in .nuvom_plugins.toml)"
+            )
+        self._entries[key] = Registration(self.kind, key, factory, description, plugin)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def items(self) -> list[Registration]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._entries
+
+    def get(self, name: str) -> Registration:
+        key = (name or "").strip().lower()
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+        what = self.kind[:-1].replace("_", " ")
+        installed = ", ".join(self.names()) or "none"
+        hint = ""
+        provider = KNOWN_PROVIDERS.get((self.kind, key))
+        if provider:
+            hint = f"; it is provided by {provider}: pip install {provider}"
+            extra = provider.rsplit("-", 1)[-1]
+            if extra in ("redis", "postgres"):
+                hint += f' (or pip install "nuvom[{extra}]")'
+            elif provider != "nuvom-serializer-msgpack":
+                hint += ' (or pip install "nuvom[standard]")'
+        else:
+            close = difflib.get_close_matches(key, self.names(), n=1)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+        raise ComponentNotFoundError(
+            f"{what} {key!r} (selected by {_SETTING_FOR_KIND[self.kind]}) can't be found: "
+            f"is the plugin not installed? Installed: {installed}{hint}"
+        )
+
+    def create(self, name: str, settings: Any, options_by_plugin: dict[str, dict[str, Any]]) -> Any:
+        reg = self.get(name)
+        return reg.factory(settings, dict(options_by_plugin.get(reg.plugin, {})))
+
+
+class Registries:
+    """All component registries of one plugin manager."""
+
+    def __init__(self) -> None:
+        self.by_kind = {kind: ComponentRegistry(kind) for kind in KINDS}
+
+    def __getitem__(self, kind: str) -> ComponentRegistry:
+        return self.by_kind[kind]
+
+    def provided_by(self, plugin: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for kind, reg in self.by_kind.items():
+            names = [r.name for r in reg.items() if r.plugin == plugin]
+            if names:
+                out[kind] = names
+        return out

@@ -1,0 +1,353 @@
+"""The ``@task`` decorator, ``Task`` objects and job handles."""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import inspect
+import logging
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from nuvom_kernel.errors import (
+    JobCancelledError,
+    JobDeadError,
+    JobFailedError,
+    TaskNotFoundError,
+)
+from nuvom_kernel.models import Job, JobState, now, validate_id
+
+if TYPE_CHECKING:
+    from nuvom_kernel.app import Nuvom
+
+log = logging.getLogger("nuvom.task")
+R = TypeVar("R")
+
+#: Options a task (or ``.options()``) may set, with their meaning in docs/execution.md.
+TASK_OPTIONS = (
+    "name", "retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "retry_on",
+    "timeout_secs", "timeout_policy", "store_result", "priority", "queue", "tags", "description",
+    "category", "before_job", "after_job", "on_error", "unique", "executor",
+)
+#: Per-call overrides accepted by ``.options()`` besides task options.
+CALL_OPTIONS = ("eta", "countdown", "unique_key", "job_id")
+
+
+class TaskRegistry:
+    """Tasks known in this process, by name.  Decorating a function registers it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: dict[str, Task[Any]] = {}
+
+    def add(self, task: Task[Any]) -> None:
+        with self._lock:
+            old = self._tasks.get(task.name)
+            if old is not None and (old.module, old.qualname) != (task.module, task.qualname):
+                warnings.warn(
+                    f"task name {task.name!r} is defined twice: {old.module}.{old.qualname} and "
+                    f"{task.module}.{task.qualname}; the second replaces the first. Give one a name=.",
+                    stacklevel=4,
+                )
+            self._tasks[task.name] = task
+
+    def get(self, name: str) -> Task[Any]:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise TaskNotFoundError(f"no task named {name!r} is registered in this process") from None
+
+    def find(self, name: str) -> Task[Any] | None:
+        return self._tasks.get(name)
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._tasks.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+
+#: Tasks register here when their module is imported (by a worker or a producer).
+registry = TaskRegistry()
+
+
+def _to_timestamp(eta: datetime | float | int | None) -> float | None:
+    if eta is None:
+        return None
+    if isinstance(eta, datetime):
+        if eta.tzinfo is None:
+            warnings.warn("naive datetime passed as eta; treating it as UTC", stacklevel=4)
+            eta = eta.replace(tzinfo=timezone.utc)
+        return eta.timestamp()
+    if isinstance(eta, (int, float)):
+        return float(eta)
+    raise TypeError(f"eta must be a datetime or a POSIX timestamp, not {type(eta).__name__}")
+
+
+class Task(Generic[R]):
+    """A function that can run now (``task(...)``) or later (``task.delay(...)``)."""
+
+    def __init__(self, fn: Callable[..., R], **options: Any) -> None:
+        unknown = set(options) - set(TASK_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown @task option(s): {', '.join(sorted(unknown))}; allowed: {', '.join(TASK_OPTIONS)}")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name: str = options.pop("name", None) or fn.__name__
+        if not self.name or len(self.name) > 200 or any(ord(c) < 32 for c in self.name):
+            raise ValueError(f"task name {self.name!r} is invalid: use 1-200 printable characters")
+        self.module = getattr(fn, "__module__", "?")
+        self.qualname = getattr(fn, "__qualname__", self.name)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.retries: int | None = options.get("retries")
+        self.retry_delay_secs: float | None = options.get("retry_delay_secs")
+        self.backoff: str = options.get("backoff", "fixed")
+        self.backoff_max_secs: float = float(options.get("backoff_max_secs", 3600.0))
+        self.jitter: bool = bool(options.get("jitter", True))
+        retry_on = options.get("retry_on")
+        self.retry_on: tuple[type[BaseException], ...] | None = (
+            tuple(retry_on) if isinstance(retry_on, (list, tuple)) else (retry_on,) if retry_on else None
+        )
+        self.timeout_secs: float | None = options.get("timeout_secs")
+        self.timeout_policy: str | None = options.get("timeout_policy")
+        self.store_result: bool = bool(options.get("store_result", True))
+        self.priority: int = int(options.get("priority", 0))
+        self.queue: str = options.get("queue", "default")
+        tags = options.get("tags", [])
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, Iterable) or not all(isinstance(t, str) for t in tags):
+            raise TypeError("tags must be a string or a list of strings")
+        self.tags: list[str] = list(tags)
+        self.description: str = options.get("description") or (inspect.getdoc(fn) or "").split("\n")[0]
+        self.category: str = options.get("category", "default")
+        self.before_job: Callable[..., Any] | None = options.get("before_job")
+        self.after_job: Callable[..., Any] | None = options.get("after_job")
+        self.on_error: Callable[..., Any] | None = options.get("on_error")
+        self.unique: bool = bool(options.get("unique", False))
+        self.executor: str | None = options.get("executor")
+        self._validate()
+        if self.name.startswith("test_"):
+            warnings.warn(f"task {self.name!r} starts with 'test_'; pytest may collect it as a test", stacklevel=3)
+        registry.add(self)
+
+    def _validate(self) -> None:
+        if self.backoff not in ("fixed", "exponential"):
+            raise ValueError(f"backoff={self.backoff!r} is invalid: use 'fixed' or 'exponential'")
+        if self.timeout_policy not in (None, "retry", "fail", "ignore"):
+            raise ValueError(f"timeout_policy={self.timeout_policy!r} is invalid: use 'retry', 'fail' or 'ignore'")
+        if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
+            raise ValueError(f"retries={self.retries!r} is invalid: use an integer >= 0")
+        if self.retry_delay_secs is not None and self.retry_delay_secs < 0:
+            raise ValueError(f"retry_delay_secs={self.retry_delay_secs!r} is invalid: use a number >= 0")
+        if self.timeout_secs is not None and self.timeout_secs <= 0:
+            raise ValueError(f"timeout_secs={self.timeout_secs!r} is invalid: use a number > 0, or None for no timeout")
+        validate_id(self.queue, "queue name")
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} ({self.module}.{self.qualname})>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        """Run the function here and now, like a plain call."""
+        return self.fn(*args, **kwargs)
+
+    # -- enqueueing ------------------------------------------------------------
+
+    def build_job(self, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom, **overrides: Any) -> Job:
+        s = app.settings
+        opts = {k: getattr(self, k) for k in TASK_OPTIONS if hasattr(self, k)}
+        unknown = set(overrides) - set(TASK_OPTIONS) - set(CALL_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        opts.update({k: v for k, v in overrides.items() if k in TASK_OPTIONS})
+        eta = _to_timestamp(overrides.get("eta"))
+        if overrides.get("countdown") is not None:
+            if eta is not None:
+                raise ValueError("pass eta= or countdown=, not both")
+            eta = now() + float(overrides["countdown"])
+        unique_key = overrides.get("unique_key")
+        if unique_key is None and opts.get("unique"):
+            unique_key = _default_unique_key(self.name, args, kwargs, app)
+        retries = opts["retries"] if opts["retries"] is not None else s.max_retries
+        timeout = opts["timeout_secs"] if "timeout_secs" in overrides or self.timeout_secs is not None else s.job_timeout_secs
+        job = Job(
+            task=self.name,
+            args=list(args),
+            kwargs=dict(kwargs),
+            queue=opts["queue"],
+            priority=int(opts["priority"]),
+            eta=eta,
+            max_retries=int(retries),
+            retry_delay_secs=float(opts["retry_delay_secs"] if opts["retry_delay_secs"] is not None else s.retry_delay_secs),
+            backoff=opts["backoff"],
+            backoff_max_secs=float(opts["backoff_max_secs"]),
+            jitter=bool(opts["jitter"]),
+            timeout_secs=timeout,
+            timeout_policy=opts["timeout_policy"] or s.timeout_policy,
+            store_result=bool(opts["store_result"]),
+            unique_key=unique_key,
+            executor=opts.get("executor"),
+            tags=list(opts["tags"]),
+        )
+        if overrides.get("job_id"):
+            job.id = validate_id(overrides["job_id"])
+        return job
+
+    def delay(self, *args: Any, **kwargs: Any) -> JobHandle[R]:
+        """Enqueue one run with these arguments; returns a handle at once."""
+        return _BoundCall(self, {}).delay(*args, **kwargs)
+
+    submit = delay
+
+    def map(self, arg_sequences: Iterable[Sequence[Any] | Any]) -> list[JobHandle[R]]:
+        """Enqueue one job per element (a tuple of positional args, or one arg), in one batch."""
+        return _BoundCall(self, {}).map(arg_sequences)
+
+    def options(self, *, app: Nuvom | None = None, **overrides: Any) -> _BoundCall[R]:
+        """Per-call overrides: ``task.options(eta=..., priority=9, queue="high").delay(...)``."""
+        return _BoundCall(self, overrides, app)
+
+
+class _BoundCall(Generic[R]):
+    def __init__(self, task: Task[R], overrides: dict[str, Any], app: Nuvom | None = None) -> None:
+        self.task = task
+        self.overrides = overrides
+        self.app = app
+
+    def _app(self) -> Nuvom:
+        if self.app is not None:
+            return self.app
+        from nuvom_kernel.app import get_app
+
+        return get_app()
+
+    def delay(self, *args: Any, **kwargs: Any) -> JobHandle[R]:
+        app = self._app()
+        job = self.task.build_job(args, kwargs, app, **self.overrides)
+        return JobHandle(app.enqueue(job).id, app)
+
+    submit = delay
+
+    def map(self, arg_sequences: Iterable[Sequence[Any] | Any]) -> list[JobHandle[R]]:
+        app = self._app()
+        jobs = []
+        for item in arg_sequences:
+            args = tuple(item) if isinstance(item, (list, tuple)) else (item,)
+            jobs.append(self.task.build_job(args, {}, app, **self.overrides))
+        return [JobHandle(j.id, app) for j in app.enqueue_many(jobs)]
+
+
+def _default_unique_key(name: str, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom) -> str:
+    import hashlib
+
+    digest = hashlib.blake2b(app.serializer.dumps([name, list(args), kwargs]), digest_size=16).hexdigest()
+    return f"{name}:{digest}"
+
+
+class JobHandle(Generic[R]):
+    """What ``delay()`` returns: the job's id and ways to wait for its result."""
+
+    def __init__(self, job_id: str, app: Nuvom | None = None) -> None:
+        self.id = job_id
+        self._app = app
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.id}>"
+
+    @property
+    def app(self) -> Nuvom:
+        if self._app is None:
+            from nuvom_kernel.app import get_app
+
+            self._app = get_app()
+        return self._app
+
+    def job(self) -> Job:
+        return self.app.get_job(self.id)
+
+    def status(self) -> JobState:
+        return self.job().state
+
+    def cancel(self) -> Job:
+        return self.app.cancel_job(self.id)
+
+    def wait(self, timeout: float | None = None) -> Job:
+        """Block until the job reaches a terminal state; ``TimeoutError`` after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            job = self.job()
+            if job.is_terminal():
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} is still {job.state} after {timeout} s")
+            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.1)
+
+    def result(self, timeout: float | None = None) -> R:
+        """The task's return value; raises the task's error if it failed."""
+        job = self.wait(timeout)
+        if job.state == JobState.SUCCEEDED:
+            return job.result  # type: ignore[no-any-return]
+        if job.state == JobState.CANCELLED:
+            raise JobCancelledError(f"job {self.id} was cancelled: {job.reason}")
+        if job.state == JobState.DEAD:
+            raise JobDeadError(f"job {self.id} is dead: {job.reason}")
+        raise rebuild_error(job)
+
+
+def rebuild_error(job: Job) -> BaseException:
+    """The task's exception, rebuilt when its class is a builtin or already imported."""
+    err = job.last_error
+    if err is None:
+        return JobFailedError("UnknownError", "job failed without an error record", job_id=job.id)
+    remote = JobFailedError(err.type, err.message, err.traceback, job_id=job.id)
+    module, _, qualname = err.type.rpartition(".")
+    cls: Any = None
+    if module in ("builtins", ""):
+        cls = getattr(builtins, qualname, None)
+    elif module in sys.modules:  # never import to rebuild an error
+        cls = sys.modules[module]
+        for part in qualname.split("."):
+            cls = getattr(cls, part, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            exc = cls(err.message)
+        except Exception:
+            return remote
+        exc.__cause__ = remote
+        return exc
+    return remote
+
+
+@overload
+def task(fn: Callable[..., R], /) -> Task[R]: ...
+
+
+@overload
+def task(fn: None = None, /, **options: Any) -> Callable[[Callable[..., R]], Task[R]]: ...
+
+
+def task(fn: Callable[..., R] | None = None, /, **options: Any) -> Task[R] | Callable[[Callable[..., R]], Task[R]]:
+    """Make a function a Nuvom task: ``@task`` or ``@task(retries=3, timeout_secs=10)``."""
+    if fn is not None:
+        return Task(fn, **options)
+
+    def decorate(f: Callable[..., R]) -> Task[R]:
+        return Task(f, **options)
+
+    return decorate
+
+
+def get_task(name: str) -> Task[Any]:
+    """The registered task called ``name`` (``TaskNotFoundError`` if none)."""
+    return registry.get(name)

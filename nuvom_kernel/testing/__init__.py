@@ -1,0 +1,21 @@
+"""Conformance suites every backend and executor plugin runs (ours and third-party).
+
+``from nuvom_kernel.testing import QueueBackendContract`` (also available as
+``nuvom.testing``), subclass it in your plugin's tests with a fixture, and
+pytest runs every rule against your component.  See docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+from nuvom_kernel.testing.executor_contract import ExecutorContract
+from nuvom_kernel.testing.queue_contract import QueueBackendContract, make_job, wait_for
+from nuvom_kernel.testing.result_contract import ResultBackendContract, finished_job
+
+__all__ = [
+    "ExecutorContract",
+    "QueueBackendContract",
+    "ResultBackendContract",
+    "finished_job",
+    "make_job",
+    "wait_for",
+]

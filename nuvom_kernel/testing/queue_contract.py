@@ -1,0 +1,426 @@
+"""``QueueBackendContract``: the rules every queue backend keeps.
+
+Use it from a plugin's tests::
+
+    import pytest
+    from nuvom_kernel.testing import QueueBackendContract
+
+    class TestMyQueue(QueueBackendContract):
+        @pytest.fixture
+        def backend(self, tmp_path):
+            b = MyBackend(tmp_path / "q")
+            yield b
+            b.close()
+
+        # optional: another instance on the same storage (other connection,
+        # other process view); the default reuses ``backend``
+        @pytest.fixture
+        def backend_factory(self, backend, tmp_path):
+            return lambda: MyBackend(tmp_path / "q")
+
+Every test starts from an empty backend.  No test sleeps to synchronise:
+waits poll a condition with a generous deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from nuvom_kernel.contracts import Completion, QueueBackend
+from nuvom_kernel.errors import InvalidIdError
+from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, WorkerInfo, now
+
+WAIT = 10.0  # generous bound for anything that should happen "soon"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT, interval: float = 0.01) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def make_job(task: str = "contract.task", **fields: Any) -> Job:
+    return Job(task=task, **fields)
+
+
+def succeed(result: Any = None) -> Outcome:
+    return Outcome(kind="succeeded", result=result)
+
+
+class QueueBackendContract:
+    """Subclass with a ``backend`` fixture (and optionally ``backend_factory``)."""
+
+    lease = 30.0
+
+    @pytest.fixture
+    def backend_factory(self, backend: QueueBackend) -> Callable[[], QueueBackend]:
+        return lambda: backend
+
+    # -- enqueue / claim / finish ----------------------------------------------------
+
+    def test_enqueue_then_get(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(args=[1, "a"], kwargs={"k": [1, 2]}, tags=["t"]))
+        assert job.state == JobState.QUEUED
+        got = backend.get(job.id)
+        assert got is not None
+        assert (got.task, got.args, got.kwargs, got.tags, got.attempts) == ("contract.task", [1, "a"], {"k": [1, 2]}, ["t"], 0)
+        assert got.history and got.history[-1].state == JobState.QUEUED
+
+    def test_get_unknown_is_none(self, backend: QueueBackend) -> None:
+        assert backend.get("no-such-job") is None
+
+    def test_claim_takes_lease_and_counts_attempt(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        before = now()
+        [claimed] = backend.claim(["default"], 10, self.lease, "w1")
+        assert claimed.id == job.id
+        assert claimed.state == JobState.RUNNING
+        assert claimed.attempts == 1
+        assert claimed.token is not None
+        assert claimed.worker_id == "w1"
+        assert claimed.lease_expires_at is not None and claimed.lease_expires_at >= before + self.lease - 1
+        assert backend.claim(["default"], 10, self.lease, "w2") == []
+        stored = backend.get(job.id)
+        assert stored is not None and stored.state == JobState.RUNNING
+
+    def test_finish_with_live_token_stores_result(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        [claimed] = backend.claim(["default"], 1, self.lease, "w1")
+        assert claimed.token is not None
+        value = {"n": 1, "list": [1, 2.5, "x", None, True], "nested": {"ü": "ñ"}}
+        assert backend.finish(job.id, claimed.token, succeed(value)) is True
+        done = backend.get(job.id)
+        assert done is not None
+        assert done.state == JobState.SUCCEEDED and done.result == value
+        assert done.finished_at is not None and done.token is None
+        assert [t.state for t in done.history][-2:] == [JobState.RUNNING, JobState.SUCCEEDED]
+
+    def test_stale_token_is_refused(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        [claimed] = backend.claim(["default"], 1, self.lease, "w1")
+        assert claimed.token is not None
+        assert backend.finish(job.id, claimed.token + 1, succeed("x")) is False
+        assert backend.finish(job.id, claimed.token, succeed("ok")) is True
+        assert backend.finish(job.id, claimed.token, succeed("again")) is False
+        done = backend.get(job.id)
+        assert done is not None and done.result == "ok"
+
+    def test_failed_outcome_keeps_every_error(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(max_retries=1))
+        [c1] = backend.claim(["default"], 1, self.lease, "w")
+        assert c1.token is not None
+        e1 = ErrorInfo(attempt=1, type="builtins.ValueError", message="first", traceback="tb1")
+        assert backend.finish(job.id, c1.token, Outcome(kind="retry", error=e1, eta=None))
+        [c2] = backend.claim(["default"], 1, self.lease, "w")
+        assert c2.token is not None and c2.token > c1.token and c2.attempts == 2
+        e2 = ErrorInfo(attempt=2, type="builtins.KeyError", message="second", traceback="tb2")
+        assert backend.finish(job.id, c2.token, Outcome(kind="failed", error=e2))
+        done = backend.get(job.id)
+        assert done is not None and done.state == JobState.FAILED
+        assert [(e.attempt, e.type, e.message, e.traceback) for e in done.errors] == [
+            (1, "builtins.ValueError", "first", "tb1"), (2, "builtins.KeyError", "second", "tb2")]
+
+    def test_retry_with_eta_is_scheduled(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(max_retries=1))
+        [c] = backend.claim(["default"], 1, self.lease, "w")
+        assert c.token is not None
+        assert backend.finish(job.id, c.token, Outcome(kind="retry", eta=now() + 3600))
+        stored = backend.get(job.id)
+        assert stored is not None and stored.state == JobState.SCHEDULED
+        assert backend.claim(["default"], 1, self.lease, "w") == []
+
+    def test_dead_and_cancelled_outcomes(self, backend: QueueBackend) -> None:
+        a = backend.enqueue(make_job())
+        b = backend.enqueue(make_job())
+        claimed = {j.id: j for j in backend.claim(["default"], 2, self.lease, "w")}
+        assert backend.finish(a.id, claimed[a.id].token or 0, Outcome(kind="dead", reason="unknown task 'x'"))
+        assert backend.finish(b.id, claimed[b.id].token or 0, Outcome(kind="cancelled", reason="stop"))
+        da, db = backend.get(a.id), backend.get(b.id)
+        assert da is not None and da.state == JobState.DEAD and da.reason == "unknown task 'x'"
+        assert db is not None and db.state == JobState.CANCELLED
+
+    # -- ordering ------------------------------------------------------------------------
+
+    def test_fifo_within_a_priority(self, backend: QueueBackend) -> None:
+        ids = [backend.enqueue(make_job(created_at=1000.0 + i)).id for i in range(10)]
+        got = [backend.claim(["default"], 1, self.lease, "w")[0].id for _ in range(10)]
+        assert got == ids
+
+    def test_higher_priority_first(self, backend: QueueBackend) -> None:
+        low = backend.enqueue(make_job(priority=0, created_at=1.0))
+        high = backend.enqueue(make_job(priority=9, created_at=2.0))
+        mid = backend.enqueue(make_job(priority=5, created_at=3.0))
+        got = [j.id for j in backend.claim(["default"], 3, self.lease, "w")]
+        assert got == [high.id, mid.id, low.id]
+
+    def test_eta_in_future_is_scheduled_until_due(self, backend: QueueBackend) -> None:
+        later = backend.enqueue(make_job(eta=now() + 0.5))
+        assert later.state == JobState.SCHEDULED
+        assert backend.claim(["default"], 5, self.lease, "w") == []
+        claimed = wait_for(lambda: backend.claim(["default"], 5, self.lease, "w"))
+        assert [j.id for j in claimed] == [later.id]
+
+    def test_claims_only_named_queues(self, backend: QueueBackend) -> None:
+        a = backend.enqueue(make_job(queue="alpha"))
+        b = backend.enqueue(make_job(queue="beta"))
+        assert backend.claim(["default"], 5, self.lease, "w") == []
+        assert [j.id for j in backend.claim(["beta"], 5, self.lease, "w")] == [b.id]
+        assert [j.id for j in backend.claim(["alpha", "beta"], 5, self.lease, "w")] == [a.id]
+
+    # -- batches and concurrency -----------------------------------------------------------
+
+    def test_batch_claims(self, backend: QueueBackend) -> None:
+        jobs = backend.enqueue_many([make_job(args=[i]) for i in range(50)])
+        assert len({j.id for j in jobs}) == 50
+        first = backend.claim(["default"], 20, self.lease, "w")
+        second = backend.claim(["default"], 20, self.lease, "w")
+        third = backend.claim(["default"], 20, self.lease, "w")
+        assert (len(first), len(second), len(third)) == (20, 20, 10)
+        assert len({j.id for j in first + second + third}) == 50
+
+    def test_exchange_finishes_then_claims(self, backend: QueueBackend) -> None:
+        a = backend.enqueue(make_job())
+        [ca] = backend.claim(["default"], 1, self.lease, "w")
+        b = backend.enqueue(make_job())
+        accepted, claimed = backend.exchange(
+            [Completion(a.id, ca.token or 0, succeed(1)), Completion(a.id, (ca.token or 0) + 7, succeed(2))],
+            ["default"], 5, self.lease, "w")
+        assert accepted == [True, False]
+        assert [j.id for j in claimed] == [b.id]
+        done = backend.get(a.id)
+        assert done is not None and done.result == 1
+
+    def test_concurrent_claims_never_share_a_job(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+        total = 400
+        backend.enqueue_many([make_job(args=[i]) for i in range(total)])
+        seen: list[str] = []
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def drain(n: int) -> None:
+            try:
+                b = backend_factory()
+                while True:
+                    got = b.claim(["default"], 7, self.lease, f"w{n}")
+                    if not got:
+                        return
+                    for j in got:
+                        assert b.finish(j.id, j.token or 0, succeed(j.args[0]))
+                    with lock:
+                        seen.extend(j.id for j in got)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drain, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        assert len(seen) == total and len(set(seen)) == total
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def test_renew_extends_live_leases_and_reports_lost(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        [c] = backend.claim(["default"], 1, 1.0, "w")
+        assert c.token is not None and c.lease_expires_at is not None
+        lost = backend.renew({job.id: c.token}, 60.0)
+        assert lost == set()
+        renewed = backend.get(job.id)
+        assert renewed is not None and renewed.lease_expires_at is not None
+        assert renewed.lease_expires_at > c.lease_expires_at + 30
+        assert backend.renew({job.id: c.token + 1}, 60.0) == {job.id}
+
+    def test_expired_lease_is_redelivered_with_a_new_token(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(max_retries=3))
+        [c1] = backend.claim(["default"], 1, 0.2, "dead-worker")
+        wait_for(lambda: backend.sweep() > 0)
+        requeued = backend.get(job.id)
+        assert requeued is not None and requeued.state == JobState.QUEUED and requeued.attempts == 1
+        [c2] = backend.claim(["default"], 1, self.lease, "w2")
+        assert c2.id == job.id and (c2.token or 0) > (c1.token or 0) and c2.attempts == 2
+        assert backend.finish(job.id, c1.token or 0, succeed("stale")) is False
+        assert backend.finish(job.id, c2.token or 0, succeed("fresh")) is True
+        done = backend.get(job.id)
+        assert done is not None and done.result == "fresh"
+
+    def test_sweep_dead_letters_after_max_attempts(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(max_retries=0))
+        backend.claim(["default"], 1, 0.2, "dead-worker")
+        wait_for(lambda: backend.sweep() > 0)
+        dead = backend.get(job.id)
+        assert dead is not None and dead.state == JobState.DEAD
+        assert dead.reason and "lease expired" in dead.reason
+
+    def test_sweep_leaves_live_leases_alone(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        backend.claim(["default"], 1, 3600, "w")
+        assert backend.sweep() == 0
+        held = backend.get(job.id)
+        assert held is not None and held.state == JobState.RUNNING
+
+    def test_release_does_not_count_the_attempt(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        [c] = backend.claim(["default"], 1, self.lease, "w")
+        assert backend.release(job.id, (c.token or 0) + 1) is False
+        assert backend.release(job.id, c.token or 0) is True
+        again = backend.get(job.id)
+        assert again is not None and again.state == JobState.QUEUED and again.attempts == 0
+        [c2] = backend.claim(["default"], 1, self.lease, "w")
+        assert c2.id == job.id and c2.attempts == 1
+
+    # -- unique jobs, cancel, retry, progress --------------------------------------------------
+
+    def test_unique_key_returns_the_live_job(self, backend: QueueBackend) -> None:
+        first = backend.enqueue(make_job(unique_key="report:42"))
+        second = backend.enqueue(make_job(unique_key="report:42"))
+        assert second.id == first.id
+        assert len(backend.list_jobs(limit=10)) == 1
+        [c] = backend.claim(["default"], 1, self.lease, "w")
+        assert backend.enqueue(make_job(unique_key="report:42")).id == first.id  # still running
+        assert backend.finish(c.id, c.token or 0, succeed())
+        third = backend.enqueue(make_job(unique_key="report:42"))
+        assert third.id != first.id
+
+    def test_unique_key_is_atomic_under_concurrency(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def add() -> None:
+            b = backend_factory()
+            for _ in range(5):
+                j = b.enqueue(make_job(unique_key="only-one"))
+                with lock:
+                    ids.append(j.id)
+
+        threads = [threading.Thread(target=add) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(ids) == 30 and len(set(ids)) == 1
+
+    def test_cancel_queued_at_once_and_running_by_request(self, backend: QueueBackend) -> None:
+        queued = backend.enqueue(make_job())
+        later = backend.enqueue(make_job(eta=now() + 3600))
+        cancelled = backend.cancel(queued.id, "no longer needed")
+        assert cancelled is not None and cancelled.state == JobState.CANCELLED
+        c2 = backend.cancel(later.id)
+        assert c2 is not None and c2.state == JobState.CANCELLED
+        running = backend.enqueue(make_job())
+        [c] = backend.claim(["default"], 5, self.lease, "w")
+        assert c.id == running.id
+        flagged = backend.cancel(running.id)
+        assert flagged is not None and flagged.state == JobState.RUNNING and flagged.cancel_requested
+        assert backend.cancel("missing-job") is None
+
+    def test_retry_requeues_same_job_with_history(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(max_retries=0))
+        [c] = backend.claim(["default"], 1, self.lease, "w")
+        err = ErrorInfo(attempt=1, type="builtins.RuntimeError", message="nope")
+        assert backend.finish(job.id, c.token or 0, Outcome(kind="failed", error=err))
+        again = backend.retry(job.id)
+        assert again is not None and again.id == job.id and again.state == JobState.QUEUED
+        [c2] = backend.claim(["default"], 1, self.lease, "w")
+        assert c2.id == job.id and c2.attempts == 2
+        assert backend.finish(job.id, c2.token or 0, succeed("second time"))
+        done = backend.get(job.id)
+        assert done is not None and done.state == JobState.SUCCEEDED and done.errors[0].message == "nope"
+        states = [t.state for t in done.history]
+        assert states.count(JobState.RUNNING) == 2 and JobState.FAILED in states
+        assert backend.retry(job.id) is None  # succeeded jobs are not retried
+
+    def test_retry_refuses_live_jobs(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        assert backend.retry(job.id) is None
+        backend.claim(["default"], 1, self.lease, "w")
+        assert backend.retry(job.id) is None
+
+    def test_progress_needs_the_live_token(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        [c] = backend.claim(["default"], 1, self.lease, "w")
+        assert backend.set_progress(job.id, c.token or 0, {"done": 3, "total": 10})
+        assert backend.set_progress(job.id, (c.token or 0) + 1, {"done": 4}) is False
+        got = backend.get(job.id)
+        assert got is not None and got.progress == {"done": 3, "total": 10}
+
+    # -- listing, counting, purging ----------------------------------------------------------------
+
+    def test_list_jobs_newest_first_with_filters(self, backend: QueueBackend) -> None:
+        a = backend.enqueue(make_job("t.a", created_at=100.0))
+        b = backend.enqueue(make_job("t.b", created_at=200.0, queue="other"))
+        c = backend.enqueue(make_job("t.a", created_at=300.0))
+        assert [j.id for j in backend.list_jobs()] == [c.id, b.id, a.id]
+        assert [j.id for j in backend.list_jobs(task="t.a")] == [c.id, a.id]
+        assert [j.id for j in backend.list_jobs(queue="other")] == [b.id]
+        assert [j.id for j in backend.list_jobs(since=150.0)] == [c.id, b.id]
+        assert [j.id for j in backend.list_jobs(limit=1, offset=1)] == [b.id]
+        [claimed] = backend.claim(["default"], 1, self.lease, "w")
+        assert [j.id for j in backend.list_jobs(states=[JobState.RUNNING])] == [claimed.id]
+
+    def test_counts_and_oldest(self, backend: QueueBackend) -> None:
+        assert backend.oldest_queued_at() is None
+        backend.enqueue(make_job(created_at=50.0))
+        backend.enqueue(make_job(created_at=60.0))
+        backend.enqueue(make_job(queue="other"))
+        backend.claim(["other"], 1, self.lease, "w")
+        counts = backend.counts()
+        assert counts["default"]["queued"] == 2 and counts["other"]["running"] == 1
+        assert backend.oldest_queued_at() == 50.0
+
+    def test_purge_removes_only_old_terminal_jobs(self, backend: QueueBackend) -> None:
+        done = backend.enqueue(make_job())
+        failed = backend.enqueue(make_job())
+        live = backend.enqueue(make_job(eta=now() + 3600))
+        claimed = {j.id: j for j in backend.claim(["default"], 2, self.lease, "w")}
+        backend.finish(done.id, claimed[done.id].token or 0, succeed(1))
+        backend.finish(failed.id, claimed[failed.id].token or 0, Outcome(kind="failed"))
+        assert backend.purge(older_than=now() - 3600) == 0
+        assert backend.purge(states=[JobState.FAILED], older_than=now() + 1) == 1
+        assert backend.get(failed.id) is None and backend.get(done.id) is not None
+        assert backend.purge(older_than=now() + 1) == 1
+        assert backend.get(done.id) is None
+        assert backend.get(live.id) is not None
+
+    # -- safety, workers, wake-ups -----------------------------------------------------------------
+
+    @pytest.mark.parametrize("bad", ["../x", "..\\x", "a/b", "CON", "nul.txt", "x\x00y", "z" * 65, ""])
+    def test_unsafe_ids_are_refused(self, backend: QueueBackend, bad: str) -> None:
+        with pytest.raises(InvalidIdError):
+            backend.get(bad)
+        with pytest.raises(InvalidIdError):
+            backend.enqueue(make_job(id=bad))
+
+    def test_workers_register_and_list(self, backend: QueueBackend) -> None:
+        info = WorkerInfo(id="w-1", host="h", pid=1, queues=["default"], concurrency=4, executor="thread",
+                          started_at=now(), heartbeat_at=now())
+        backend.register_worker(info)
+        backend.register_worker(info.model_copy(update={"jobs_done": 5}))
+        workers = backend.list_workers()
+        assert [(w.id, w.jobs_done) for w in workers] == [("w-1", 5)]
+
+    def test_subscribers_are_woken_by_enqueue(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+        rang = threading.Event()
+        unsubscribe = backend.subscribe(rang.set)
+        try:
+            backend_factory().enqueue(make_job())
+            assert rang.wait(WAIT)
+        finally:
+            unsubscribe()
+
+    def test_enqueue_many_large_batch(self, backend: QueueBackend) -> None:
+        jobs = backend.enqueue_many([make_job(args=[i]) for i in range(2000)])
+        assert len(jobs) == 2000
+        assert sum(c.get("queued", 0) for c in backend.counts().values()) == 2000

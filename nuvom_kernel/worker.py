@@ -1,0 +1,419 @@
+"""The worker loop: claim -> execute -> record, with leases and a graceful stop.
+
+One loop thread talks to the queue backend: each round trip finishes the
+attempts that ended since the last one and claims as many jobs as the
+executor has free slots (``QueueBackend.exchange``).  A heartbeat thread
+renews the leases of every job this worker holds and returns other workers'
+expired leases to the queue.  Executors report endings through a callback
+that only appends to a queue and wakes the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as stdqueue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nuvom_kernel.context import JobContext
+from nuvom_kernel.contracts import Completion, Executor, WorkItem, WorkResult
+from nuvom_kernel.execution import decide, run_async, run_sync
+from nuvom_kernel.lifecycle import NuvomContext
+from nuvom_kernel.models import (
+    ErrorInfo,
+    Job,
+    JobState,
+    Outcome,
+    WorkerInfo,
+    apply_outcome,
+    now,
+    validate_id,
+)
+from nuvom_kernel.task import Task, registry
+
+if TYPE_CHECKING:
+    from nuvom_kernel.app import Nuvom
+
+log = logging.getLogger("nuvom.worker")
+
+
+@dataclass
+class _Held:
+    job: Job
+    task: Task[Any] | None
+    ctx: JobContext | None = None
+    deferred: Outcome | None = None  # a soft-timed-out retry, applied when the thread ends
+    reported: bool = False  # the executor reported an ending (possibly a soft timeout)
+    ended: bool = False  # the code really stopped running
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    refused: int = 0  # completions refused because the lease was lost
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+def stop_file(root: Path, worker_id: str | None = None) -> Path:
+    """The file a portable stop request creates (``nuvom`` CLI or any process)."""
+    name = f"stop-{worker_id}" if worker_id else "stop-all"
+    return root / ".nuvom" / "workers" / name
+
+
+class Worker:
+    """Runs jobs from ``queues`` until stopped (or, in ``burst`` mode, until none are left)."""
+
+    def __init__(
+        self,
+        app: Nuvom,
+        *,
+        queues: Sequence[str] = ("default",),
+        concurrency: int | None = None,
+        executor: str | Executor | None = None,
+        burst: bool = False,
+        worker_id: str | None = None,
+        executors: dict[str, Executor] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.queues = [validate_id(q, "queue name") for q in queues]
+        self.concurrency = concurrency or self.settings.max_workers
+        self.burst = burst
+        self.id = validate_id(worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}".replace("_", "-"), "worker id")
+        if isinstance(executor, str) or executor is None:
+            self.executor_name = executor or self.settings.executor
+            self.executor: Executor = app.create_executor(self.executor_name)
+        else:
+            self.executor = executor
+            self.executor_name = getattr(executor, "name", type(executor).__name__)
+        self.extra_executors: dict[str, Executor] = dict(executors or {})
+        self.lease_secs = self.settings.lease_secs
+        self.stats = WorkerStats()
+        self._held: dict[str, _Held] = {}
+        self._held_lock = threading.Lock()
+        self._done: stdqueue.SimpleQueue[tuple[str, WorkResult]] = stdqueue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._hard_stop = threading.Event()
+        self._stopped = threading.Event()
+        self._ready = threading.Event()
+        self._started_at = now()
+        self._threads: list[threading.Thread] = []
+        self._unsubscribe: Any = None
+
+    # -- control -----------------------------------------------------------------
+
+    def request_stop(self, hard: bool = False) -> None:
+        """Ask the worker to stop: finish running jobs, release unstarted claims.
+        Portable (no signals); ``hard`` also abandons running jobs to their leases."""
+        self._stop.set()
+        if hard:
+            self._hard_stop.set()
+        self._wake.set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def held_job_ids(self) -> list[str]:
+        with self._held_lock:
+            return list(self._held)
+
+    # -- main loop ---------------------------------------------------------------
+
+    def run(self) -> WorkerStats:
+        ctx = NuvomContext(settings=self.settings, role="worker", worker_id=self.id)
+        queue = self.app.queue
+        self.executor.start(self.concurrency)
+        for ex in self.extra_executors.values():
+            ex.start(self.concurrency)
+        self.app.plugins.startup(ctx)
+        self._unsubscribe = queue.subscribe(self._wake.set)
+        self._register("running")
+        hb = threading.Thread(target=self._heartbeat_loop, name=f"nuvom-heartbeat-{self.id}", daemon=True)
+        hb.start()
+        self._threads.append(hb)
+        log.info("worker %s ready: queues=%s concurrency=%d executor=%s backend=%s",
+                 self.id, ",".join(self.queues), self.concurrency, self.executor_name, self.settings.queue_backend)
+        self._ready.set()
+        try:
+            self._loop()
+        finally:
+            self._shutdown(ctx)
+        return self.stats
+
+    def _free_slots(self) -> int:
+        return self.executor.free_slots()
+
+    def _loop(self) -> None:
+        queue = self.app.queue
+        batch = self.settings.batch_size
+        poll = self.settings.poll_interval_secs
+        released = False
+        while True:
+            if self._hard_stop.is_set():
+                return
+            completions = self._drain_completions()
+            stopping = self._stop.is_set()
+            if stopping and not released:
+                released = True
+                log.info("worker %s stopping: finishing %d running job(s)", self.id, len(self._held))
+            limit = 0 if stopping else max(0, min(batch, self._free_slots()))
+            claimed: list[Job] = []
+            if completions or limit:
+                accepted, claimed = queue.exchange(completions, self.queues, limit, self.lease_secs, self.id)
+                self._after_finish(completions, accepted)
+                for job in claimed:
+                    self._dispatch(job)
+            if stopping:
+                with self._held_lock:
+                    busy = bool(self._held)
+                if not busy and self._done.empty():
+                    return
+            if self.burst and limit and not claimed and not completions:
+                with self._held_lock:
+                    busy = bool(self._held)
+                if not busy and self._done.empty():
+                    log.info("worker %s: queue empty, burst mode exits", self.id)
+                    return
+            if claimed and len(claimed) == limit:
+                continue  # more work is likely waiting
+            if not completions and not claimed:
+                self._wake.wait(poll)
+                self._wake.clear()
+
+    def _drain_completions(self) -> list[Completion]:
+        out: list[Completion] = []
+        while True:
+            try:
+                job_id, result = self._done.get_nowait()
+            except stdqueue.Empty:
+                return out
+            completion = self._complete(job_id, result)
+            if completion is not None:
+                out.append(completion)
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def _dispatch(self, job: Job) -> None:
+        self.stats.claimed += 1
+        task = registry.find(job.task)
+        held = _Held(job=job, task=task)
+        with self._held_lock:
+            self._held[job.id] = held
+        if task is None:
+            reason = (f"unknown task {job.task!r}: this worker has no such task registered "
+                      "(run `nuvom discover tasks`, or start the worker with --tasks MODULE)")
+            self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": reason})))
+            return
+        deadline = None if not job.timeout_secs else time.monotonic() + job.timeout_secs
+        ctx = JobContext(job=job, deadline=deadline, queue=self.app.queue)
+        held.ctx = ctx
+        executor = self._executor_for(task, job)
+        if task.is_async:
+            call: Any = lambda: run_async(task, ctx)  # noqa: E731
+        else:
+            call = lambda: run_sync(task, ctx)  # noqa: E731
+        self.app.plugins.job_started(job)
+        item = WorkItem(job=job, call=call, timeout_secs=job.timeout_secs, is_async=task.is_async,
+                        modules=(task.module,))
+        item_ctx = ctx
+
+        def done(result: WorkResult, _id: str = job.id) -> None:
+            if result.timed_out or result.cancelled:
+                item_ctx.cancel_event.set()
+            self._done.put((_id, result))
+            self._wake.set()
+
+        executor.submit(item, done)
+
+    def _executor_for(self, task: Task[Any], job: Job) -> Executor:
+        name = job.executor or task.executor
+        if name and name != self.executor_name:
+            ex = self.extra_executors.get(name)
+            if ex is None:
+                ex = self.app.create_executor(name)
+                ex.start(self.concurrency)
+                self.extra_executors[name] = ex
+            return ex
+        return self.executor
+
+    def _complete(self, job_id: str, result: WorkResult) -> Completion | None:
+        with self._held_lock:
+            held = self._held.get(job_id)
+        if held is None:
+            return None
+        job = held.job
+        if held.reported:
+            # the late second report of a soft-timed-out thread: it has really ended now
+            held.ended = True
+            if held.deferred is not None and job.token is not None:
+                return Completion(job.id, job.token, held.deferred)
+            with self._held_lock:
+                self._held.pop(job_id, None)
+            return None
+        held.reported = True
+        held.ended = not result.still_running
+        assert job.token is not None
+        dead_reason = result.extra.get("dead_reason")
+        if dead_reason:
+            outcome = Outcome(kind="dead", reason=dead_reason,
+                              error=ErrorInfo(attempt=job.attempts, type="nuvom.UnknownTask", message=dead_reason))
+            return Completion(job.id, job.token, outcome)
+        outcome = decide(job, held.task, result,
+                         check_result=lambda v: self.app.check_payload(v, f"result of task {job.task!r}"))
+        if result.still_running and outcome.kind == "retry":
+            # never a second copy while the first still runs: keep the lease until it ends
+            held.deferred = outcome
+            log.warning("job %s (%s) timed out; its thread still runs, so the retry waits until it ends",
+                        job.id, job.task)
+            return None
+        return Completion(job.id, job.token, outcome)
+
+    def _after_finish(self, completions: list[Completion], accepted: list[bool]) -> None:
+        for completion, ok in zip(completions, accepted):
+            with self._held_lock:
+                held = self._held.get(completion.job_id)
+                if held is None:
+                    continue
+                if held.ended:
+                    self._held.pop(completion.job_id, None)
+                else:
+                    # outcome recorded at a soft timeout; the thread still runs and its
+                    # late result will be discarded.  Stop renewing: nothing more to record.
+                    held.job.token = None
+            if not ok:
+                self.stats.refused += 1
+                log.warning("job %s: outcome %s refused (the lease was lost to another worker)",
+                            completion.job_id, completion.outcome.kind)
+                continue
+            self._record(held, completion.outcome)
+
+    def _record(self, held: _Held, outcome: Outcome) -> None:
+        before = held.job.model_copy(deep=True)
+        record = apply_outcome(held.job.model_copy(deep=True), outcome)
+        kind = outcome.kind
+        counter = {"succeeded": "succeeded", "failed": "failed", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}[kind]
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        if not self.app.shares_storage and record.is_terminal():
+            try:
+                self.app.results.save(record)
+            except Exception:
+                log.exception("job %s: storing the result in %s failed", record.id, self.settings.result_backend)
+        plugins = self.app.plugins
+        if kind == "retry":
+            delay = max(0.0, (outcome.eta or outcome.at) - outcome.at)
+            plugins.job_retrying(record, outcome.error, delay)
+        elif kind == "dead":
+            plugins.job_dead(record, outcome.reason or "dead")
+        plugins.job_finished(before, record)
+        if record.state == JobState.FAILED and outcome.error is not None:
+            log.warning("job %s (%s) failed: %s: %s", record.id, record.task, outcome.error.type, outcome.error.message)
+
+    # -- heartbeat, sweeper, stop requests -----------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        renew_every = max(0.05, self.lease_secs / 3)
+        tick = min(0.5, renew_every)
+        last_renew = last_sweep = last_purge = last_register = time.monotonic()
+        last_purge -= 3600  # purge expired results soon after start
+        queue = self.app.queue
+        while not self._stopped.wait(tick):
+            t = time.monotonic()
+            try:
+                if t - last_renew >= renew_every:
+                    last_renew = t
+                    self._renew()
+                if t - last_sweep >= self.settings.sweep_interval_secs:
+                    last_sweep = t
+                    moved = queue.sweep()
+                    if moved:
+                        log.info("worker %s: returned %d expired lease(s) to the queue", self.id, moved)
+                        self._wake.set()
+                ttl = self.settings.result_ttl_secs
+                if ttl and t - last_purge >= 3600:
+                    last_purge = t
+                    queue.purge(older_than=now() - ttl)
+                if t - last_register >= renew_every:
+                    last_register = t
+                    self._register("stopping" if self._stop.is_set() else "running")
+                self._check_stop_files()
+            except Exception:
+                log.exception("worker %s: heartbeat failed (will retry)", self.id)
+
+    def _renew(self) -> None:
+        with self._held_lock:
+            leases = {jid: h.job.token for jid, h in self._held.items() if h.job.token is not None}
+        if not leases:
+            return
+        lost = self.app.queue.renew(leases, self.lease_secs)  # type: ignore[arg-type]
+        for jid in lost:
+            log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.id, jid)
+
+    def _register(self, state: str) -> None:
+        info = WorkerInfo(
+            id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.queues,
+            concurrency=self.concurrency, executor=self.executor_name, started_at=self._started_at,
+            heartbeat_at=now(), state=state,  # type: ignore[arg-type]
+            jobs_done=self.stats.succeeded + self.stats.failed + self.stats.dead + self.stats.cancelled,
+        )
+        try:
+            self.app.queue.register_worker(info)
+        except Exception:
+            log.exception("worker %s: registering failed", self.id)
+
+    def _check_stop_files(self) -> None:
+        root = self.app.root
+        mine = stop_file(root, self.id)
+        if mine.exists():
+            log.info("worker %s: stop requested through %s", self.id, mine)
+            self.request_stop()
+            return
+        everyone = stop_file(root)
+        try:
+            if everyone.stat().st_mtime >= self._started_at:
+                log.info("worker %s: stop requested through %s", self.id, everyone)
+                self.request_stop()
+        except FileNotFoundError:
+            pass
+
+    def _shutdown(self, ctx: NuvomContext) -> None:
+        queue = self.app.queue
+        # unstarted claims cannot exist (we claim only for free slots), but a hard stop
+        # leaves running jobs to their leases: the sweeper redelivers them.
+        self._stopped.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        hard = self._hard_stop.is_set()
+        self.executor.shutdown(wait=not hard, timeout=None if not hard else 1.0)
+        for ex in self.extra_executors.values():
+            ex.shutdown(wait=not hard, timeout=None if not hard else 1.0)
+        if not hard:
+            leftover = self._drain_completions()
+            if leftover:
+                accepted, _ = queue.exchange(leftover, self.queues, 0, self.lease_secs, self.id)
+                self._after_finish(leftover, accepted)
+        self._register("stopped")
+        self.app.plugins.shutdown(ctx)
+        try:
+            stop_file(self.app.root, self.id).unlink()
+        except (FileNotFoundError, OSError):
+            pass
+        log.info("worker %s stopped: %s", self.id, self.stats)

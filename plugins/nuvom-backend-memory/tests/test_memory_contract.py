@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pytest
+from nuvom_backend_memory import MemoryBackend
+
+from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract
+
+
+class TestMemoryQueue(QueueBackendContract):
+    @pytest.fixture
+    def backend(self) -> MemoryBackend:
+        return MemoryBackend()
+
+
+class TestMemoryResults(ResultBackendContract):
+    @pytest.fixture
+    def result_backend(self) -> MemoryBackend:
+        return MemoryBackend()

@@ -1,0 +1,18 @@
+"""Registers the ``thread`` executor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nuvom_executor_thread.executor import ThreadExecutor
+from nuvom_kernel import hookimpl
+from nuvom_kernel.hookspecs import Register
+
+
+def make_executor(settings: Any, options: dict[str, Any]) -> ThreadExecutor:
+    return ThreadExecutor()
+
+
+@hookimpl
+def nuvom_register_executors(register: Register) -> None:
+    register("thread", make_executor, description="thread pool; soft timeouts; async tasks on one event loop")
