@@ -13,8 +13,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from nuvom_discovery_ast.discoverer import AstDiscoverer
 from nuvom_kernel.errors import NuvomError
@@ -42,7 +44,7 @@ def register_commands(app: typer.Typer) -> None:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
     return typer.Exit(1)
 
 
@@ -115,11 +117,11 @@ def _print_diff(console: Console, diff: ManifestDiff) -> None:
         for column in ("", "Task", "Module", "Location", "Change"):
             table.add_column(column)
         for t in diff.added:
-            table.add_row("[green]+[/]", t.name, t.module, t.location(), "added")
+            table.add_row("[green]+[/]", *_plain(t.name, t.module, t.location()), "added")
         for t in diff.removed:
-            table.add_row("[red]-[/]", t.name, t.module, t.location(), "removed")
+            table.add_row("[red]-[/]", *_plain(t.name, t.module, t.location()), "removed")
         for m in diff.modified:
-            table.add_row("[yellow]~[/]", m.after.name, m.after.module, m.after.location(), ", ".join(m.changed) + " changed")
+            table.add_row("[yellow]~[/]", *_plain(m.after.name, m.after.module, m.after.location()), ", ".join(m.changed) + " changed")
         console.print(table)
     else:
         console.print("No task changes.")
@@ -129,14 +131,19 @@ def _print_diff(console: Console, diff: ManifestDiff) -> None:
             problems.add_column(column)
         for p in diff.problems:
             where = f"{p.get('path')}:{p['line']}" if p.get("line") else str(p.get("path"))
-            problems.add_row(str(p.get("kind")), where, str(p.get("message")))
+            problems.add_row(*_plain(str(p.get("kind")), where, str(p.get("message"))))
         console.print(problems)
     state = "written" if diff.written else "unchanged"
     console.print(
         f"{len(diff.manifest.tasks)} task(s); {diff.files_scanned} file(s) scanned, "
-        f"{diff.files_parsed} parsed; manifest {state}: {diff.path}",
-        highlight=False,
+        f"{diff.files_parsed} parsed; manifest {state}: {escape(str(diff.path))}",
+        highlight=False, soft_wrap=True,
     )
+
+
+def _plain(*values: str) -> list[Text]:
+    """Cells shown as written: task names and messages are never Rich markup."""
+    return [Text(v) for v in values]
 
 
 def _option(options: dict[str, Any], key: str) -> str:
@@ -175,14 +182,14 @@ def _print_tasks(console: Console, manifest: Manifest) -> None:
             table.add_column(column)
         for t in manifest.tasks:
             o = t.options
-            table.add_row(
+            table.add_row(*_plain(
                 t.name + (" (async)" if t.is_async else ""), t.module, t.location(), _option(o, "tags"),
                 _option(o, "description"), _option(o, "queue"), _option(o, "retries"), _option(o, "timeout_secs"),
-            )
+            ))
         console.print(table)
     if manifest.problems:
         console.print(
             f"{len(manifest.problems)} problem(s) were found by the last discovery; "
             "run 'nuvom discover tasks' to see them.",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
