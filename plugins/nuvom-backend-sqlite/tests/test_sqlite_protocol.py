@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 import nuvom_backend_sqlite.backend as backend_module
+import pytest
 from nuvom_backend_sqlite import SqliteBackend
+
 from nuvom_kernel.contracts import Completion, QueueBackend, ResultBackend
 from nuvom_kernel.errors import InvalidIdError, InvalidStateError
 from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, WorkerInfo, now
@@ -134,6 +134,8 @@ def test_tokens_strictly_increase_across_attempts(backend: SqliteBackend) -> Non
 
 def test_finish_is_fenced_by_the_live_token(backend: SqliteBackend) -> None:
     backend.enqueue(Job(id="j", task="t"))
+    with pytest.raises(InvalidIdError):
+        backend.get("../j")
     assert not backend.finish("j", 1, OK)  # queued, not running
     job = claim_one(backend)
     token = job.token or 0
@@ -253,8 +255,7 @@ def test_operator_retry_keeps_id_and_history(backend: SqliteBackend) -> None:
     assert [t.state for t in retried.history][-2:] == [JobState.FAILED, JobState.QUEUED]
     again = claim_one(backend)
     assert again.attempts == 2 and again.attempts <= again.max_attempts
-    with pytest.raises(InvalidStateError):
-        backend.retry("j")
+    assert backend.retry("j") is None  # running: not retryable
     assert backend.retry("missing") is None
 
 
@@ -356,3 +357,13 @@ def test_corrupt_row_is_quarantined_and_claims_go_on(backend: SqliteBackend) -> 
     assert dead is not None and dead.state == JobState.DEAD and "quarantined" in (dead.reason or "")
     assert conn.execute("SELECT id, data FROM quarantine").fetchall() == [("bad", "{not json")]
     assert backend.claim(["default"], 10, 30, "w") == []
+
+
+def test_retry_refused_when_the_unique_key_is_taken_again(backend: SqliteBackend) -> None:
+    backend.enqueue(Job(id="first", task="t", unique_key="u"))
+    job = claim_one(backend)
+    backend.finish(job.id, job.token or 0, Outcome(kind="failed"))
+    backend.enqueue(Job(id="second", task="t", unique_key="u"))
+    with pytest.raises(InvalidStateError, match="unique key"):
+        backend.retry("first")
+    assert backend.get("first").state == JobState.FAILED  # type: ignore[union-attr]

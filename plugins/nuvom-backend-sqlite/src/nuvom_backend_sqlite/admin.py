@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 from nuvom_backend_sqlite.rows import decode, insert_values, marks, placeholder, states_filter
 from nuvom_kernel.backend_base import cancel_update, retry_update
 from nuvom_kernel.errors import CorruptJobError, InvalidStateError
-from nuvom_kernel.models import RETRYABLE_STATES, TERMINAL_STATES, Job, JobState, WorkerInfo, now
+from nuvom_kernel.models import (
+    RETRYABLE_STATES,
+    TERMINAL_STATES,
+    Job,
+    JobState,
+    WorkerInfo,
+    now,
+    validate_id,
+)
 
 if TYPE_CHECKING:
     from nuvom_backend_sqlite.database import Database
@@ -43,6 +51,7 @@ class AdminMixin:
     # -- reading -----------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
+        validate_id(job_id)
         rows = self.db.query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return _row_job(rows[0]) if rows else None
 
@@ -113,6 +122,7 @@ class AdminMixin:
     def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
         """Cancel a queued/scheduled job at once; flag a running one.  A job
         already finished is returned unchanged."""
+        validate_id(job_id)
         found: list[Job] = []
 
         def step(job: Job) -> bool:
@@ -123,12 +133,11 @@ class AdminMixin:
         return found[0] if found else None
 
     def retry(self, job_id: str) -> Job | None:
-        def step(job: Job) -> Job:
-            if job.state not in RETRYABLE_STATES:
-                raise InvalidStateError(
-                    f"job {job_id} is {job.state}; only failed, dead or cancelled jobs can be retried"
-                )
-            return retry_update(job)
+        """Re-queue a failed/dead/cancelled job; None if missing or in another state."""
+        validate_id(job_id)
+
+        def step(job: Job) -> Job | None:
+            return retry_update(job) if job.state in RETRYABLE_STATES else None
 
         try:
             job: Job | None = self._change(job_id, step)

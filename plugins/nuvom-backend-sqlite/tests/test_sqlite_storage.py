@@ -1,0 +1,244 @@
+"""The file itself: permissions, schema versions, locks, the WAL, network shares, the factory."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import sys
+import threading
+from pathlib import Path
+
+import nuvom_backend_sqlite.database as database_module
+import pytest
+from nuvom_backend_sqlite import DatabaseBusyError, SqliteBackend, network_share_reason
+from nuvom_backend_sqlite.database import Database
+from nuvom_backend_sqlite.netshare import mount_type
+from nuvom_backend_sqlite.plugin import (
+    make_backend,
+    nuvom_register_queue_backends,
+    nuvom_register_result_backends,
+)
+from nuvom_backend_sqlite.schema import SCHEMA_VERSION
+
+from nuvom_kernel.contracts import Completion
+from nuvom_kernel.errors import ConfigError
+from nuvom_kernel.models import Job, JobState, Outcome
+from nuvom_kernel.settings import NuvomSettings
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+
+
+@posix_only
+def test_directories_0700_and_files_0600_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        backend = SqliteBackend(tmp_path / "a" / "b" / "q.db")
+        backend.enqueue(Job(task="t"))
+    finally:
+        os.umask(old)
+    for directory in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for suffix in ("", "-wal", "-shm"):
+        assert stat.S_IMODE(Path(f"{backend.path}{suffix}").stat().st_mode) == 0o600, suffix
+    backend.close()
+
+
+def test_wal_mode_and_synchronous_setting(tmp_path: Path) -> None:
+    for mode, expected in (("NORMAL", 1), ("FULL", 2)):
+        backend = SqliteBackend(tmp_path / f"{mode}.db", synchronous=mode)
+        conn = backend.db.connection()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == expected
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+        backend.close()
+    with pytest.raises(ConfigError, match="SYNCHRONOUS"):
+        SqliteBackend(tmp_path / "x.db", synchronous="SOMETIMES")
+
+
+def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    SqliteBackend(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(ConfigError, match=r"schema version 2.*upgrade nuvom-backend-sqlite"):
+        SqliteBackend(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError, match="not a usable SQLite database"):
+        SqliteBackend(path)
+    with pytest.raises(ConfigError, match="not a file path"):
+        SqliteBackend(":memory:")
+
+
+def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    first = SqliteBackend(path)
+    job = first.enqueue(Job(task="t"))
+    first.close()
+    second = SqliteBackend(path)
+    assert second.get(job.id) is not None
+    assert second.db.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    second.close()
+
+
+def test_busy_retry_then_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    backend = SqliteBackend(path, busy_timeout_secs=0.01)
+    backend.db.retries = 3
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(DatabaseBusyError, match="stayed locked after 4 attempts"):
+        backend.enqueue(Job(task="t"))
+    holder.execute("COMMIT")
+    holder.close()
+    assert backend.enqueue(Job(task="t")).state == JobState.QUEUED
+    backend.close()
+
+
+def test_busy_error_is_retried_until_it_clears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database(tmp_path / "q.db")
+    monkeypatch.setattr(database_module.time, "sleep", lambda _s: None)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    assert db._retry(flaky) == "done" and len(calls) == 4
+
+    def broken() -> None:
+        raise sqlite3.OperationalError("no such table: x")
+
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        db._retry(broken)
+    db.close()
+
+
+def test_writers_queue_behind_a_held_lock_without_errors(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    backend = SqliteBackend(path)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def enqueue() -> None:
+        started.set()
+        try:
+            backend.enqueue(Job(id="waited", task="t"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=enqueue)
+    t.start()
+    started.wait(10)
+    holder.execute("COMMIT")
+    t.join(60)
+    assert not errors and backend.get("waited") is not None
+    holder.close()
+    backend.close()
+
+
+def test_wal_stays_bounded(tmp_path: Path) -> None:
+    limit = 256 * 1024
+    backend = SqliteBackend(tmp_path / "q.db", wal_limit_bytes=limit, checkpoint_every=50)
+    reader = sqlite3.connect(backend.path, isolation_level=None)  # another process's idle connection
+    biggest = 0
+    for round_ in range(30):
+        backend.enqueue_many([Job(task="t", args=["x" * 200]) for _ in range(100)])
+        pending: list[Completion] = []
+        while True:
+            _, claimed = backend.exchange(pending, ["default"], 32, 60, "w")
+            pending = [Completion(j.id, j.token or 0, Outcome(kind="succeeded", result="y" * 200)) for j in claimed]
+            if not claimed and not pending:
+                break
+        reader.execute("SELECT COUNT(*) FROM jobs").fetchone()
+        biggest = max(biggest, backend.db.wal_size())
+        if round_ % 10 == 9:
+            backend.purge()
+    assert backend.counts() == {}
+    backend.sweep()
+    assert backend.db.wal_size() <= limit
+    assert biggest < 16 * 1024 * 1024  # bounded by the auto-checkpoint, not the run length
+    reader.close()
+    backend.close()
+
+
+MOUNTS = """\
+/dev/vda / ext4 rw,relatime 0 0
+server:/export /mnt/nfs nfs4 rw,relatime 0 0
+//host/share /mnt/smb\\040share cifs rw 0 0
+/dev/vdb /mnt/nfs/local ext4 rw 0 0
+user@h:/x /home/me/remote fuse.sshfs rw 0 0
+tmpfs /tmp tmpfs rw 0 0
+"""
+
+
+def test_network_share_detection_from_a_mounts_table() -> None:
+    assert mount_type("/mnt/nfs/q.db", MOUNTS) == "nfs4"
+    assert mount_type("/mnt/nfsx/q.db", MOUNTS) == "ext4"
+    reason = network_share_reason("/mnt/nfs/app/.nuvom/result.db", platform="linux", mounts_text=MOUNTS)
+    assert reason is not None and "nfs4" in reason
+    assert "cifs" in (network_share_reason("/mnt/smb share/q.db", platform="linux", mounts_text=MOUNTS) or "")
+    assert "sshfs" in (network_share_reason("/home/me/remote/q.db", platform="linux", mounts_text=MOUNTS) or "")
+    assert network_share_reason("/mnt/nfs/local/q.db", platform="linux", mounts_text=MOUNTS) is None
+    assert network_share_reason("/tmp/q.db", platform="linux", mounts_text=MOUNTS) is None
+    assert network_share_reason("/srv/q.db", platform="linux", mounts_text=MOUNTS) is None
+
+
+def test_unc_paths_are_network_shares() -> None:
+    assert network_share_reason("\\\\server\\share\\q.db", platform="win32") is not None
+    assert network_share_reason("//server/share/q.db", platform="win32") is not None
+    assert network_share_reason("\\\\?\\UNC\\server\\share\\q.db", platform="win32") is not None
+    if sys.platform != "win32":
+        assert network_share_reason("C:\\work\\q.db", platform="win32") is None
+
+
+def test_backend_refuses_a_network_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database_module, "network_share_reason", lambda p: f"{p} is on a nfs4 network file system")
+    with pytest.raises(ConfigError, match=r"nfs4.*local disk"):
+        SqliteBackend(tmp_path / "q.db")
+    assert not (tmp_path / "q.db").exists()
+
+
+def test_factory_shares_one_object_per_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = NuvomSettings(sqlite_db_path="data/q.db")
+    monkeypatch.setenv("NUVOM_PROJECT_ROOT", str(tmp_path))
+    queue = make_backend(settings, {})
+    results = make_backend(settings, {})
+    other = make_backend(settings, {"path": str(tmp_path / "other.db")})
+    assert queue is results and other is not queue
+    assert queue.path == (tmp_path / "data" / "q.db").resolve()
+    queue.close()
+    again = make_backend(settings, {"path": str(tmp_path / "data" / "q.db")})
+    assert again is not queue
+    again.close()
+    other.close()
+    with pytest.raises(ConfigError, match="unknown option"):
+        make_backend(settings, {"pth": "x"})
+
+
+def test_registers_sqlite_in_both_registries() -> None:
+    registered: list[tuple[str, object, str | None]] = []
+
+    def register(name: str, factory: object, description: str | None = None) -> None:
+        registered.append((name, factory, description))
+
+    nuvom_register_queue_backends(register)
+    nuvom_register_result_backends(register)
+    assert [r[0] for r in registered] == ["sqlite", "sqlite"]
+    assert registered[0][1] is make_backend and registered[1][1] is make_backend
+
+
+def test_entry_point_is_declared() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.name: ep.value for ep in entry_points(group="nuvom")}
+    assert names.get("nuvom-backend-sqlite") == "nuvom_backend_sqlite.plugin"
