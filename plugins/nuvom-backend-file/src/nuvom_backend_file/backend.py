@@ -1,0 +1,538 @@
+"""The file backend: one directory, many processes, no server.
+
+The rules that make it safe (``docs/backend-file.md`` explains them):
+
+1. A new job is written to ``tmp/``, fsynced, and published with one
+   ``os.replace`` into ``ready/<queue>/`` (or ``sched/<queue>/``).
+2. Every change to an existing job happens while holding ``locks/<id>.lock``
+   (an ``O_EXCL`` file).  The job first moves into ``run/`` (one rename), is
+   rewritten there (tmp + replace), then renamed to the directory its new
+   state belongs in.  A crash at any point leaves exactly one file whose
+   *content* is authoritative; ``sweep`` moves a file stranded in ``run/``
+   to where its content says it belongs.
+3. A claim is that move: the rename out of ``ready/`` takes the job off the
+   queue; a claimer that loses the race gets ``FileNotFoundError`` or finds
+   the lock taken, and moves on to the next name.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nuvom_backend_file.layout import (
+    READY_SUFFIXES,
+    Layout,
+    id_from_name,
+    ms_from_name,
+    sched_prefix,
+)
+from nuvom_backend_file.locks import LockTable
+from nuvom_backend_file.namecache import NameCache
+from nuvom_backend_file.queries import QueriesMixin
+from nuvom_backend_file.records import (
+    JobRecord,
+    encode,
+    quarantine,
+    read_record,
+    retrying,
+    write_file,
+)
+from nuvom_backend_file.unique import UniqueKeys
+from nuvom_kernel.backend_base import (
+    LIVE_STATES,
+    QueueBackendBase,
+    cancel_update,
+    claim_update,
+    enqueue_update,
+    finish_update,
+    is_claimable,
+    lease_expired,
+    release_update,
+    retry_update,
+    sweep_update,
+)
+from nuvom_kernel.errors import CorruptJobError, InvalidStateError, NuvomError
+from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, Outcome, now, validate_id
+
+try:  # the cross-process doorbell; without it, polling is the wake-up
+    from nuvom_kernel.doorbell import UdpDoorbell
+except ImportError:  # pragma: no cover - older kernels
+    UdpDoorbell = None  # type: ignore[assignment,misc]
+
+_CLAIM_ROUNDS = 4
+_TMP_MAX_AGE_SECS = 3600.0
+_HINTS = 4096
+
+
+class FileBackend(QueriesMixin, QueueBackendBase):
+    """Queue and result backend in a directory (see the module docstring)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        max_record_bytes: int = 5 * 1024 * 1024,
+        fsync: bool = True,
+        fsync_claims: bool = False,
+        lock_stale_secs: float = 30.0,
+        lock_timeout_secs: float = 60.0,
+        doorbell: bool = True,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.layout = Layout(self.root)
+        self.layout.create()
+        self.limit = max_record_bytes
+        self.fsync = fsync
+        self.fsync_claims = fsync_claims
+        self.locks = LockTable(self.layout.locks, stale_secs=lock_stale_secs, timeout_secs=lock_timeout_secs)
+        self.ready = NameCache(self.layout.ready, _is_ready_name)
+        self.sched = NameCache(self.layout.sched, _is_sched_name)
+        self.unique = UniqueKeys(self)
+        self.quarantined = 0
+        self.closed = False
+        self._udp = UdpDoorbell(self.layout.doorbell) if doorbell and UdpDoorbell is not None else None
+        self._listening: Callable[[], None] | None = None
+        self._hints: OrderedDict[str, Path] = OrderedDict()
+        self._hint_lock = threading.Lock()
+        self._init_queries()
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise NuvomError(f"the file backend at {self.root} is closed; create a new one with the factory")
+
+    def _read(self, path: Path) -> JobRecord | None:
+        """The record at ``path``; None if it is gone or was corrupt (then quarantined)."""
+        try:
+            return read_record(path, self.limit)
+        except FileNotFoundError:
+            return None
+        except CorruptJobError as exc:
+            self._quarantine(path, str(exc))
+            return None
+
+    def _quarantine(self, path: Path, reason: str) -> None:
+        if quarantine(path, self.layout.quarantine, reason) is not None:
+            self.quarantined += 1
+
+    def _write(self, path: Path, record: JobRecord, *, fsync: bool) -> None:
+        write_file(self.layout.tmp, path, encode(record, self.limit), fsync=fsync)
+
+    def _remember(self, job_id: str, path: Path) -> None:
+        with self._hint_lock:
+            self._hints[job_id] = path
+            self._hints.move_to_end(job_id)
+            while len(self._hints) > _HINTS:
+                self._hints.popitem(last=False)
+
+    def _placed(self, job: Job, path: Path) -> bool:
+        """Bookkeeping after ``job`` landed at ``path``; True if it may be claimable."""
+        self._remember(job.id, path)
+        if path.parent.parent == self.layout.ready:
+            self.ready.add(job.queue, path.name)
+            return True
+        if path.parent.parent == self.layout.sched:
+            self.sched.add(job.queue, path.name)
+            return True
+        return False
+
+    def _commit(self, current: Path, record: JobRecord, *, fsync: bool) -> bool:
+        """Rewrite a job and move it home.  Caller holds the job's lock.
+
+        Returns True when the job became claimable (ring the doorbell).
+        """
+        run = self.layout.run_path(record.job.id)
+        if current != run:
+            retrying(os.replace, current, run)
+        self._write(run, record, fsync=fsync)
+        home = self.layout.home(record.job)
+        if home != run:
+            retrying(os.replace, run, home)
+        return self._placed(record.job, home)
+
+    def locate(self, job_id: str) -> Path | None:
+        """Where the job's file is now (unlocked: it may move right after)."""
+        for path in (self.layout.run_path(job_id), self.layout.done_path(job_id)):
+            if path.exists():
+                return path
+        with self._hint_lock:
+            hint = self._hints.get(job_id)
+        if hint is not None and hint.exists():
+            return hint
+        suffixes = tuple(f"-{job_id}{s}" for s in READY_SUFFIXES)
+        for base in (self.layout.ready, self.layout.sched):
+            for queue in self.layout.queues(base):
+                try:
+                    with os.scandir(base / queue) as entries:
+                        for entry in entries:
+                            if entry.name.endswith(suffixes) and id_from_name(entry.name) == job_id:
+                                return Path(entry.path)
+                except FileNotFoundError:
+                    continue
+        return None
+
+    def ring(self) -> None:
+        if self._udp is not None:
+            self._udp.ring()
+        else:
+            self.ready.ring()
+            self.sched.ring()
+            self.doorbell.ring()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._check_open()
+        self._listen()
+        if self._udp is not None:
+            return self._udp.subscribe(callback)
+        return self.doorbell.subscribe(callback)
+
+    def _listen(self) -> None:
+        """A claiming process learns of other processes' enqueues from the doorbell."""
+        if self._listening is None and self._udp is not None:
+            def wake() -> None:
+                self.ready.ring()
+                self.sched.ring()
+
+            self._listening = self._udp.subscribe(wake)
+
+    # -- enqueue -----------------------------------------------------------------
+
+    def enqueue(self, job: Job) -> Job:
+        return self.enqueue_many([job])[0]
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
+        self._check_open()
+        at = now()
+        out: list[Job] = []
+        added = False
+        for job in jobs:
+            enqueue_update(job, at)
+            if job.unique_key is not None:
+                stored = self.unique.enqueue(job, self._publish_new)
+                added = added or stored is job
+                out.append(stored)
+            else:
+                self._publish_new(job)
+                added = True
+                out.append(job)
+        if added:
+            self.ring()
+        return out
+
+    def _publish_new(self, job: Job) -> Path:
+        data = encode(JobRecord(job=job), self.limit)
+        home = self.layout.home(job)
+        write_file(self.layout.tmp, home, data, fsync=self.fsync)
+        self._placed(job, home)
+        return home
+
+    # -- claim -------------------------------------------------------------------
+
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
+        self._check_open()
+        self._listen()
+        queues = list(dict.fromkeys(validate_id(q, "queue name") for q in queues))
+        at = now()
+        self._promote_due(queues, at)
+        claimed: list[Job] = []
+        for _ in range(_CLAIM_ROUNDS):
+            if len(claimed) >= limit:
+                break
+            batch = self.ready.take(queues, limit - len(claimed))
+            if not batch:
+                break
+            for queue, name in batch:
+                job = self._claim_one(queue, name, lease_secs, worker_id, at)
+                if job is not None:
+                    claimed.append(job)
+        self._quarantine_rejected()
+        return claimed
+
+    def _claim_one(self, queue: str, name: str, lease_secs: float, worker_id: str, at: float) -> Job | None:
+        job_id = id_from_name(name) or ""
+        if not self.locks.try_acquire(job_id):
+            return None
+        try:
+            src = self.layout.ready / queue / name
+            run = self.layout.run_path(job_id)
+            try:
+                retrying(os.replace, src, run)
+            except FileNotFoundError:
+                return None  # another claimer (or a cancel) got there first
+            record = self._read(run)
+            if record is None:
+                return None
+            job = record.job
+            if job.id != job_id or job.queue != queue:
+                self._quarantine(run, f"file ready/{queue}/{name} holds job {job.id!r} of queue {job.queue!r}")
+                return None
+            if not is_claimable(job, at):
+                home = self.layout.home(job, at)
+                retrying(os.replace, run, home)
+                self._placed(job, home)
+                return None
+            record.fence += 1
+            claim_update(job, record.fence, lease_secs, worker_id, at)
+            self._write(run, record, fsync=self.fsync_claims)
+            self._remember(job.id, run)
+            return job
+        finally:
+            self.locks.release(job_id)
+
+    def _promote_due(self, queues: Sequence[str], at: float) -> None:
+        """Move scheduled jobs whose eta has come from ``sched/`` to ``ready/``."""
+        for queue, name in self.sched.take(queues, 1000, upto=sched_prefix(at)):
+            job_id = id_from_name(name) or ""
+            if not self.locks.try_acquire(job_id):
+                continue
+            try:
+                src = self.layout.sched / queue / name
+                record = self._read(src)
+                if record is None:
+                    continue
+                home = self.layout.home(record.job, at)
+                if home != src:
+                    retrying(os.replace, src, home)
+                self._placed(record.job, home)
+            except FileNotFoundError:
+                continue
+            finally:
+                self.locks.release(job_id)
+        self._quarantine_rejected()
+
+    def _quarantine_rejected(self) -> None:
+        for cache in (self.ready, self.sched):
+            while cache.rejected:
+                path = cache.rejected.pop()
+                self._quarantine(path, f"unrecognised file name {path.name!r} in {path.parent.parent.name}/")
+
+    # -- completion and leases ---------------------------------------------------
+
+    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
+        self._check_open()
+        validate_id(job_id)
+        with self.locks.hold(job_id):
+            run = self.layout.run_path(job_id)
+            record = self._read(run)
+            if record is None or not finish_update(record.job, token, outcome):
+                return False
+            claimable = self._commit(run, record, fsync=self.fsync)
+        if claimable:
+            self.ring()
+        return True
+
+    def renew(self, leases: dict[str, int] | Any, lease_secs: float) -> set[str]:
+        self._check_open()
+        lost: set[str] = set()
+        for job_id, token in dict(leases).items():
+            validate_id(job_id)
+            with self.locks.hold(job_id):
+                run = self.layout.run_path(job_id)
+                record = self._read(run)
+                if record is None or record.job.state != JobState.RUNNING or record.job.token != token:
+                    lost.add(job_id)
+                    continue
+                record.job.lease_expires_at = now() + lease_secs
+                self._write(run, record, fsync=False)
+        return lost
+
+    def release(self, job_id: str, token: int) -> bool:
+        self._check_open()
+        validate_id(job_id)
+        with self.locks.hold(job_id):
+            run = self.layout.run_path(job_id)
+            record = self._read(run)
+            if record is None or record.job.state != JobState.RUNNING or record.job.token != token:
+                return False
+            release_update(record.job)
+            self._commit(run, record, fsync=False)
+        self.ring()
+        return True
+
+    def set_progress(self, job_id: str, token: int, progress: Any) -> bool:
+        self._check_open()
+        validate_id(job_id)
+        with self.locks.hold(job_id):
+            run = self.layout.run_path(job_id)
+            record = self._read(run)
+            if record is None or record.job.state != JobState.RUNNING or record.job.token != token:
+                return False
+            record.job.progress = progress
+            record.job.updated_at = now()
+            self._write(run, record, fsync=False)
+        return True
+
+    def sweep(self) -> int:
+        """Return expired leases, repair files a crash left in ``run/``,
+        promote due scheduled jobs, break stale locks, clear old temp files."""
+        self._check_open()
+        self.locks.break_stale()
+        at = now()
+        moved = 0
+        requeued = False
+        try:
+            with os.scandir(self.layout.run) as entries:
+                names = [e.name for e in entries]
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            job_id = name[:-4] if name.endswith(".job") else ""
+            path = self.layout.run / name
+            try:
+                validate_id(job_id)
+            except ValueError:
+                self._quarantine(path, f"unrecognised file name {name!r} in run/")
+                continue
+            record = self._read(path)
+            if record is None or (record.job.state == JobState.RUNNING and not lease_expired(record.job, at)):
+                continue
+            if not self.locks.try_acquire(job_id):
+                continue
+            try:
+                record = self._read(path)
+                if record is None:
+                    continue
+                if record.job.state == JobState.RUNNING:
+                    if not lease_expired(record.job, at):
+                        continue
+                    sweep_update(record.job, at)
+                    requeued = self._commit(path, record, fsync=self.fsync) or requeued
+                else:  # stranded by a crash mid-change: its content says where it belongs
+                    home = self.layout.home(record.job)
+                    retrying(os.replace, path, home)
+                    requeued = self._placed(record.job, home) or requeued
+                moved += 1
+            finally:
+                self.locks.release(job_id)
+        self._promote_due(self.layout.queues(self.layout.sched), at)
+        self._clean_tmp(at)
+        if requeued:
+            self.ring()
+        return moved
+
+    def _clean_tmp(self, at: float) -> None:
+        try:
+            with os.scandir(self.layout.tmp) as entries:
+                for entry in entries:
+                    try:
+                        if at - entry.stat().st_mtime > _TMP_MAX_AGE_SECS:
+                            os.unlink(entry.path)
+                    except OSError:
+                        continue
+        except FileNotFoundError:
+            pass
+
+    # -- operator actions --------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        self._check_open()
+        validate_id(job_id)
+        for _ in range(5):  # the job may move between locating and reading it
+            path = self.locate(job_id)
+            if path is None:
+                return None
+            record = self._read(path)
+            if record is not None:
+                return record.job
+        return None
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
+        self._check_open()
+        validate_id(job_id)
+        with self.locks.hold(job_id):
+            path = self.locate(job_id)
+            record = self._read(path) if path is not None else None
+            if path is None or record is None:
+                return None
+            if not cancel_update(record.job, reason, now()):
+                return record.job
+            if record.job.state == JobState.RUNNING:
+                self._write(path, record, fsync=self.fsync)
+            else:
+                self._commit(path, record, fsync=self.fsync)
+            return record.job
+
+    def retry(self, job_id: str) -> Job | None:
+        self._check_open()
+        validate_id(job_id)
+        with self.locks.hold(job_id):
+            path = self.locate(job_id)
+            record = self._read(path) if path is not None else None
+            if path is None or record is None:
+                return None
+            if record.job.state not in RETRYABLE_STATES:
+                raise InvalidStateError(
+                    f"job {job_id} is {record.job.state}; only failed, dead or cancelled jobs can be retried"
+                )
+            retry_update(record.job, now())
+            self._commit(path, record, fsync=self.fsync)
+        if record.job.unique_key is not None:
+            self.unique.point_if_free(record.job)
+        self.ring()
+        return record.job
+
+    def is_live(self, job_id: str) -> bool:
+        job = self.get(job_id)
+        return job is not None and job.state in LIVE_STATES
+
+    # -- results (ResultBackend) ---------------------------------------------------
+
+    def save(self, job: Job) -> None:
+        """Store a finished job's record (when another backend runs the queue)."""
+        self._check_open()
+        validate_id(job.id)
+        with self.locks.hold(job.id):
+            path = self.locate(job.id)
+            old = self._read(path) if path is not None else None
+            record = JobRecord(fence=old.fence if old else 0, job=job)
+            if path is not None and old is not None:
+                self._commit(path, record, fsync=self.fsync)
+            else:
+                self._write(self.layout.done_path(job.id), record, fsync=self.fsync)
+
+    def get_result(self, job_id: str) -> Job | None:
+        self._check_open()
+        validate_id(job_id)
+        record = self._read(self.layout.done_path(job_id))
+        return record.job if record is not None else self.get(job_id)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._listening is not None:
+            self._listening()
+            self._listening = None
+        if self._udp is not None:
+            self._udp.close()
+
+
+def _is_ready_name(name: str) -> bool:
+    job_id = id_from_name(name)
+    if job_id is None or len(name.partition("-")[0]) != 15:
+        return False
+    try:
+        validate_id(job_id)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_sched_name(name: str) -> bool:
+    job_id = id_from_name(name)
+    if job_id is None or len(name.partition("-")[0]) != 9:
+        return False
+    try:
+        validate_id(job_id)
+        ms_from_name(name)
+    except ValueError:
+        return False
+    return True
+

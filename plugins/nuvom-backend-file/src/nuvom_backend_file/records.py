@@ -1,0 +1,186 @@
+"""The on-disk record: a fixed header, then a JSON payload.
+
+``MAGIC (4) | version u16 | flags u16 | payload length u32 | CRC32 u32 | payload``
+
+The header lets a reader tell a whole record from a torn, truncated,
+bit-flipped or foreign file without trusting anything in it: the length is
+compared with the real file size *before* anything is allocated, and the
+checksum covers the payload.  Files are written to ``tmp/``, optionally
+fsynced, then published with ``os.replace`` so a reader sees the old record
+or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from nuvom_kernel.errors import CorruptJobError, PayloadError
+from nuvom_kernel.models import Job
+
+MAGIC = b"NVJ\x01"
+FORMAT_VERSION = 1
+HEADER = struct.Struct("<4sHHII")
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+#: PermissionError from replace/unlink/open on Windows is usually a sharing
+#: violation (another process has the file open for a moment): retry briefly.
+_RETRIES = 8
+_FIRST_BACKOFF = 0.001
+
+T = TypeVar("T")
+
+
+class JobRecord(BaseModel):
+    """What a job file holds: the job and its fencing counter.
+
+    ``fence`` is the last token handed out for this job; a claim increments
+    it, nothing else changes it, so tokens only ever grow.
+    """
+
+    fence: int = 0
+    job: Job
+
+
+def retrying(fn: Callable[..., T], *args: object) -> T:
+    """Call ``fn(*args)``, retrying a few times on ``PermissionError``.
+
+    Windows refuses to replace or delete a file another process holds open
+    (a reader, an antivirus scanner); that clears within milliseconds.  On
+    POSIX a PermissionError is real and is raised after the last attempt.
+    """
+    delay = _FIRST_BACKOFF
+    for _ in range(_RETRIES - 1):
+        try:
+            return fn(*args)
+        except PermissionError:
+            time.sleep(delay)
+            delay *= 2
+    return fn(*args)
+
+
+def encode(record: JobRecord, limit: int) -> bytes:
+    payload = record.model_dump_json().encode()
+    if len(payload) > limit:
+        raise PayloadError(
+            f"job {record.job.id} encodes to {len(payload)} bytes, over the file backend's "
+            f"record limit of {limit} bytes (4 x NUVOM_MAX_PAYLOAD_BYTES + 1 MiB); "
+            "pass smaller arguments/results or raise NUVOM_MAX_PAYLOAD_BYTES"
+        )
+    return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(data: bytes, file_size: int) -> JobRecord:
+    """Decode a whole file's bytes; :class:`CorruptJobError` says what is wrong."""
+    if file_size < HEADER.size:
+        raise CorruptJobError(f"truncated: {file_size} bytes, shorter than the {HEADER.size}-byte header")
+    magic, version, _flags, length, crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise CorruptJobError(f"bad magic {magic!r} (expected {MAGIC!r}): not a Nuvom job file")
+    if version != FORMAT_VERSION:
+        raise CorruptJobError(f"format version {version} is not supported (this build reads {FORMAT_VERSION})")
+    if length != file_size - HEADER.size:
+        raise CorruptJobError(
+            f"length header says {length} payload bytes but the file holds {file_size - HEADER.size} "
+            "(torn or truncated write)"
+        )
+    payload = data[HEADER.size:]
+    if zlib.crc32(payload) != crc:
+        raise CorruptJobError(f"checksum mismatch: header {crc:#010x}, payload {zlib.crc32(payload):#010x}")
+    try:
+        return JobRecord.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise CorruptJobError(f"checksum ok but the payload is not a valid job ({where}: {first['msg']})") from None
+
+
+def read_record(path: Path, limit: int) -> JobRecord:
+    """Read and decode ``path``.  ``FileNotFoundError`` passes through.
+
+    The size comes from ``fstat`` of the open file, so a lying length header
+    never makes us allocate more than the file really holds, and a file over
+    ``limit`` is refused without reading it.
+    """
+    fd = retrying(os.open, path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit + HEADER.size:
+            raise CorruptJobError(f"file is {size} bytes, over the record limit of {limit} bytes")
+        chunks = []
+        remaining = size
+        while remaining > 0:
+            chunk = os.read(fd, remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return decode(data, len(data))
+
+
+def write_file(tmp_dir: Path, dest: Path, data: bytes, *, fsync: bool) -> None:
+    """Write ``data`` to a fresh file in ``tmp_dir``, then ``os.replace`` it to ``dest``."""
+    tmp = tmp_dir / f"{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, FILE_MODE)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, FILE_MODE)  # the umask may have removed bits we need; never add any
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    try:
+        retrying(os.replace, tmp, dest)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:
+    """Move a bad file aside with a ``.reason`` file next to it.
+
+    Returns the new path, or None if the file was already gone (another
+    process quarantined or moved it first).
+    """
+    parent = path.parent.name
+    target = quarantine_dir / f"{parent}-{path.name}.{secrets.token_hex(3)}"
+    try:
+        retrying(os.replace, path, target)
+    except FileNotFoundError:
+        return None
+    note = (
+        f"file: {path}\nreason: {reason}\nquarantined_at: {time.time():.3f}\n"
+        f"pid: {os.getpid()}\nplatform: {sys.platform}\n"
+    )
+    try:
+        write_file(quarantine_dir, quarantine_dir / f"{target.name}.reason", note.encode(), fsync=False)
+    except OSError:
+        pass  # the file itself is safely aside; a missing note must not stop the worker
+    return target
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
