@@ -56,7 +56,7 @@ from nuvom_kernel.backend_base import (
     retry_update,
     sweep_update,
 )
-from nuvom_kernel.errors import CorruptJobError, InvalidStateError, NuvomError
+from nuvom_kernel.errors import CorruptJobError, NuvomError
 from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, Outcome, now, validate_id
 
 try:  # the cross-process doorbell; without it, polling is the wake-up
@@ -468,9 +468,7 @@ class FileBackend(QueriesMixin, QueueBackendBase):
             if path is None or record is None:
                 return None
             if record.job.state not in RETRYABLE_STATES:
-                raise InvalidStateError(
-                    f"job {job_id} is {record.job.state}; only failed, dead or cancelled jobs can be retried"
-                )
+                return None  # only failed, dead or cancelled jobs are retried
             retry_update(record.job, now())
             self._commit(path, record, fsync=self.fsync)
         if record.job.unique_key is not None:

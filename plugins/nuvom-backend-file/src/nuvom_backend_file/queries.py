@@ -178,9 +178,7 @@ class QueriesMixin:
     def list_workers(self) -> list[WorkerInfo]:
         self._check_open()
         workers: list[WorkerInfo] = []
-        for entry in _entries(self.layout.workers):
-            if not entry.name.endswith(_WORKER_SUFFIX):
-                continue
+        for entry in _entries(self.layout.workers, (_WORKER_SUFFIX,)):
             try:
                 with open(entry.path, "rb") as fh:
                     data = fh.read(_MAX_WORKER_BYTES + 1)
@@ -201,9 +199,9 @@ def _purgeable(state: JobState, finished_at: float | None, wanted: set[JobState]
     return older_than is None or (finished_at is not None and finished_at < older_than)
 
 
-def _entries(directory: Path) -> Iterator[os.DirEntry[str]]:
+def _entries(directory: Path, suffixes: tuple[str, ...] = READY_SUFFIXES) -> Iterator[os.DirEntry[str]]:
     try:
         with os.scandir(directory) as it:
-            yield from (e for e in it if e.name.endswith(READY_SUFFIXES))
+            yield from (e for e in it if e.name.endswith(suffixes))
     except FileNotFoundError:
         return
