@@ -6,7 +6,15 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from nuvom_backend_sqlite.rows import decode, insert_values, marks, placeholder, states_filter
+from nuvom_backend_sqlite.rows import (
+    UPDATE_SQL,
+    decode,
+    insert_values,
+    marks,
+    placeholder,
+    states_filter,
+    update_values,
+)
 from nuvom_kernel.backend_base import cancel_update, retry_update
 from nuvom_kernel.errors import CorruptJobError, InvalidStateError
 from nuvom_kernel.models import (
@@ -110,11 +118,7 @@ class AdminMixin:
             job = decode(row[0], row[2], row[3])
             result = step(job)
             if result is not False and result is not None:
-                conn.execute(
-                    "UPDATE jobs SET state=?, ready_at=?, finished_at=?, token=?, lease_expires_at=?, data=? WHERE id=?",
-                    (job.state.value, job.eta if job.eta is not None else job.created_at, job.finished_at,
-                     job.token, job.lease_expires_at, job.to_json(), job.id),
-                )
+                conn.execute(UPDATE_SQL, update_values(job))
             return result
 
         return self.db.write(txn)

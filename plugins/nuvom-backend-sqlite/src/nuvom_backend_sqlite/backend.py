@@ -227,7 +227,13 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         first = conn.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()[0] - len(jobs) + 1
         for offset, job in enumerate(jobs):
             claim_update(job, first + offset, lease_secs, worker_id, at)
-        conn.executemany(UPDATE_SQL, [update_values(job) for job in jobs])
+        if self.use_returning:  # state and lease are already set: touch no index again
+            conn.executemany("UPDATE jobs SET token = ?, data = ? WHERE id = ?", [(j.token, j.to_json(), j.id) for j in jobs])
+        else:
+            conn.executemany(
+                "UPDATE jobs SET state = 'running', token = ?, lease_expires_at = ?, data = ? WHERE id = ?",
+                [(j.token, j.lease_expires_at, j.to_json(), j.id) for j in jobs],
+            )
         return jobs
 
     def _finish_in(self, conn: sqlite3.Connection, completions: Sequence[Completion]) -> tuple[list[bool], bool]:
