@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from nuvom_backend_sqlite import SqliteBackend
+
 from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract
 
 
