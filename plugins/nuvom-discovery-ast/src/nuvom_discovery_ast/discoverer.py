@@ -47,16 +47,17 @@ def module_for(rel: str, src_is_package: bool) -> str | None:
 
 def _usable_entry(entry: Any) -> bool:
     """A cache entry from disk is trusted only if it has the expected shape."""
+    if type(entry) is not dict or entry.get("parser") != PARSER_VERSION:
+        return False
+    tasks, problems = entry.get("tasks"), entry.get("problems")
     return (
-        isinstance(entry, dict)
-        and entry.get("parser") == PARSER_VERSION
-        and isinstance(entry.get("size"), int)
-        and isinstance(entry.get("mtime_ns"), int)
-        and isinstance(entry.get("hash"), str)
-        and isinstance(entry.get("tasks"), list)
-        and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in entry["tasks"])
-        and isinstance(entry.get("problems"), list)
-        and all(isinstance(p, dict) for p in entry["problems"])
+        type(entry.get("size")) is int
+        and type(entry.get("mtime_ns")) is int
+        and type(entry.get("hash")) is str
+        and type(tasks) is list
+        and type(problems) is list
+        and (not tasks or all(type(t) is dict and type(t.get("name")) is str for t in tasks))
+        and (not problems or all(type(p) is dict for p in problems))
     )
 
 
