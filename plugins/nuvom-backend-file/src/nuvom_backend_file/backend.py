@@ -242,6 +242,7 @@ class FileBackend(QueriesMixin, QueueBackendBase):
         at = now()
         self._promote_due(queues, at)
         claimed: list[Job] = []
+        busy: list[tuple[str, str]] = []
         for _ in range(_CLAIM_ROUNDS):
             if len(claimed) >= limit:
                 break
@@ -249,15 +250,22 @@ class FileBackend(QueriesMixin, QueueBackendBase):
             if not batch:
                 break
             for queue, name in batch:
-                job = self._claim_one(queue, name, lease_secs, worker_id, at)
+                job = self._claim_one(queue, name, lease_secs, worker_id, at, busy)
                 if job is not None:
                     claimed.append(job)
+        # a locked name (a claim elsewhere, a cancel, or a dead holder the sweeper
+        # will clear) is kept for the next call rather than forgotten until a rescan
+        for queue, name in busy:
+            self.ready.add(queue, name)
         self._quarantine_rejected()
         return claimed
 
-    def _claim_one(self, queue: str, name: str, lease_secs: float, worker_id: str, at: float) -> Job | None:
+    def _claim_one(
+        self, queue: str, name: str, lease_secs: float, worker_id: str, at: float, busy: list[tuple[str, str]]
+    ) -> Job | None:
         job_id = id_from_name(name) or ""
         if not self.locks.try_acquire(job_id):
+            busy.append((queue, name))
             return None
         try:
             src = self.layout.ready / queue / name

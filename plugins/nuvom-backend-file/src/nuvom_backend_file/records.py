@@ -84,11 +84,13 @@ def decode(data: bytes, file_size: int) -> JobRecord:
     """Decode a whole file's bytes; :class:`CorruptJobError` says what is wrong."""
     if file_size < HEADER.size:
         raise CorruptJobError(f"truncated: {file_size} bytes, shorter than the {HEADER.size}-byte header")
-    magic, version, _flags, length, crc = HEADER.unpack_from(data)
+    magic, version, flags, length, crc = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise CorruptJobError(f"bad magic {magic!r} (expected {MAGIC!r}): not a Nuvom job file")
     if version != FORMAT_VERSION:
         raise CorruptJobError(f"format version {version} is not supported (this build reads {FORMAT_VERSION})")
+    if flags != 0:
+        raise CorruptJobError(f"unknown header flags {flags:#06x} (format {FORMAT_VERSION} defines none)")
     if length != file_size - HEADER.size:
         raise CorruptJobError(
             f"length header says {length} payload bytes but the file holds {file_size - HEADER.size} "
