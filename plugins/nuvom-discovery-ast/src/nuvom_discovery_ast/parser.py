@@ -30,6 +30,12 @@ STAR_EXPORTS = {
 CODE_OPTIONS = frozenset(
     {"before_job", "after_job", "on_error", "on_success", "on_failure", "on_retry", "unique_key"}
 )
+#: Every ``kind`` of problem discovery reports (docs/discovery.md lists each).
+PROBLEM_KINDS = (
+    "syntax_error", "decode_error", "read_error", "nested_task", "duplicate_name",
+    "non_literal_argument", "invalid_argument", "positional_argument",
+    "unresolved_decorator", "unimportable_module",
+)
 #: Bump when the parse result for the same bytes changes, so cached entries
 #: written by an older parser are parsed again.
 PARSER_VERSION = 1
