@@ -70,3 +70,8 @@ def listen(directory: str, ready: Any, heard: Any, rings_wanted: int) -> None:
             heard.put("rang")
     finally:
         bell.close()
+
+
+def enqueue_inherited(backend: SqliteBackend, job_id: str) -> None:
+    """Use a backend object inherited through fork (POSIX users may fork)."""
+    backend.enqueue(Job(id=job_id, task="t"))

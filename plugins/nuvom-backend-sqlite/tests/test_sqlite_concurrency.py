@@ -100,3 +100,18 @@ def test_thread_connections_are_separate(tmp_path: Path) -> None:
     backend.close()
     assert backend.db.connection() is not main  # reopened after close
     backend.close()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]
+    backend = SqliteBackend(tmp_path / "q.db")
+    backend.enqueue(Job(id="before", task="t"))
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=procs.enqueue_inherited, args=(backend, "from-fork"))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert backend.get("from-fork") is not None
+    backend.enqueue(Job(id="after", task="t"))  # the parent's connection still works
+    assert len(backend.claim(["default"], 10, 30, "w")) == 3
+    backend.close()

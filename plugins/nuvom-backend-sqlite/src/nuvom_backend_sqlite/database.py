@@ -71,6 +71,7 @@ class Database:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._generation = 0
+        self._pid = os.getpid()
         self._commits = 0
         reason = network_share_reason(self.path)
         if reason is not None:
@@ -154,8 +155,14 @@ class Database:
         """This thread's connection, opened on first use (and after ``close``)."""
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.generation == self._generation:
+        if conn is not None and local.generation == self._generation and self._pid == os.getpid():
             return conn
+        if os.getpid() != self._pid:
+            # A forked child must never touch (not even close) the parent's
+            # connections: closing one would drop the parent's POSIX locks.
+            with self._lock:
+                self._connections, self._pid = [], os.getpid()
+                self._generation += 1
         conn = self._open()
         with self._lock:
             self._connections.append(conn)
