@@ -34,21 +34,31 @@ class Nuvom:
         root: str | Path | None = None,
         plugins: NuvomPluginManager | None = None,
         environ: dict[str, str] | None = None,
+        queue: QueueBackend | None = None,
+        results: ResultBackend | None = None,
         **overrides: Any,
     ) -> None:
+        """``settings`` (or the environment, ``.env`` and ``pyproject.toml`` of
+        ``root``, with ``overrides`` on top); ``queue``/``results`` inject ready
+        components instead of creating the configured ones (tests, embedding)."""
         if settings is None:
             self.loaded: LoadedSettings = load_settings(root, environ=environ, overrides=overrides or None)
             settings = self.loaded.settings
         else:
             if overrides:
                 settings = settings.model_copy(update=overrides)
-            self.loaded = LoadedSettings(settings=settings, root=Path(root or Path.cwd()).resolve())
+            root_path = Path(root or settings.project_root or Path.cwd()).resolve()
+            if settings.project_root is None:
+                settings = settings.model_copy(update={"project_root": str(root_path)})
+            self.loaded = LoadedSettings(settings=settings, root=root_path)
         self.settings = settings
         self.root = self.loaded.root
         self.plugins = plugins or NuvomPluginManager(self.root, environ=environ)
         self._lock = threading.RLock()
-        self._queue: QueueBackend | None = None
-        self._results: ResultBackend | None = None
+        self._queue: QueueBackend | None = queue
+        self._results: ResultBackend | None = results
+        if queue is not None and results is None and isinstance(queue, ResultBackend):
+            self._results = queue
         self._serializer: Serializer | None = None
         self._configured = False
         apply_log_level(settings)

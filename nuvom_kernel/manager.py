@@ -146,7 +146,8 @@ class NuvomPluginManager:
         self._legacy: list[LegacyPluginAdapter] = []
         self.loaded = False
         self.strict = self.environ.get("NUVOM_STRICT_PLUGINS", "").lower() in _TRUE
-        if self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE:
+        self.tracing = self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE
+        if self.tracing:
             self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[nuvom trace] {msg}"))
             self.pm.enable_tracing()
 
@@ -345,6 +346,7 @@ class NuvomPluginManager:
                                  _kind: str = kind, _plugin: str = plugin_name) -> None:
                         registries[_kind].register(name, factory, description, plugin=_plugin)
 
+                    self._trace(hook_name, plugin_name)
                     try:
                         impl.function(register=register)
                     except Exception as exc:
@@ -367,6 +369,10 @@ class NuvomPluginManager:
             log.error("%s", exc)
         return sorted(self.records.values(), key=lambda r: (r.origin != "entry point", r.name))
 
+    def _trace(self, hook_name: str, plugin: str | None) -> None:
+        if self.tracing:
+            sys.stderr.write(f"[nuvom trace] {hook_name} -> {plugin}\n")
+
     # -- typed facade over the hooks -------------------------------------------
 
     def _notify(self, hook_name: str, **kwargs: Any) -> None:
@@ -375,6 +381,7 @@ class NuvomPluginManager:
             self.load()
         caller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
+            self._trace(hook_name, self.pm.get_name(impl.plugin))
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})
             except Exception:
@@ -411,6 +418,7 @@ class NuvomPluginManager:
         self.load()
         for impl in reversed(self.pm.hook.nuvom_register_commands.get_hookimpls()):
             name = self.pm.get_name(impl.plugin) or "?"
+            self._trace("nuvom_register_commands", name)
             try:
                 impl.function(app=app)
             except Exception as exc:

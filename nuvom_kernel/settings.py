@@ -35,7 +35,6 @@ OTHER_KNOWN_VARIABLES = {
     "NUVOM_DISABLE_PLUGINS",
     "NUVOM_STRICT_PLUGINS",
     "NUVOM_TRACE_PLUGINS",
-    "NUVOM_PROJECT_ROOT",
     "NUVOM_FULL_RELIABILITY",
 }
 
@@ -56,6 +55,7 @@ class NuvomSettings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=None, extra="ignore", case_sensitive=False
     )
 
+    project_root: str | None = Field(None, description="Project root; relative paths are resolved against it (default: the working directory).")
     queue_backend: str = Field("sqlite", description="Queue backend component name (memory, file, sqlite, ...).")
     result_backend: str = Field("sqlite", description="Result backend component name.")
     serialization_backend: str = Field("json", description="Serializer for payloads and results.")
@@ -106,7 +106,7 @@ class NuvomSettings(BaseSettings):
         p = Path(value).expanduser()
         if p.is_absolute():
             return p
-        return Path(root or project_root()) / p
+        return Path(root or self.project_root or project_root()) / p
 
 
 @dataclass
@@ -117,9 +117,9 @@ class LoadedSettings:
     root: Path = field(default_factory=Path.cwd)
 
 
-def project_root() -> Path:
+def project_root(environ: dict[str, str] | None = None) -> Path:
     """The project root: ``NUVOM_PROJECT_ROOT`` or the working directory."""
-    env = os.environ.get("NUVOM_PROJECT_ROOT")
+    env = (os.environ if environ is None else environ).get("NUVOM_PROJECT_ROOT")
     return Path(env).resolve() if env else Path.cwd()
 
 
@@ -185,8 +185,8 @@ def load_settings(
     Unknown ``NUVOM_*`` keys produce warnings with a suggestion (also emitted
     as :class:`UserWarning`).
     """
-    root_path = Path(root).resolve() if root is not None else project_root()
     env = dict(os.environ if environ is None else environ)
+    root_path = Path(root).resolve() if root is not None else project_root(env)
     names = list(NuvomSettings.model_fields)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -217,6 +217,9 @@ def load_settings(
                 hint = f"; did you mean {prefix}{match[0].upper() if prefix else match[0]}?" if match else ""
                 notes.append(f"unknown setting {shown} in {origin}{hint}")
 
+    if not values.get("project_root"):
+        values["project_root"] = str(root_path)
+        sources["project_root"] = "argument" if root is not None else ("environment" if env.get("NUVOM_PROJECT_ROOT") else "working directory")
     try:
         settings = NuvomSettings.model_validate(values)
     except ValidationError as exc:

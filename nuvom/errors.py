@@ -1,0 +1,28 @@
+"""Every error Nuvom raises on purpose (re-exported from the kernel)."""
+
+from __future__ import annotations
+
+from nuvom_kernel.errors import (
+    ComponentNotFoundError,
+    ConfigError,
+    CorruptJobError,
+    DuplicateComponentError,
+    InvalidIdError,
+    InvalidStateError,
+    JobCancelledError,
+    JobDeadError,
+    JobFailedError,
+    JobNotFoundError,
+    JobTimeoutError,
+    NuvomError,
+    PayloadError,
+    PluginError,
+    Retry,
+    TaskNotFoundError,
+)
+
+__all__ = [
+    "ComponentNotFoundError", "ConfigError", "CorruptJobError", "DuplicateComponentError", "InvalidIdError",
+    "InvalidStateError", "JobCancelledError", "JobDeadError", "JobFailedError", "JobNotFoundError",
+    "JobTimeoutError", "NuvomError", "PayloadError", "PluginError", "Retry", "TaskNotFoundError",
+]

@@ -1,0 +1,14 @@
+"""Conformance suites for plugin authors (see docs/plugins.md)."""
+
+from __future__ import annotations
+
+from nuvom_kernel.testing import (
+    ExecutorContract,
+    QueueBackendContract,
+    ResultBackendContract,
+    finished_job,
+    make_job,
+    wait_for,
+)
+
+__all__ = ["ExecutorContract", "QueueBackendContract", "ResultBackendContract", "finished_job", "make_job", "wait_for"]

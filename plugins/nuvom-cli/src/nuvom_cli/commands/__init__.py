@@ -1,0 +1,1 @@
+"""Command groups of the nuvom-cli plugin; each module has ``register(app)``."""

@@ -1,0 +1,52 @@
+"""``nuvom version`` and ``nuvom config``."""
+
+from __future__ import annotations
+
+import platform
+
+import typer
+from rich.table import Table
+
+from nuvom_cli.state import EXIT_USAGE, state
+from nuvom_kernel import __version__
+from nuvom_kernel.errors import ConfigError
+from nuvom_kernel.settings import ENV_PREFIX, NuvomSettings, load_settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("version")
+    def version() -> None:
+        """Print the Nuvom version."""
+        state().console.print(f"nuvom {__version__} (Python {platform.python_version()})")
+
+    @app.command("config")
+    def config(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    ) -> None:
+        """Show the effective settings and where each value came from."""
+        st = state()
+        try:
+            loaded = load_settings(st.plugins.root)
+        except ConfigError as exc:
+            st.fail(f"configuration error: {exc}", EXIT_USAGE)
+        data = loaded.settings.model_dump(mode="json")
+        if as_json:
+            st.print_json({
+                "root": str(loaded.root),
+                "settings": {k: {"value": v, "source": loaded.sources.get(k, "default"),
+                                 "env": ENV_PREFIX + k.upper()} for k, v in data.items()},
+                "warnings": loaded.warnings,
+            })
+            return
+        table = Table(title=f"Nuvom settings ({loaded.root})")
+        table.add_column("Setting")
+        table.add_column("Value")
+        table.add_column("Source")
+        for key, value in data.items():
+            table.add_row(ENV_PREFIX + key.upper(), str(value), loaded.sources.get(key, "default"))
+        st.console.print(table)
+        for note in loaded.warnings:
+            st.err.print(f"[yellow]warning:[/] {note}")
+
+
+__all__ = ["register", "NuvomSettings"]

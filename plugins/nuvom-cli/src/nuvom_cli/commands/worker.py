@@ -1,0 +1,69 @@
+"""``nuvom runworker``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import typer
+
+from nuvom_cli.state import EXIT_USAGE, state
+from nuvom_kernel.errors import NuvomError
+from nuvom_kernel.loader import import_task_modules
+from nuvom_kernel.task import registry
+from nuvom_kernel.worker import Worker
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("runworker")
+    def runworker(
+        concurrency: int = typer.Option(None, "--concurrency", "-c", min=1, help="Jobs run at once (default NUVOM_MAX_WORKERS)."),
+        queues: list[str] = typer.Option(["default"], "--queues", "-q", help="Queues to consume, comma-separated or repeated."),
+        executor: str = typer.Option(None, "--executor", "-e", help="Executor (default NUVOM_EXECUTOR): thread, process, ..."),
+        burst: bool = typer.Option(False, "--burst", help="Exit when no job is left to run."),
+        tasks: list[str] = typer.Option([], "--tasks", "-t", help="Module or .py file defining tasks (repeatable)."),
+        worker_id: str = typer.Option(None, "--id", help="Worker id (default host-pid-random)."),
+    ) -> None:
+        """Run a worker in the foreground until Ctrl-C (graceful; twice to abandon running jobs)."""
+        st = state()
+        app_ = st.app(executor=executor) if executor else st.app()
+        modules = _split(tasks)
+        problems = import_task_modules(modules, app_.root)
+        for p in problems:
+            st.err.print(f"[red]could not import task module {p.module}[/]: {p.error}")
+        try:
+            worker = Worker(app_, queues=_split(queues), concurrency=concurrency, burst=burst, worker_id=worker_id)
+            app_.queue  # noqa: B018 - open the backend now so a bad path fails before the loop
+        except NuvomError as exc:
+            st.fail(str(exc), EXIT_USAGE)
+        st.err.print(
+            f"[green]worker {worker.id}[/] on {app_.settings.queue_backend}, queues {', '.join(worker.queues)}, "
+            f"{worker.concurrency} x {worker.executor_name}; {len(registry.names())} task(s): "
+            f"{', '.join(registry.names()) or '-'}"
+        )
+        _install_signal_handlers(worker)
+        stats = worker.run()
+        st.err.print(f"worker {worker.id} stopped: {stats.succeeded} succeeded, {stats.failed} failed, "
+                     f"{stats.retried} retried, {stats.dead} dead")
+
+
+def _install_signal_handlers(worker: Worker) -> None:
+    """Ctrl-C / SIGTERM ask for a graceful stop; a second one abandons running jobs."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    hits = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        hits["n"] += 1
+        worker.request_stop(hard=hits["n"] > 1)
+
+    signal.signal(signal.SIGINT, handler)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, handler)
+    if hasattr(signal, "SIGBREAK"):  # Ctrl-Break on Windows
+        signal.signal(signal.SIGBREAK, handler)

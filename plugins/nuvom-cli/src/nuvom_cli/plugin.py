@@ -1,0 +1,19 @@
+"""The nuvom-cli plugin adds the core commands through the same hook as any plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from nuvom_cli.commands import core, plugins, worker
+from nuvom_kernel import hookimpl
+
+
+@hookimpl
+def nuvom_register_commands(app: Any) -> None:
+    core.register(app)
+    worker.register(app)
+    plugin_app = typer.Typer(help="Inspect and test plugins.", no_args_is_help=True)
+    plugins.register(plugin_app)
+    app.add_typer(plugin_app, name="plugin")

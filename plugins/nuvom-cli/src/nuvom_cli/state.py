@@ -1,0 +1,73 @@
+"""What commands share within one ``nuvom`` invocation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from nuvom_kernel.app import Nuvom
+from nuvom_kernel.errors import ConfigError, NuvomError
+from nuvom_kernel.manager import NuvomPluginManager
+
+#: Exit codes of every command (docs/cli.md).
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the operation failed (job failed, plugin test failed, ...)
+EXIT_USAGE = 2  # bad arguments, bad configuration, unknown id
+EXIT_NOT_FOUND = 3  # the job (or other object) does not exist
+
+
+@dataclass
+class CliState:
+    plugins: NuvomPluginManager
+    console: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    _app: Nuvom | None = None
+
+    def app(self, **overrides: Any) -> Nuvom:
+        """The Nuvom app for this invocation; a bad setting exits with code 2."""
+        if self._app is None or overrides:
+            try:
+                app = Nuvom(root=self.plugins.root, plugins=self.plugins, **overrides)
+            except ConfigError as exc:
+                self.fail(f"configuration error: {exc}", EXIT_USAGE)
+            if overrides:
+                return app
+            self._app = app
+        return self._app
+
+    def fail(self, message: str, code: int = EXIT_FAILURE) -> NoReturn:
+        self.err.print(f"[bold red]error:[/] {message}")
+        raise typer.Exit(code)
+
+    def print_json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def guard(self, exc: NuvomError) -> NoReturn:
+        from nuvom_kernel.errors import InvalidIdError, InvalidStateError, JobNotFoundError
+
+        if isinstance(exc, JobNotFoundError):
+            self.fail(str(exc), EXIT_NOT_FOUND)
+        if isinstance(exc, (InvalidIdError, ConfigError, InvalidStateError)):
+            self.fail(str(exc), EXIT_USAGE)
+        self.fail(str(exc), EXIT_FAILURE)
+
+
+_state: CliState | None = None
+
+
+def set_state(state: CliState) -> None:
+    global _state
+    _state = state
+
+
+def state() -> CliState:
+    if _state is None:
+        set_state(CliState(plugins=NuvomPluginManager()))
+    assert _state is not None
+    return _state
