@@ -28,6 +28,8 @@ T = TypeVar("T")
 
 #: SQLite 3.35 added ``UPDATE ... RETURNING``.
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+#: ``INSERT ... ON CONFLICT`` (upsert) needs 3.24 (2018).
+MIN_SQLITE = (3, 24, 0)
 
 
 class DatabaseBusyError(NuvomError):
@@ -55,6 +57,11 @@ class Database:
         checkpoint_every: int = 1000,
     ) -> None:
         self.path = Path(path)
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise ConfigError(
+                f"nuvom-backend-sqlite needs SQLite >= 3.24; this Python links SQLite {sqlite3.sqlite_version}: "
+                "use a newer Python build, or another backend"
+            )
         if str(path) == ":memory:" or str(path).startswith("file:"):
             raise ConfigError(
                 f"NUVOM_SQLITE_DB_PATH={str(path)!r} is not a file path: workers in other "
@@ -215,20 +222,6 @@ class Database:
         """One statement outside any explicit transaction (its own snapshot)."""
         conn = self.connection()
         return self._retry(lambda: conn.execute(sql, params).fetchall())
-
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on one consistent snapshot (a deferred read transaction)."""
-        conn = self.connection()
-
-        def once() -> T:
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
-
-        return self._retry(once)
 
     # -- the WAL ---------------------------------------------------------------
 
