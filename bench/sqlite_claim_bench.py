@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from nuvom_backend_sqlite import SqliteBackend
+
 from nuvom_kernel.contracts import Completion
 from nuvom_kernel.models import Job, Outcome
 
