@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nuvom_kernel.testing import (
+    DiscovererContract,
     ExecutorContract,
     QueueBackendContract,
     ResultBackendContract,
@@ -11,4 +12,12 @@ from nuvom_kernel.testing import (
     wait_for,
 )
 
-__all__ = ["ExecutorContract", "QueueBackendContract", "ResultBackendContract", "finished_job", "make_job", "wait_for"]
+__all__ = [
+    "DiscovererContract",
+    "ExecutorContract",
+    "QueueBackendContract",
+    "ResultBackendContract",
+    "finished_job",
+    "make_job",
+    "wait_for",
+]

@@ -1,4 +1,5 @@
-"""Conformance suites every backend and executor plugin runs (ours and third-party).
+"""Conformance suites every backend, executor and discoverer plugin runs (ours and
+third-party).
 
 ``from nuvom_kernel.testing import QueueBackendContract`` (also available as
 ``nuvom.testing``), subclass it in your plugin's tests with a fixture, and
@@ -7,11 +8,13 @@ pytest runs every rule against your component.  See docs/plugins.md.
 
 from __future__ import annotations
 
+from nuvom_kernel.testing.discoverer_contract import DiscovererContract
 from nuvom_kernel.testing.executor_contract import ExecutorContract
 from nuvom_kernel.testing.queue_contract import QueueBackendContract, make_job, wait_for
 from nuvom_kernel.testing.result_contract import ResultBackendContract, finished_job
 
 __all__ = [
+    "DiscovererContract",
     "ExecutorContract",
     "QueueBackendContract",
     "ResultBackendContract",
