@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,14 +77,44 @@ def test_names_sort_by_priority_then_ready_time() -> None:
 # -- crash repair -------------------------------------------------------------------
 
 
-def test_claim_interrupted_before_rewrite_is_returned_by_sweep(backend: FileBackend) -> None:
-    """A claimer died after renaming the file into run/ but before rewriting it."""
+def test_claim_interrupted_before_rewrite_is_returned_by_sweep(tmp_path: Path) -> None:
+    """A claimer died after renaming the file into run/ but before rewriting it.
+    Claims take no lock, so the sweep waits ``lock_stale_secs`` before deciding."""
+    backend = FileBackend(tmp_path / "jobs", lock_stale_secs=0.2, doorbell=False)
     job = Job(task="t")
     job.record(JobState.QUEUED)
     _write_raw(backend.layout.run_path(job.id), job, fence=3)
-    assert backend.sweep() == 1
+    assert backend.sweep() == 0  # could still be a claim in flight
+    deadline = time.monotonic() + 10
+    while backend.sweep() == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     [claimed] = backend.claim(["default"], 5, 30.0, "w")
     assert claimed.id == job.id and claimed.attempts == 1 and claimed.token == 4
+    backend.close()
+
+
+def test_cancel_waits_for_a_claim_in_flight_then_flags_it(tmp_path: Path) -> None:
+    backend = FileBackend(tmp_path / "jobs", lock_stale_secs=5.0, doorbell=False)
+    job = backend.enqueue(Job(task="t"))
+    ready = backend.layout.ready_path(job)
+    run = backend.layout.run_path(job.id)
+    os.replace(ready, run)  # a claimer in another process has just renamed it ...
+    record = records_module.read_record(run, 1 << 20)
+    from nuvom_kernel.backend_base import claim_update
+
+    def finish_the_claim() -> None:  # ... and rewrites it a moment later
+        record.fence += 1
+        claim_update(record.job, record.fence, 30.0, "other")
+        records_module.write_file(backend.layout.tmp, run, encode(record, 1 << 20), fsync=False)
+
+    timer = threading.Timer(0.05, finish_the_claim)
+    timer.start()
+    cancelled = backend.cancel(job.id)
+    timer.join()
+    assert cancelled is not None and cancelled.state == JobState.RUNNING and cancelled.cancel_requested
+    assert run.exists() and not backend.layout.done_path(job.id).exists()
+    backend.close()
 
 
 def test_finish_interrupted_before_move_lands_in_done(backend: FileBackend) -> None:
@@ -102,13 +133,17 @@ def test_finish_interrupted_before_move_lands_in_done(backend: FileBackend) -> N
 
 def test_stale_lock_of_a_dead_process_is_broken(backend: FileBackend) -> None:
     job = backend.enqueue(Job(task="t"))
-    backend.locks.path(job.id).touch()
-    assert backend.claim(["default"], 1, 30.0, "w") == []  # someone holds it: move on
+    lock = backend.locks.path(job.id)
     old = time.time() - 3600
-    os.utime(backend.locks.path(job.id), (old, old))
+    lock.touch()
+    os.utime(lock, (old, old))
     backend.sweep()
-    assert not backend.locks.path(job.id).exists()
-    assert [j.id for j in backend.claim(["default"], 1, 30.0, "w")] == [job.id]
+    assert not lock.exists()
+    lock.touch()
+    os.utime(lock, (old, old))
+    cancelled = backend.cancel(job.id)  # waits for the lock, finds it stale, breaks it
+    assert cancelled is not None and cancelled.state == JobState.CANCELLED
+    assert not lock.exists()
 
 
 def test_fresh_lock_times_out_with_a_clear_message(tmp_path: Path) -> None:

@@ -4,15 +4,15 @@ The rules that make it safe (``docs/backend-file.md`` explains them):
 
 1. A new job is written to ``tmp/``, fsynced, and published with one
    ``os.replace`` into ``ready/<queue>/`` (or ``sched/<queue>/``).
-2. Every change to an existing job happens while holding ``locks/<id>.lock``
-   (an ``O_EXCL`` file).  The job first moves into ``run/`` (one rename), is
-   rewritten there (tmp + replace), then renamed to the directory its new
-   state belongs in.  A crash at any point leaves exactly one file whose
-   *content* is authoritative; ``sweep`` moves a file stranded in ``run/``
-   to where its content says it belongs.
-3. A claim is that move: the rename out of ``ready/`` takes the job off the
-   queue; a claimer that loses the race gets ``FileNotFoundError`` or finds
-   the lock taken, and moves on to the next name.
+2. A claim is one rename from ``ready/`` into ``run/``: only one process's
+   rename succeeds, a loser gets ``FileNotFoundError`` and moves on to the
+   next name.  The winner then rewrites the file as running.
+3. Every other change happens while holding ``locks/<id>.lock`` (an
+   ``O_EXCL`` file): the job moves into ``run/`` (one rename), is rewritten
+   there (tmp + replace), then renamed to the directory its new state belongs
+   in.  A crash at any point leaves exactly one file whose *content* is
+   authoritative; ``sweep`` moves a file stranded in ``run/`` to where its
+   content says it belongs.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nuvom_backend_file.admin import AdminMixin
 from nuvom_backend_file.layout import (
-    READY_SUFFIXES,
     Layout,
     id_from_name,
     ms_from_name,
@@ -44,20 +44,15 @@ from nuvom_backend_file.records import (
 )
 from nuvom_backend_file.unique import UniqueKeys
 from nuvom_kernel.backend_base import (
-    LIVE_STATES,
     QueueBackendBase,
-    cancel_update,
     claim_update,
     enqueue_update,
     finish_update,
     is_claimable,
-    lease_expired,
     release_update,
-    retry_update,
-    sweep_update,
 )
 from nuvom_kernel.errors import CorruptJobError, NuvomError
-from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, Outcome, now, validate_id
+from nuvom_kernel.models import Job, JobState, Outcome, now, validate_id
 
 try:  # the cross-process doorbell; without it, polling is the wake-up
     from nuvom_kernel.doorbell import UdpDoorbell
@@ -69,7 +64,7 @@ _TMP_MAX_AGE_SECS = 3600.0
 _HINTS = 4096
 
 
-class FileBackend(QueriesMixin, QueueBackendBase):
+class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
     """Queue and result backend in a directory (see the module docstring)."""
 
     def __init__(
@@ -100,6 +95,7 @@ class FileBackend(QueriesMixin, QueueBackendBase):
         self._listening: Callable[[], None] | None = None
         self._hints: OrderedDict[str, Path] = OrderedDict()
         self._hint_lock = threading.Lock()
+        self._stranded: dict[str, tuple[float, int]] = {}
         self._init_queries()
 
     # -- plumbing ----------------------------------------------------------------
@@ -157,26 +153,9 @@ class FileBackend(QueriesMixin, QueueBackendBase):
             retrying(os.replace, run, home)
         return self._placed(record.job, home)
 
-    def locate(self, job_id: str) -> Path | None:
-        """Where the job's file is now (unlocked: it may move right after)."""
-        for path in (self.layout.run_path(job_id), self.layout.done_path(job_id)):
-            if path.exists():
-                return path
+    def _hint(self, job_id: str) -> Path | None:
         with self._hint_lock:
-            hint = self._hints.get(job_id)
-        if hint is not None and hint.exists():
-            return hint
-        suffixes = tuple(f"-{job_id}{s}" for s in READY_SUFFIXES)
-        for base in (self.layout.ready, self.layout.sched):
-            for queue in self.layout.queues(base):
-                try:
-                    with os.scandir(base / queue) as entries:
-                        for entry in entries:
-                            if entry.name.endswith(suffixes) and id_from_name(entry.name) == job_id:
-                                return Path(entry.path)
-                except FileNotFoundError:
-                    continue
-        return None
+            return self._hints.get(job_id)
 
     def ring(self) -> None:
         if self._udp is not None:
@@ -242,7 +221,6 @@ class FileBackend(QueriesMixin, QueueBackendBase):
         at = now()
         self._promote_due(queues, at)
         claimed: list[Job] = []
-        busy: list[tuple[str, str]] = []
         for _ in range(_CLAIM_ROUNDS):
             if len(claimed) >= limit:
                 break
@@ -250,49 +228,42 @@ class FileBackend(QueriesMixin, QueueBackendBase):
             if not batch:
                 break
             for queue, name in batch:
-                job = self._claim_one(queue, name, lease_secs, worker_id, at, busy)
+                job = self._claim_one(queue, name, lease_secs, worker_id, at)
                 if job is not None:
                     claimed.append(job)
-        # a locked name (a claim elsewhere, a cancel, or a dead holder the sweeper
-        # will clear) is kept for the next call rather than forgotten until a rescan
-        for queue, name in busy:
-            self.ready.add(queue, name)
         self._quarantine_rejected()
         return claimed
 
-    def _claim_one(
-        self, queue: str, name: str, lease_secs: float, worker_id: str, at: float, busy: list[tuple[str, str]]
-    ) -> Job | None:
+    def _claim_one(self, queue: str, name: str, lease_secs: float, worker_id: str, at: float) -> Job | None:
+        """Claim one job by renaming it out of ``ready/``; no lock is taken.
+
+        Only one process's rename can succeed; until this claimer rewrites the
+        file, lock holders see ``queued`` content in ``run/`` and wait for it
+        (see ``admin.py``).
+        """
         job_id = id_from_name(name) or ""
-        if not self.locks.try_acquire(job_id):
-            busy.append((queue, name))
-            return None
+        run = self.layout.run_path(job_id)
         try:
-            src = self.layout.ready / queue / name
-            run = self.layout.run_path(job_id)
-            try:
-                retrying(os.replace, src, run)
-            except FileNotFoundError:
-                return None  # another claimer (or a cancel) got there first
-            record = self._read(run)
-            if record is None:
-                return None
-            job = record.job
-            if job.id != job_id or job.queue != queue:
-                self._quarantine(run, f"file ready/{queue}/{name} holds job {job.id!r} of queue {job.queue!r}")
-                return None
-            if not is_claimable(job, at):
-                home = self.layout.home(job, at)
-                retrying(os.replace, run, home)
-                self._placed(job, home)
-                return None
-            record.fence += 1
-            claim_update(job, record.fence, lease_secs, worker_id, at)
-            self._write(run, record, fsync=self.fsync_claims)
-            self._remember(job.id, run)
-            return job
-        finally:
-            self.locks.release(job_id)
+            retrying(os.replace, self.layout.ready / queue / name, run)
+        except FileNotFoundError:
+            return None  # another claimer (or a cancel) got there first
+        record = self._read(run)
+        if record is None:
+            return None
+        job = record.job
+        if job.id != job_id or job.queue != queue:
+            self._quarantine(run, f"file ready/{queue}/{name} holds job {job.id!r} of queue {job.queue!r}")
+            return None
+        if not is_claimable(job, at):
+            home = self.layout.home(job, at)
+            retrying(os.replace, run, home)
+            self._placed(job, home)
+            return None
+        record.fence += 1
+        claim_update(job, record.fence, lease_secs, worker_id, at)
+        self._write(run, record, fsync=self.fsync_claims)
+        self._remember(job.id, run)
+        return job
 
     def _promote_due(self, queues: Sequence[str], at: float) -> None:
         """Move scheduled jobs whose eta has come from ``sched/`` to ``ready/``."""
@@ -376,138 +347,6 @@ class FileBackend(QueriesMixin, QueueBackendBase):
             record.job.updated_at = now()
             self._write(run, record, fsync=False)
         return True
-
-    def sweep(self) -> int:
-        """Return expired leases, repair files a crash left in ``run/``,
-        promote due scheduled jobs, break stale locks, clear old temp files."""
-        self._check_open()
-        self.locks.break_stale()
-        at = now()
-        moved = 0
-        requeued = False
-        try:
-            with os.scandir(self.layout.run) as entries:
-                names = [e.name for e in entries]
-        except FileNotFoundError:
-            names = []
-        for name in names:
-            job_id = name[:-4] if name.endswith(".job") else ""
-            path = self.layout.run / name
-            try:
-                validate_id(job_id)
-            except ValueError:
-                self._quarantine(path, f"unrecognised file name {name!r} in run/")
-                continue
-            record = self._read(path)
-            if record is None or (record.job.state == JobState.RUNNING and not lease_expired(record.job, at)):
-                continue
-            if not self.locks.try_acquire(job_id):
-                continue
-            try:
-                record = self._read(path)
-                if record is None:
-                    continue
-                if record.job.state == JobState.RUNNING:
-                    if not lease_expired(record.job, at):
-                        continue
-                    sweep_update(record.job, at)
-                    requeued = self._commit(path, record, fsync=self.fsync) or requeued
-                else:  # stranded by a crash mid-change: its content says where it belongs
-                    home = self.layout.home(record.job)
-                    retrying(os.replace, path, home)
-                    requeued = self._placed(record.job, home) or requeued
-                moved += 1
-            finally:
-                self.locks.release(job_id)
-        self._promote_due(self.layout.queues(self.layout.sched), at)
-        self._clean_tmp(at)
-        if requeued:
-            self.ring()
-        return moved
-
-    def _clean_tmp(self, at: float) -> None:
-        try:
-            with os.scandir(self.layout.tmp) as entries:
-                for entry in entries:
-                    try:
-                        if at - entry.stat().st_mtime > _TMP_MAX_AGE_SECS:
-                            os.unlink(entry.path)
-                    except OSError:
-                        continue
-        except FileNotFoundError:
-            pass
-
-    # -- operator actions --------------------------------------------------------
-
-    def get(self, job_id: str) -> Job | None:
-        self._check_open()
-        validate_id(job_id)
-        for _ in range(5):  # the job may move between locating and reading it
-            path = self.locate(job_id)
-            if path is None:
-                return None
-            record = self._read(path)
-            if record is not None:
-                return record.job
-        return None
-
-    def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
-        self._check_open()
-        validate_id(job_id)
-        with self.locks.hold(job_id):
-            path = self.locate(job_id)
-            record = self._read(path) if path is not None else None
-            if path is None or record is None:
-                return None
-            if not cancel_update(record.job, reason, now()):
-                return record.job
-            if record.job.state == JobState.RUNNING:
-                self._write(path, record, fsync=self.fsync)
-            else:
-                self._commit(path, record, fsync=self.fsync)
-            return record.job
-
-    def retry(self, job_id: str) -> Job | None:
-        self._check_open()
-        validate_id(job_id)
-        with self.locks.hold(job_id):
-            path = self.locate(job_id)
-            record = self._read(path) if path is not None else None
-            if path is None or record is None:
-                return None
-            if record.job.state not in RETRYABLE_STATES:
-                return None  # only failed, dead or cancelled jobs are retried
-            retry_update(record.job, now())
-            self._commit(path, record, fsync=self.fsync)
-        if record.job.unique_key is not None:
-            self.unique.point_if_free(record.job)
-        self.ring()
-        return record.job
-
-    def is_live(self, job_id: str) -> bool:
-        job = self.get(job_id)
-        return job is not None and job.state in LIVE_STATES
-
-    # -- results (ResultBackend) ---------------------------------------------------
-
-    def save(self, job: Job) -> None:
-        """Store a finished job's record (when another backend runs the queue)."""
-        self._check_open()
-        validate_id(job.id)
-        with self.locks.hold(job.id):
-            path = self.locate(job.id)
-            old = self._read(path) if path is not None else None
-            record = JobRecord(fence=old.fence if old else 0, job=job)
-            if path is not None and old is not None:
-                self._commit(path, record, fsync=self.fsync)
-            else:
-                self._write(self.layout.done_path(job.id), record, fsync=self.fsync)
-
-    def get_result(self, job_id: str) -> Job | None:
-        self._check_open()
-        validate_id(job_id)
-        record = self._read(self.layout.done_path(job_id))
-        return record.job if record is not None else self.get(job_id)
 
     def close(self) -> None:
         if self.closed:
