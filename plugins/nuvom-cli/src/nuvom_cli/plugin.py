@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from nuvom_cli.commands import core, plugins, worker
+from nuvom_cli.commands import core, jobs, listing, plugins, produce, testworker, worker
 from nuvom_kernel import hookimpl
 
 
@@ -14,6 +14,10 @@ from nuvom_kernel import hookimpl
 def nuvom_register_commands(app: Any) -> None:
     core.register(app)
     worker.register(app)
+    jobs.register(app)
+    listing.register(app)
+    produce.register(app)
+    testworker.register(app)
     plugin_app = typer.Typer(help="Inspect and test plugins.", no_args_is_help=True)
     plugins.register(plugin_app)
     app.add_typer(plugin_app, name="plugin")

@@ -40,6 +40,10 @@ class CliState:
             self._app = app
         return self._app
 
+    def set_app(self, app: Nuvom) -> None:
+        """Use a ready app for this invocation (embedding; tests on the memory backend)."""
+        self._app = app
+
     def fail(self, message: str, code: int = EXIT_FAILURE) -> NoReturn:
         self.err.print(f"[bold red]error:[/] {message}")
         raise typer.Exit(code)
