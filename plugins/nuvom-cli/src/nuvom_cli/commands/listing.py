@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
@@ -32,16 +33,19 @@ def _history(st: CliState, states: list[str], task: str | None, queue: str | Non
     if as_json:
         st.print_json([_row(j) for j in jobs])
         return
-    table = Table(title=f"Jobs, newest first, times in UTC ({len(jobs)} shown from offset {offset})", title_justify="left")
-    for col in ("Job ID", "State", "Task", "Att.", "Created", "Took", "Result / error"):
-        table.add_column(col, overflow="fold", no_wrap=col not in ("Task", "Result / error"))
+    table = Table(title=f"Jobs, newest first, times in UTC ({len(jobs)} shown from offset {offset})",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("Job ID", no_wrap=True)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Task", overflow="fold", min_width=6)
+    table.add_column("Created", min_width=8)
+    table.add_column("Result / error", overflow="fold", min_width=12)
     for j in jobs:
         err = j.last_error
         outcome = (short(j.result) if j.state == JobState.SUCCEEDED
-                   else f"{err.type}: {short(err.message, 50)}" if err else (j.reason or "-"))
-        took = None if j.finished_at is None else j.finished_at - j.created_at
-        table.add_row(j.id, state_text(j.state), Text(j.task), f"{j.attempts}/{j.max_attempts}",
-                      compact_time(j.created_at), "-" if took is None else ago(took), Text(outcome))
+                   else f"{err.type.removeprefix('builtins.')}: {short(err.message, 50)}" if err else (j.reason or "-"))
+        table.add_row(j.id, Text.assemble(state_text(j.state), f" {j.attempts}/{j.max_attempts}"), Text(j.task),
+                      compact_time(j.created_at), Text(outcome))
     st.console.print(table)
     if len(jobs) == limit and limit:
         st.err.print(f"more may exist: add --offset {offset + limit}")
