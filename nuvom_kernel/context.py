@@ -21,7 +21,16 @@ class JobContext:
     job: Job
     deadline: float | None = None  # time.monotonic() value
     queue: QueueBackend | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event)
+    _cancel: threading.Event | None = field(default=None, repr=False)
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set when the attempt should stop (cancellation or timeout); created on first use."""
+        if self._cancel is None:
+            with _event_lock:
+                if self._cancel is None:
+                    self._cancel = threading.Event()
+        return self._cancel
 
     @property
     def id(self) -> str:
@@ -40,7 +49,7 @@ class JobContext:
     def is_cancelled(self) -> bool:
         """True once a cancellation or a timeout asked this attempt to stop;
         long-running thread tasks should check it and return early."""
-        return self.cancel_event.is_set()
+        return self._cancel is not None and self._cancel.is_set()
 
     def set_progress(self, progress: Any) -> bool:
         """Record progress (any JSON value, e.g. ``{"done": 3, "total": 10}``).
@@ -54,6 +63,7 @@ class JobContext:
         return self.queue.set_progress(self.job.id, self.job.token, progress)
 
 
+_event_lock = threading.Lock()
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("nuvom_current_job", default=None)
 
 

@@ -144,6 +144,7 @@ class NuvomPluginManager:
         self.plugin_options: dict[str, dict[str, Any]] = {}
         self._registries: Registries | None = None
         self._legacy: list[LegacyPluginAdapter] = []
+        self._impl_cache: dict[str, list[Any]] = {}
         self.loaded = False
         self.strict = self.environ.get("NUVOM_STRICT_PLUGINS", "").lower() in _TRUE
         self.tracing = self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE
@@ -262,6 +263,7 @@ class NuvomPluginManager:
             plugin = self._as_plugin(obj, record)
             self._check_hook_names(plugin, record)
             self.pm.register(plugin, name=record.name)
+            self._impl_cache.clear()
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -379,8 +381,10 @@ class NuvomPluginManager:
         """Call every implementation of an observer hook, isolating failures."""
         if not self.loaded:
             self.load()
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        impls = self._impl_cache.get(hook_name)
+        if impls is None:  # plugins are registered once, at load(); cache the lookup
+            impls = self._impl_cache[hook_name] = list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+        for impl in impls:
             self._trace(hook_name, self.pm.get_name(impl.plugin))
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})

@@ -29,6 +29,14 @@ TimeoutPolicy = Literal["retry", "fail", "ignore"]
 Backoff = Literal["fixed", "exponential"]
 
 
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    return value
+
+
 def now() -> float:
     """Wall-clock time as a POSIX timestamp; the one clock jobs are stamped with."""
     return time.time()
@@ -169,6 +177,24 @@ class Job(BaseModel):
         self.state = state
         self.updated_at = at
         self.history.append(Transition(state=state, at=at, note=note))
+
+    def snapshot(self) -> Job:
+        """A copy safe to hand out: lists are copied, values are not shared.
+
+        Much cheaper than ``model_copy(deep=True)``: transitions and errors are
+        never mutated after they are appended, so the lists are copied but the
+        entries are shared; JSON values (args, kwargs, result, progress) are
+        copied only when they are containers.
+        """
+        return self.model_copy(update={
+            "args": _copy_json(self.args),
+            "kwargs": _copy_json(self.kwargs),
+            "result": _copy_json(self.result),
+            "progress": _copy_json(self.progress),
+            "tags": list(self.tags),
+            "history": list(self.history),
+            "errors": list(self.errors),
+        })
 
     def to_json(self) -> str:
         return self.model_dump_json()

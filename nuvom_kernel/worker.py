@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class _Held:
     job: Job
     task: Task[Any] | None
     ctx: JobContext | None = None
+    started: float | None = None  # time.monotonic() when handed to the executor
     deferred: Outcome | None = None  # a soft-timed-out retry, applied when the thread ends
     reported: bool = False  # the executor reported an ending (possibly a soft timeout)
     ended: bool = False  # the code really stopped running
@@ -112,6 +114,9 @@ class Worker:
         self._started_at = now()
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Any = None
+        self._buffer: deque[Job] = deque()
+        self._running = 0  # attempts handed to executors whose first report is pending
+        self._avg_run_secs: float | None = None
 
     # -- control -----------------------------------------------------------------
 
@@ -160,42 +165,77 @@ class Worker:
     def _free_slots(self) -> int:
         return self.executor.free_slots()
 
+    def _buffer_target(self) -> int:
+        """How many claimed-but-unstarted jobs to keep at hand.
+
+        Short jobs: a full batch, so one transaction feeds many jobs.  Long jobs
+        (or unknown yet): just enough to refill the free slots, so one worker
+        does not hoard work another idle worker could run.
+        """
+        if self._avg_run_secs is not None and self._avg_run_secs < 0.05:
+            return self.settings.batch_size
+        return max(1, min(self.settings.batch_size, self.concurrency))
+
     def _loop(self) -> None:
         queue = self.app.queue
         batch = self.settings.batch_size
         poll = self.settings.poll_interval_secs
-        released = False
+        pending: list[Completion] = []
+        oldest_pending = 0.0
         while True:
             if self._hard_stop.is_set():
                 return
-            completions = self._drain_completions()
+            fresh = self._drain_completions()
+            if fresh:
+                if not pending:
+                    oldest_pending = time.monotonic()
+                pending.extend(fresh)
             stopping = self._stop.is_set()
-            if stopping and not released:
-                released = True
-                log.info("worker %s stopping: finishing %d running job(s)", self.id, len(self._held))
-            limit = 0 if stopping else max(0, min(batch, self._free_slots()))
+            if stopping and self._buffer:
+                self._release_buffer()
+            target = 0 if stopping else self._buffer_target() + self._free_slots()
+            room = max(0, min(batch, target - len(self._buffer)))
+            want_claim = room > 0 and (not self._buffer or room >= max(1, target // 2))
+            idle = not self._buffer and not self._running
+            flush_due = bool(pending) and (
+                len(pending) >= batch or idle or stopping or time.monotonic() - oldest_pending >= 0.005
+            )
             claimed: list[Job] = []
-            if completions or limit:
-                accepted, claimed = queue.exchange(completions, self.queues, limit, self.lease_secs, self.id)
-                self._after_finish(completions, accepted)
+            if want_claim or flush_due:
+                accepted, claimed = queue.exchange(pending, self.queues, room if want_claim else 0,
+                                                   self.lease_secs, self.id)
+                done_now, pending = pending, []
+                self._after_finish(done_now, accepted)
                 for job in claimed:
-                    self._dispatch(job)
+                    self._accept(job)
+            self._start_buffered()
             if stopping:
                 with self._held_lock:
                     busy = bool(self._held)
-                if not busy and self._done.empty():
+                if not busy and not pending and self._done.empty():
                     return
-            if self.burst and limit and not claimed and not completions:
+            if self.burst and want_claim and not claimed and not pending and not self._buffer:
                 with self._held_lock:
                     busy = bool(self._held)
                 if not busy and self._done.empty():
                     log.info("worker %s: queue empty, burst mode exits", self.id)
                     return
-            if claimed and len(claimed) == limit:
+            if claimed and len(claimed) == room:
                 continue  # more work is likely waiting
-            if not completions and not claimed:
-                self._wake.wait(poll)
-                self._wake.clear()
+            if fresh or claimed:
+                continue
+            self._wake.wait(0.005 if pending else poll)
+            self._wake.clear()
+
+    def _release_buffer(self) -> None:
+        """Give unstarted claims back at once so other workers can run them."""
+        queue = self.app.queue
+        while self._buffer:
+            job = self._buffer.popleft()
+            with self._held_lock:
+                self._held.pop(job.id, None)
+            if job.token is not None and queue.release(job.id, job.token):
+                log.debug("worker %s released unstarted job %s", self.id, job.id)
 
     def _drain_completions(self) -> list[Completion]:
         out: list[Completion] = []
@@ -210,12 +250,32 @@ class Worker:
 
     # -- dispatch ----------------------------------------------------------------
 
-    def _dispatch(self, job: Job) -> None:
+    def _accept(self, job: Job) -> None:
+        """Hold a claimed job: renewed by the heartbeat, started when a slot frees."""
         self.stats.claimed += 1
-        task = registry.find(job.task)
-        held = _Held(job=job, task=task)
         with self._held_lock:
-            self._held[job.id] = held
+            self._held[job.id] = _Held(job=job, task=registry.find(job.task))
+        self._buffer.append(job)
+
+    def _start_buffered(self) -> None:
+        skipped: list[Job] = []
+        while self._buffer:
+            job = self._buffer.popleft()
+            with self._held_lock:
+                held = self._held.get(job.id)
+            if held is None:
+                continue
+            if held.task is not None and self._executor_for(held.task, job).free_slots() <= 0:
+                skipped.append(job)
+                if self.executor.free_slots() <= 0 and not self.extra_executors:
+                    break
+                continue
+            self._dispatch(held)
+        self._buffer.extendleft(reversed(skipped))
+
+    def _dispatch(self, held: _Held) -> None:
+        job, task = held.job, held.task
+        self._running += 1
         if task is None:
             reason = (f"unknown task {job.task!r}: this worker has no such task registered "
                       "(run `nuvom discover tasks`, or start the worker with --tasks MODULE)")
@@ -224,6 +284,7 @@ class Worker:
         deadline = None if not job.timeout_secs else time.monotonic() + job.timeout_secs
         ctx = JobContext(job=job, deadline=deadline, queue=self.app.queue)
         held.ctx = ctx
+        held.started = time.monotonic()
         executor = self._executor_for(task, job)
         if task.is_async:
             call: Any = lambda: run_async(task, ctx)  # noqa: E731
@@ -232,11 +293,10 @@ class Worker:
         self.app.plugins.job_started(job)
         item = WorkItem(job=job, call=call, timeout_secs=job.timeout_secs, is_async=task.is_async,
                         modules=(task.module,))
-        item_ctx = ctx
 
         def done(result: WorkResult, _id: str = job.id) -> None:
             if result.timed_out or result.cancelled:
-                item_ctx.cancel_event.set()
+                ctx.cancel_event.set()
             self._done.put((_id, result))
             self._wake.set()
 
@@ -269,6 +329,10 @@ class Worker:
             return None
         held.reported = True
         held.ended = not result.still_running
+        self._running -= 1
+        if held.started is not None:
+            took = time.monotonic() - held.started
+            self._avg_run_secs = took if self._avg_run_secs is None else 0.8 * self._avg_run_secs + 0.2 * took
         assert job.token is not None
         dead_reason = result.extra.get("dead_reason")
         if dead_reason:
@@ -305,8 +369,8 @@ class Worker:
             self._record(held, completion.outcome)
 
     def _record(self, held: _Held, outcome: Outcome) -> None:
-        before = held.job.model_copy(deep=True)
-        record = apply_outcome(held.job.model_copy(deep=True), outcome)
+        before = held.job  # not changed after its outcome: the record is a copy
+        record = apply_outcome(held.job.snapshot(), outcome)
         kind = outcome.kind
         counter = {"succeeded": "succeeded", "failed": "failed", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}[kind]
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)

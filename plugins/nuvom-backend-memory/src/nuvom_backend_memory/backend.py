@@ -83,18 +83,18 @@ class MemoryBackend(QueueBackendBase):
         out: list[Job] = []
         with self._lock:
             for original in jobs:
-                job = enqueue_update(original.model_copy(deep=True))
+                job = enqueue_update(original.snapshot())
                 if job.unique_key:
                     existing_id = self._unique.get(job.unique_key)
                     if existing_id is not None:
-                        out.append(self._jobs[existing_id].model_copy(deep=True))
+                        out.append(self._jobs[existing_id].snapshot())
                         continue
                     self._unique[job.unique_key] = job.id
                 if job.id in self._jobs:
                     raise ValueError(f"a job with id {job.id!r} already exists")
                 self._jobs[job.id] = job
                 self._push(job)
-                out.append(job.model_copy(deep=True))
+                out.append(job.snapshot())
         self.doorbell.ring()
         return out
 
@@ -113,7 +113,7 @@ class MemoryBackend(QueueBackendBase):
                 job = self._jobs[jid]
                 heapq.heappop(self._heaps[job.queue])
                 claim_update(job, next(self._tokens), lease_secs, worker_id, at)
-                claimed.append(job.model_copy(deep=True))
+                claimed.append(job.snapshot())
         return claimed
 
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
@@ -178,7 +178,7 @@ class MemoryBackend(QueueBackendBase):
         validate_id(job_id)
         with self._lock:
             job = self._jobs.get(job_id)
-            return job.model_copy(deep=True) if job is not None else None
+            return job.snapshot() if job is not None else None
 
     def list_jobs(self, *, states: Iterable[JobState] | None = None, task: str | None = None,
                   queue: str | None = None, since: float | None = None, limit: int = 50,
@@ -191,7 +191,7 @@ class MemoryBackend(QueueBackendBase):
                 and (queue is None or j.queue == queue) and (since is None or j.created_at >= since)
             ]
             rows.sort(key=lambda j: (j.created_at, j.id), reverse=True)
-            return [j.model_copy(deep=True) for j in rows[offset: offset + limit]]
+            return [j.snapshot() for j in rows[offset: offset + limit]]
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
         validate_id(job_id)
@@ -201,7 +201,7 @@ class MemoryBackend(QueueBackendBase):
                 return None
             cancel_update(job, reason)
             self._unindex_unique(job)
-            return job.model_copy(deep=True)
+            return job.snapshot()
 
     def retry(self, job_id: str) -> Job | None:
         validate_id(job_id)
@@ -215,7 +215,7 @@ class MemoryBackend(QueueBackendBase):
             if job.unique_key:
                 self._unique[job.unique_key] = job.id
             self._push(job)
-            copy = job.model_copy(deep=True)
+            copy = job.snapshot()
         self.doorbell.ring()
         return copy
 
@@ -268,7 +268,7 @@ class MemoryBackend(QueueBackendBase):
 
     def save(self, job: Job) -> None:
         with self._lock:
-            self._jobs[job.id] = job.model_copy(deep=True)
+            self._jobs[job.id] = job.snapshot()
 
     def get_result(self, job_id: str) -> Job | None:
         job = self.get(job_id)
