@@ -6,7 +6,16 @@ from typing import Any
 
 import typer
 
-from nuvom_cli.commands import core, jobs, listing, plugins, produce, testworker, worker
+from nuvom_cli.commands import (
+    core,
+    jobs,
+    listing,
+    plugin_tools,
+    plugins,
+    produce,
+    testworker,
+    worker,
+)
 from nuvom_kernel import hookimpl
 
 
@@ -20,4 +29,5 @@ def nuvom_register_commands(app: Any) -> None:
     testworker.register(app)
     plugin_app = typer.Typer(help="Inspect and test plugins.", no_args_is_help=True)
     plugins.register(plugin_app)
+    plugin_tools.register(plugin_app)
     app.add_typer(plugin_app, name="plugin")

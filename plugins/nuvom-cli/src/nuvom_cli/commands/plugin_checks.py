@@ -1,0 +1,224 @@
+"""The in-process checks of ``nuvom plugin test``: loading, hook names, the 0.11
+protocol, registration, commands, lifecycle hooks and serializers.
+
+Each check returns :class:`CheckResult` rows; the contract suites (which need
+a pytest process) live in :mod:`nuvom_cli.commands.plugin_contracts`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from nuvom_kernel import PLUGIN_API_VERSION
+from nuvom_kernel.backend_base import claim_update, enqueue_update, finish_update
+from nuvom_kernel.legacy import LegacyPluginAdapter
+from nuvom_kernel.lifecycle import NuvomContext
+from nuvom_kernel.manager import NuvomPluginManager, PluginRecord
+from nuvom_kernel.models import ErrorInfo, Job, Outcome
+from nuvom_kernel.settings import NuvomSettings
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    #: failing contract tests: [{"test": name, "message": first line}]
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail, "failures": self.failures}
+
+
+def default_settings(root: str | Path) -> NuvomSettings:
+    """Default settings with ``project_root`` = ``root``; no environment, no files."""
+    return NuvomSettings.model_validate({"project_root": str(root)})
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def check_loaded(record: PluginRecord) -> CheckResult:
+    version = f" {record.version}" if record.version else ""
+    where = f"{record.module or record.distribution or record.name}{version} ({record.origin})"
+    if record.loaded and not record.error:
+        return CheckResult("load", True, f"imported and registered {where}")
+    return CheckResult("load", False, f"{where}: {record.error or 'not loaded'}")
+
+
+def check_hooks(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult:
+    """Every hook implementation matches a spec; no hook-like function is left undecorated."""
+    plugin = pm.pm.get_plugin(record.name)
+    known = set(pm.hook_names())
+    problems: list[str] = []
+    try:
+        pm.pm.check_pending()
+    except Exception as exc:  # pluggy.PluginValidationError
+        problems.append(str(exc))
+    if isinstance(plugin, ModuleType):
+        for attr, value in sorted(vars(plugin).items()):
+            if not attr.startswith("nuvom_") or not callable(value):
+                continue
+            if getattr(value, "__module__", None) != plugin.__name__:
+                continue
+            if pm.pm.parse_hookimpl_opts(plugin, attr) is None:
+                close = difflib.get_close_matches(attr, sorted(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close and close[0] != attr else ""
+                problems.append(f"{attr} is named like a hook but is not decorated with @hookimpl, so it never runs{hint}")
+    if problems:
+        return CheckResult("hooks", False, "; ".join(problems))
+    names = ", ".join(h.removeprefix("nuvom_") for h in record.hooks) or "none"
+    return CheckResult("hooks", True, f"match the hook specs: {names}")
+
+
+def check_protocol(plugin: LegacyPluginAdapter) -> list[CheckResult]:
+    """A 0.11 plugin: api_version, provides, and start({}) followed by stop()."""
+    obj = plugin.obj
+    rows = [
+        CheckResult("api_version", True, f"{obj.api_version} (this Nuvom speaks plugin API {PLUGIN_API_VERSION})"),
+        CheckResult("provides", True, ", ".join(plugin.provides)),
+    ]
+    step = "start({})"
+    try:
+        obj.start({})
+        step = "stop()"
+        obj.stop()
+    except Exception as exc:
+        rows.append(CheckResult("start/stop", False, f"{step} raised {_error(exc)}"))
+    else:
+        rows.append(CheckResult("start/stop", True, "start({}) then stop() returned"))
+    return rows
+
+
+def check_registration(pm: NuvomPluginManager, record: PluginRecord) -> tuple[CheckResult, dict[str, list[str]]]:
+    try:
+        registries = pm.registries
+    except Exception as exc:
+        return CheckResult("registration", False, _error(exc)), {}
+    if record.error:
+        return CheckResult("registration", False, record.error), {}
+    provides = registries.provided_by(record.name)
+    detail = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in provides.items()) or "registers no components"
+    return CheckResult("registration", True, detail), provides
+
+
+def _impls(pm: NuvomPluginManager, hook: str, plugin: Any) -> list[Callable[..., Any]]:
+    caller = getattr(pm.pm.hook, hook)
+    return [impl.function for impl in caller.get_hookimpls() if impl.plugin is plugin]
+
+
+def check_commands(pm: NuvomPluginManager, plugin: Any) -> CheckResult:
+    """Run the plugin's nuvom_register_commands on a fresh app and build ``--help``."""
+    import typer
+    from typer.testing import CliRunner
+
+    app = typer.Typer(name="nuvom", add_completion=False)
+    try:
+        for function in _impls(pm, "nuvom_register_commands", plugin):
+            function(app=app)
+    except Exception as exc:
+        return CheckResult("commands", False, f"nuvom_register_commands raised {_error(exc)}")
+    names = [c.name or (c.callback.__name__ if c.callback else "?") for c in app.registered_commands]
+    names += [g.name or "?" for g in app.registered_groups]
+    if not names:
+        return CheckResult("commands", False, "nuvom_register_commands added no command to the app")
+    result = CliRunner().invoke(app, ["--help"])
+    if result.exit_code != 0:
+        return CheckResult("commands", False, f"`--help` failed: {result.output.strip() or result.exception}")
+    return CheckResult("commands", True, f"adds: {', '.join(sorted(names))}")
+
+
+_LIFECYCLE_ORDER = (
+    "nuvom_configure", "nuvom_startup", "nuvom_job_enqueued", "nuvom_job_started",
+    "nuvom_job_retrying", "nuvom_job_finished", "nuvom_job_dead", "nuvom_shutdown",
+)
+
+
+def sample_events(root: Path) -> dict[str, dict[str, Any]]:
+    """Arguments for every lifecycle hook, made with the kernel's own state machine."""
+    settings = default_settings(root)
+    ctx = NuvomContext(settings=settings, role="worker", worker_id="plugin-test-worker")
+    job = enqueue_update(Job(task="nuvom_plugin_test.sample", args=[1, 2]))
+    claim_update(job, 1, 30.0, "plugin-test-worker")
+    record = job.model_copy(deep=True)
+    finish_update(record, 1, Outcome(kind="succeeded", result=3))
+    error = ErrorInfo(attempt=1, type="builtins.ValueError", message="sample failure", traceback="Traceback ...")
+    return {
+        "nuvom_configure": {"settings": settings},
+        "nuvom_startup": {"ctx": ctx},
+        "nuvom_job_enqueued": {"job": job},
+        "nuvom_job_started": {"job": job},
+        "nuvom_job_retrying": {"job": job, "error": error, "delay": 1.0},
+        "nuvom_job_finished": {"job": job, "record": record},
+        "nuvom_job_dead": {"job": job, "reason": "sample: attempts exhausted"},
+        "nuvom_shutdown": {"ctx": ctx},
+    }
+
+
+def check_lifecycle(pm: NuvomPluginManager, plugin: Any, record: PluginRecord) -> CheckResult | None:
+    """Call each lifecycle hook the plugin implements once, in a worker's order."""
+    implemented = [h for h in _LIFECYCLE_ORDER if h in record.hooks]
+    if not implemented:
+        return None
+    with tempfile.TemporaryDirectory(prefix="nuvom-plugin-test-") as tmp:
+        events = sample_events(Path(tmp))
+        for hook in implemented:
+            for function in _impls(pm, hook, plugin):
+                try:
+                    function(**events[hook])
+                except Exception as exc:
+                    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+                    return CheckResult("lifecycle", False, f"{hook} raised {_error(exc)}\n{''.join(tb[-3:]).rstrip()}")
+    called = ", ".join(h.removeprefix("nuvom_") for h in implemented)
+    return CheckResult("lifecycle", True, f"called with sample arguments, none raised: {called}")
+
+
+def check_serializer(pm: NuvomPluginManager, name: str, options: dict[str, Any]) -> CheckResult:
+    value = {"n": 1, "list": [1, 2.5, "ü", None, True], "nested": {"k": []}}
+    label = f"serializer {name}"
+    with tempfile.TemporaryDirectory(prefix="nuvom-plugin-test-") as tmp:
+        try:
+            serializer = pm.registries["serializers"].get(name).factory(default_settings(tmp), dict(options))
+            data = serializer.dumps(value)
+            back = serializer.loads(data)
+        except Exception as exc:
+            return CheckResult(label, False, _error(exc))
+    if not isinstance(data, bytes):
+        return CheckResult(label, False, f"dumps returned {type(data).__name__}, expected bytes")
+    if back != value:
+        return CheckResult(label, False, f"round trip changed the value: {back!r}")
+    return CheckResult(label, True, "dumps/loads round trip keeps a JSON-like value")
+
+
+def run_checks(pm: NuvomPluginManager, record: PluginRecord,
+               options: dict[str, Any]) -> tuple[list[CheckResult], dict[str, list[str]]]:
+    """Every in-process check for one loaded plugin; stops after a failed load."""
+    rows = [check_loaded(record)]
+    if not rows[0].ok:
+        return rows, {}
+    plugin = pm.pm.get_plugin(record.name)
+    rows.append(check_hooks(pm, record))
+    if isinstance(plugin, LegacyPluginAdapter):
+        rows.extend(check_protocol(plugin))
+    registration, provides = check_registration(pm, record)
+    rows.append(registration)
+    if "nuvom_register_commands" in record.hooks:
+        rows.append(check_commands(pm, plugin))
+    if not isinstance(plugin, LegacyPluginAdapter):
+        lifecycle = check_lifecycle(pm, plugin, record)
+        if lifecycle is not None:
+            rows.append(lifecycle)
+    for name in provides.get("serializers", []):
+        rows.append(check_serializer(pm, name, options))
+    return rows, provides
+
+
+__all__ = ["CheckResult", "default_settings", "run_checks", "sample_events"]
