@@ -14,7 +14,7 @@ from nuvom import sdk
 from nuvom_cli.commands.jobview import checked_id, export, job_view, short, state_text
 from nuvom_cli.state import EXIT_OK, EXIT_USAGE, state
 from nuvom_kernel.errors import NuvomError
-from nuvom_kernel.models import JobState
+from nuvom_kernel.models import RETRYABLE_STATES, JobState
 
 
 class Format(str, Enum):
@@ -117,6 +117,10 @@ def register(app: typer.Typer) -> None:
             checked_id(st, queue, "queue name")
         try:
             wanted = sdk.normalize_states(states)
+            wrong = [s.value for s in wanted or [] if s not in RETRYABLE_STATES]
+            if wrong:
+                st.fail(f"cannot retry {', '.join(wrong)} jobs: only failed, dead or cancelled jobs can be retried",
+                        EXIT_USAGE)
             app_ = st.app()
             matching = sum(1 for _ in sdk.iter_jobs(state=wanted, task=task, queue=queue, app=app_))
         except ValueError as exc:
