@@ -14,6 +14,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 log = logging.getLogger("nuvom.loader")
 
@@ -76,3 +77,59 @@ def import_task_modules(modules: list[str], root: Path) -> list[ImportProblem]:
             log.error("could not import task module %s; its tasks will be dead-lettered as unknown "
                       "until it is fixed:\n%s", spec, tb)
     return problems
+
+
+@dataclass
+class ManifestLoad:
+    """What a worker imported from the discovery manifest."""
+
+    path: Path
+    modules: list[str]
+    tasks: list[str]
+    problems: list[ImportProblem]
+    refreshed: bool = False
+    note: str | None = None
+
+
+def pick_discoverer(app: Any) -> Any | None:
+    """The ``ast`` discoverer if installed, else any installed one, else None."""
+    names = app.plugins.registries["discoverers"].names()
+    if not names:
+        return None
+    return app.create_discoverer("ast" if "ast" in names else names[0])
+
+
+def load_from_manifest(app: Any, *, refresh: bool = True) -> ManifestLoad:
+    """Refresh the manifest (cheap: unchanged files are not parsed) and import
+    every module it lists, with the project root (and src/ roots) on sys.path."""
+    from nuvom_kernel.manifest import (
+        default_manifest_path,
+        load_manifest,
+        manifest_import_paths,
+        manifest_modules,
+        refresh_manifest,
+    )
+
+    path = default_manifest_path(app.settings, app.root)
+    manifest = None
+    refreshed = False
+    note = None
+    discoverer = pick_discoverer(app) if refresh else None
+    if discoverer is not None:
+        existing = load_manifest(path)
+        diff = refresh_manifest(discoverer, None if existing is not None else app.root, path)
+        manifest, refreshed = diff.manifest, True
+    else:
+        manifest = load_manifest(path)
+        if manifest is None:
+            note = "no task manifest and no discoverer installed: pass --tasks MODULE or install nuvom-discovery-ast"
+    if manifest is None:
+        return ManifestLoad(path, [], [], [], refreshed, note)
+    for directory in reversed(manifest_import_paths(manifest)):
+        ensure_on_path(directory)
+    by_task = manifest_modules(manifest)
+    modules = list(dict.fromkeys(by_task.values()))
+    problems = import_task_modules(modules, Path(manifest.root))
+    failed = {p.module for p in problems}
+    tasks = sorted(name for name, module in by_task.items() if module not in failed)
+    return ManifestLoad(path, modules, tasks, problems, refreshed, note)

@@ -9,8 +9,9 @@ from typing import Any
 import typer
 
 from nuvom_cli.state import EXIT_USAGE, state
+from nuvom_kernel.devreload import DevReloader
 from nuvom_kernel.errors import NuvomError
-from nuvom_kernel.loader import import_task_modules
+from nuvom_kernel.loader import import_task_modules, load_from_manifest
 from nuvom_kernel.task import registry
 from nuvom_kernel.worker import Worker
 
@@ -28,12 +29,22 @@ def register(app: typer.Typer) -> None:
         burst: bool = typer.Option(False, "--burst", help="Exit when no job is left to run."),
         tasks: list[str] = typer.Option([], "--tasks", "-t", help="Module or .py file defining tasks (repeatable)."),
         worker_id: str = typer.Option(None, "--id", help="Worker id (default host-pid-random)."),
+        dev: bool = typer.Option(False, "--dev", help="Reload task modules when their files change."),
+        no_manifest: bool = typer.Option(False, "--no-manifest", help="Do not load tasks from the discovery manifest."),
     ) -> None:
         """Run a worker in the foreground until Ctrl-C (graceful; twice to abandon running jobs)."""
         st = state()
         app_ = st.app(executor=executor) if executor else st.app()
         modules = _split(tasks)
         problems = import_task_modules(modules, app_.root)
+        if not no_manifest:
+            try:
+                loaded = load_from_manifest(app_, refresh=True)
+            except NuvomError as exc:
+                st.fail(str(exc), EXIT_USAGE)
+            problems += loaded.problems
+            if loaded.note and not modules:
+                st.err.print(f"[yellow]note:[/] {loaded.note}")
         for p in problems:
             st.err.print(f"[red]could not import task module {p.module}[/]: {p.error}")
         try:
@@ -47,7 +58,16 @@ def register(app: typer.Typer) -> None:
             f"{', '.join(registry.names()) or '-'}"
         )
         _install_signal_handlers(worker)
-        stats = worker.run()
+        reloader = None
+        if dev:
+            reloader = DevReloader(app_, modules=modules)
+            reloader.start()
+            st.err.print("[cyan]dev mode:[/] task modules reload when their files change")
+        try:
+            stats = worker.run()
+        finally:
+            if reloader is not None:
+                reloader.stop()
         st.err.print(f"worker {worker.id} stopped: {stats.succeeded} succeeded, {stats.failed} failed, "
                      f"{stats.retried} retried, {stats.dead} dead")
 
