@@ -225,7 +225,7 @@ def test_faq_commands_in_a_separate_process(backend: str, tmp_path: Path) -> Non
     assert history.returncode == 0 and job_id in history.stdout, history.stderr
     retry = _run(["retry", "job", job_id], tmp_path, backend)
     assert retry.returncode == 0, retry.stderr
-    sdk = subprocess.run(nuvom_cmd()[:1] + ["-c", "from nuvom.sdk import get_job; print(get_job('%s').state)" % job_id],
+    sdk = subprocess.run(nuvom_cmd()[:1] + ["-c", f"from nuvom.sdk import get_job; print(get_job({job_id!r}).state)"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
                          env=subprocess_env(tmp_path, NUVOM_QUEUE_BACKEND=backend, NUVOM_RESULT_BACKEND=backend))
     assert sdk.stdout.strip() == "queued", sdk.stderr
