@@ -188,3 +188,11 @@ class QueueBackendBase(abc.ABC):
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         return self.doorbell.subscribe(callback)
+
+    def cancel_requests(self, job_ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for job_id in job_ids:
+            job = self.get(job_id)  # type: ignore[attr-defined]
+            if job is not None and job.state == JobState.RUNNING and job.cancel_requested:
+                out.add(job_id)
+        return out

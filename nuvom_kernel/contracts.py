@@ -101,6 +101,11 @@ class QueueBackend(Protocol):
         ``cancel_requested``.  Returns the job after the change, or ``None``."""
         ...
 
+    def cancel_requests(self, job_ids: Sequence[str]) -> set[str]:
+        """Which of these ``running`` jobs have ``cancel_requested`` set (workers
+        poll this for the jobs they hold)."""
+        ...
+
     def retry(self, job_id: str) -> Job | None:
         """Re-queue a ``failed``/``dead``/``cancelled`` job as a new attempt of the
         same job (same id, history kept, one more attempt allowed)."""

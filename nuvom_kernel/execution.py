@@ -109,9 +109,11 @@ def decide(job: Job, task: Task[Any] | None, result: WorkResult, check_result: C
     remaining = attempt < job.max_attempts
     at = now()
 
-    if result.cancelled or (job.cancel_requested and not result.ok):
-        err = result.error or ErrorInfo(attempt=attempt, type="nuvom.Cancelled", message="cancelled while running")
-        return Outcome(kind="cancelled", error=err, reason="cancelled while running", at=at)
+    if result.cancelled or job.cancel_requested:
+        # asked to stop while running: the job ends cancelled even if the code
+        # finished anyway (its result, if any, is discarded)
+        return Outcome(kind="cancelled", error=result.error if not result.ok else None,
+                       reason="cancelled while running", at=at)
 
     if result.timed_out:
         limit = job.timeout_secs

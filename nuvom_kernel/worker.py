@@ -115,6 +115,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Any = None
         self._buffer: deque[Job] = deque()
+        self._cancel_unstarted: stdqueue.SimpleQueue[str] = stdqueue.SimpleQueue()
         self._running = 0  # attempts handed to executors whose first report is pending
         self._avg_run_secs: float | None = None
 
@@ -185,7 +186,7 @@ class Worker:
         while True:
             if self._hard_stop.is_set():
                 return
-            fresh = self._drain_completions()
+            fresh = self._drain_completions() + self._cancel_buffered()
             if fresh:
                 if not pending:
                     oldest_pending = time.monotonic()
@@ -226,6 +227,30 @@ class Worker:
                 continue
             self._wake.wait(0.005 if pending else poll)
             self._wake.clear()
+
+    def _cancel_buffered(self) -> list[Completion]:
+        """Claimed-but-unstarted jobs whose cancellation was requested end now."""
+        out: list[Completion] = []
+        while True:
+            try:
+                jid = self._cancel_unstarted.get_nowait()
+            except stdqueue.Empty:
+                return out
+            with self._held_lock:
+                started = self._held.get(jid)
+            if started is not None and started.ctx is not None:  # it started meanwhile: signal it
+                started.ctx.cancel_event.set()
+                if started.task is not None:
+                    self._executor_for(started.task, started.job).cancel(jid)
+                continue
+            for job in list(self._buffer):
+                if job.id == jid and job.token is not None:
+                    self._buffer.remove(job)
+                    with self._held_lock:
+                        held = self._held.get(jid)
+                    if held is not None:
+                        held.reported = held.ended = True
+                    out.append(Completion(jid, job.token, Outcome(kind="cancelled", reason="cancelled before it started")))
 
     def _release_buffer(self) -> None:
         """Give unstarted claims back at once so other workers can run them."""
@@ -417,8 +442,32 @@ class Worker:
                     last_register = t
                     self._register("stopping" if self._stop.is_set() else "running")
                 self._check_stop_files()
+                self._check_cancel_requests()
             except Exception:
                 log.exception("worker %s: heartbeat failed (will retry)", self.id)
+
+    def _check_cancel_requests(self) -> None:
+        """Deliver cancellations of jobs this worker holds (cooperative on threads,
+        a cancelled coroutine, a terminated child on the process executor)."""
+        with self._held_lock:
+            candidates = [jid for jid, h in self._held.items() if h.job.token is not None and not h.job.cancel_requested]
+        if not candidates:
+            return
+        for jid in self.app.queue.cancel_requests(candidates):
+            with self._held_lock:
+                held = self._held.get(jid)
+            if held is None:
+                continue
+            held.job.cancel_requested = True
+            if held.ctx is None:
+                self._cancel_unstarted.put(jid)  # still buffered: the loop finishes it
+                self._wake.set()
+                continue
+            held.ctx.cancel_event.set()
+            executor = self._executor_for(held.task, held.job) if held.task is not None else self.executor
+            delivered = executor.cancel(jid)
+            log.info("job %s: cancellation requested (%s)", jid,
+                     "delivered" if delivered else "the task must check current_job().is_cancelled()")
 
     def _renew(self) -> None:
         with self._held_lock:

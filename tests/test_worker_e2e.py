@@ -327,3 +327,45 @@ def test_dead_workers_jobs_are_redelivered_after_the_lease(backend_name: str, tm
     final = job.job()
     assert final.attempts == 2
     assert any("lease expired" in (t.note or "") for t in final.history)
+
+
+@task(name="e2e.cooperative")
+def cooperative(path: str) -> str:
+    Path(path).touch()
+    deadline = time.monotonic() + 60
+    while not current_job().is_cancelled() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "stopped early"
+
+
+@task(name="e2e.async_forever")
+async def async_forever(path: str) -> None:
+    import asyncio
+
+    Path(path).touch()
+    await asyncio.sleep(60)
+
+
+def _wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_cancel_running_jobs(app: Nuvom, tmp_path: Path) -> None:
+    with running_worker(app):
+        started = tmp_path / "thread-started"
+        h = cooperative.delay(str(started))
+        _wait_for_file(started)
+        assert nuvom.sdk.cancel_job(h.id, app=app).cancel_requested
+        final = h.wait(timeout=30)
+        assert final.state == JobState.CANCELLED and final.result is None
+        astarted = tmp_path / "async-started"
+        ah = async_forever.delay(str(astarted))
+        _wait_for_file(astarted)
+        begin = time.monotonic()
+        nuvom.sdk.cancel_job(ah.id, app=app)
+        with pytest.raises(nuvom.JobCancelledError):
+            ah.result(timeout=30)
+        assert time.monotonic() - begin < 10  # the coroutine was cancelled, not waited for

@@ -322,9 +322,14 @@ class QueueBackendContract:
         running = backend.enqueue(make_job())
         [c] = backend.claim(["default"], 5, self.lease, "w")
         assert c.id == running.id
+        assert backend.cancel_requests([running.id]) == set()
         flagged = backend.cancel(running.id)
         assert flagged is not None and flagged.state == JobState.RUNNING and flagged.cancel_requested
+        assert backend.cancel_requests([running.id, queued.id]) == {running.id}
         assert backend.cancel("missing-job") is None
+        assert backend.finish(running.id, c.token or 0, Outcome(kind="cancelled", reason="stopped"))
+        final = backend.get(running.id)
+        assert final is not None and final.state == JobState.CANCELLED and not final.cancel_requested
 
     def test_retry_requeues_same_job_with_history(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0))
