@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from nuvom_cli.commands.plugin_checks import CheckResult, default_settings
 from nuvom_cli.commands.plugin_target import Target, isolated_environ, load_target
+from nuvom_kernel.errors import PluginError
 from nuvom_kernel.manager import NuvomPluginManager
 
 if TYPE_CHECKING:
@@ -58,7 +59,11 @@ _process_wide: dict[tuple[str, str], bool] = {}
 def _manager(target: dict[str, Any]) -> NuvomPluginManager:
     key = json.dumps(target, sort_keys=True)
     if key not in _managers:
-        _managers[key] = load_target(Target.from_dict(target))[0]
+        pm, records = load_target(Target.from_dict(target))
+        broken = [f"{r.name}: {r.error}" for r in records if not r.loaded or r.error]
+        if broken:
+            raise PluginError(f"the plugin did not load in the test process: {'; '.join(broken)}")
+        _managers[key] = pm
     return _managers[key]
 
 
@@ -161,8 +166,10 @@ def run_contracts(target: Target, components: list[tuple[str, str]], options: di
         (folder / f"{MODULE_NAME}.py").write_text(render_module(target, options, components), encoding="utf-8")
         report = folder / "report.xml"
         env = isolated_environ()
+        # the subprocess runs elsewhere: keep relative PYTHONPATH entries pointing where they did
+        inherited = [str(Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         extra = [target.root] if target.kind == "module" else []
-        env["PYTHONPATH"] = os.pathsep.join([*extra, *filter(None, [env.get("PYTHONPATH")])])
+        env["PYTHONPATH"] = os.pathsep.join([*extra, *inherited])
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(folder / "pytest.ini"),
                "--rootdir", str(folder), f"--junitxml={report}", f"{MODULE_NAME}.py"]
         try:

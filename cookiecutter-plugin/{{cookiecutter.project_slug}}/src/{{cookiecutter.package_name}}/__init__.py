@@ -1,0 +1,5 @@
+"""{{ cookiecutter.description }}."""
+
+from __future__ import annotations
+
+__version__ = "{{ cookiecutter.version }}"
