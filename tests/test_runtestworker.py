@@ -116,7 +116,7 @@ def test_timeout_is_enforced(app: Nuvom) -> None:
 def test_exported_job_is_run_again_as_a_fresh_job(app: Nuvom) -> None:
     root = _project(app.root)
     first = _invoke(app, str(_write(root / "j.json", {"func_name": "rtw.add", "args": [2, 2]})), "-m", "rtw_tasks")
-    assert first.exit_code == 0
+    assert first.exit_code == 0, first.output
     [original] = app.list_jobs(task="rtw.add")
     cli = build_app(root=app.root)
     state().set_app(app)
