@@ -205,6 +205,10 @@ class Nuvom:
             )
         updated = self.queue.retry(job_id)
         if updated is None:
+            if job.unique_key:
+                raise InvalidStateError(
+                    f"job {job_id} was not retried: another live job holds its unique key {job.unique_key!r}; "
+                    "wait for that job to finish or cancel it")
             raise InvalidStateError(f"job {job_id} changed state while retrying; look at it again")
         self.plugins.job_enqueued(updated)
         return updated
