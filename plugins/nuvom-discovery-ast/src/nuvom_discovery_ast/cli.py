@@ -82,6 +82,15 @@ class _ProgressBar:
             self.progress = None
 
 
+def _discoverer(loaded: LoadedSettings) -> Any:
+    """The discoverer selected through the registry (``ast`` when installed)."""
+    from nuvom_kernel.app import Nuvom
+    from nuvom_kernel.loader import pick_discoverer
+
+    found = pick_discoverer(Nuvom(loaded.settings, root=loaded.root))
+    return found if found is not None else AstDiscoverer()
+
+
 def discover_tasks(
     root: Annotated[Optional[Path], typer.Option("--root", help="Directory to scan (default: the project root).")] = None,  # noqa: UP045 - typer reads the annotation at runtime on 3.10
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only scan files matching this glob (gitignore syntax); repeatable.")] = None,  # noqa: UP045
@@ -96,9 +105,9 @@ def discover_tasks(
     manifest_path = default_manifest_path(loaded.settings, loaded.root)
     console = Console()
     bar = _ProgressBar(Console(stderr=True), PROGRESS_THRESHOLD if not as_json else 1 << 62)
-    # The lead's registry selection (Nuvom(...).create_discoverer(settings.discoverer))
-    # replaces this direct construction once it is available.
-    discoverer = AstDiscoverer(progress=bar)
+    discoverer = _discoverer(loaded)
+    if hasattr(discoverer, "progress"):
+        discoverer.progress = bar
     try:
         diff = refresh_manifest(discoverer, scan_root, manifest_path, include or [], exclude or [])
     except NuvomError as exc:
