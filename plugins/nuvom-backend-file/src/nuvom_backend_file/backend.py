@@ -115,7 +115,11 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             return None
 
     def _quarantine(self, path: Path, reason: str) -> None:
-        if quarantine(path, self.layout.quarantine, reason) is not None:
+        try:
+            moved = quarantine(path, self.layout.quarantine, reason)
+        except OSError:  # cannot move it now (e.g. held open on Windows): found again later
+            return
+        if moved is not None:
             self.quarantined += 1
 
     def _write(self, path: Path, record: JobRecord, *, fsync: bool) -> None:
@@ -247,6 +251,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             retrying(os.replace, self.layout.ready / queue / name, run)
         except FileNotFoundError:
             return None  # another claimer (or a cancel) got there first
+        except PermissionError:
+            return None  # Windows: held open elsewhere for longer than the retries; next time
         record = self._read(run)
         if record is None:
             return None
