@@ -68,7 +68,14 @@ class _Listener:
         tmp = self._directory / f".{self.path.name}.tmp"
         with open(tmp, "wb"):
             pass
-        os.replace(tmp, self.path)
+        for attempt in range(8):  # Windows: a reader may hold the file for a moment
+            try:
+                os.replace(tmp, self.path)
+                return
+            except PermissionError:
+                if attempt == 7:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
 
     def _heartbeat(self) -> None:
         try:
