@@ -227,6 +227,16 @@ def test_a_target_that_cannot_be_found_exits_2(tmp_path: Path) -> None:
     assert code == 2 and "declares no entry point" in report["error"]
 
 
+def test_options_reach_the_factories_and_contracts_can_be_skipped(tmp_path: Path) -> None:
+    code, report = plugin_test("nuvom-backend-file", tmp_path, "--no-contracts")
+    assert code == 0 and not any(name.startswith("contract") for name in checks(report))
+    code, report = plugin_test("nuvom-backend-sqlite", tmp_path, "--option", "bogus=1")
+    row = checks(report)["contract: queue backend 'sqlite'"]
+    assert code == 1 and "unknown option(s) bogus" in row["failures"][0]["message"]
+    out = run_nuvom(["plugin", "test", "nuvom-backend-sqlite", "--option", "no-equals-sign"], tmp_path)
+    assert out.returncode == 2 and "KEY=VALUE" in out.stderr
+
+
 # -- scaffold ----------------------------------------------------------------------------
 
 
