@@ -222,3 +222,29 @@ def test_sys_path_added_after_start_reaches_the_children(item: Item, run_one: Ru
         assert run_one(ex, item("late.hello")).value == "hi"
     finally:
         ex.shutdown(wait=False)
+
+
+def test_children_that_cannot_start_are_retried_then_reported(item: Item, run_one: RunOne,
+                                                                proc_tasks: Any) -> None:
+    ex = ProcessExecutor(root=Path(proc_tasks.__file__).parent)
+    ex._modules["proc_exit_on_import"] = None  # white box: every new child now dies while starting
+    ex.start(1)
+    try:
+        result = run_one(ex, item("proc.pid"))  # handed to the next child twice, then reported
+        assert result.crashed and result.error is not None
+        assert "exited with code 5 before it was ready" in result.error.message
+        ex._modules.clear()  # white box: the cause is fixed: the next child (after a back-off) starts
+        assert run_one(ex, item("proc.pid")).ok
+    finally:
+        ex.shutdown(wait=False)
+
+
+def test_a_module_that_kills_its_importer_is_not_preloaded(make_executor: Make, item: Item,
+                                                           run_one: RunOne) -> None:
+    ex = make_executor()
+    killer = item("proc.pid")
+    killer.modules = ("proc_exit_on_import",)
+    result = run_one(ex, killer)
+    assert result.crashed and result.error is not None and "exited with code 5" in result.error.message
+    assert "before it was ready" not in result.error.message
+    assert run_one(ex, item("proc.pid")).ok  # the replacement did not import it while starting

@@ -104,3 +104,21 @@ def spawn_child(ctx: SpawnContext, index: int, root: Path, modules: Sequence[str
     task_r.close()
     res_w.close()
     return Child(process, task_w, res_r, path)
+
+
+def stop_children(children: Sequence[tuple[Child, bool]], timeout: float, grace: float) -> None:
+    """Stop several children at once: idle ones (``True``) cleanly, busy ones with terminate()."""
+    for child, idle in children:
+        if idle:
+            try:
+                child.send_data(pickle.dumps(("stop",)))
+            except (OSError, ValueError):
+                pass
+        else:
+            try:
+                child.process.terminate()
+            except (OSError, ValueError):
+                pass
+    for child, _ in children:
+        child.process.join(timeout)
+        child.terminate(grace)

@@ -23,14 +23,22 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
 from nuvom_executor_process import results
-from nuvom_executor_process.children import Child, spawn_child
+from nuvom_executor_process.children import Child, spawn_child, stop_children
 from nuvom_executor_process.options import ProcessOptions
+from nuvom_executor_process.pool import (
+    Run,
+    Slot,
+    Wakeup,
+    backoff,
+    deadline,
+    encode_run,
+    recycle_reason,
+)
 from nuvom_kernel.contracts import WorkItem, WorkResult
 from nuvom_kernel.errors import ConfigError
 from nuvom_kernel.models import ErrorInfo
@@ -40,25 +48,6 @@ log = logging.getLogger("nuvom.executor.process")
 #: ``multiprocessing.connection.wait`` on Windows waits on at most 63 handles (one is the wake-up pipe)
 WINDOWS_MAX_CONCURRENCY = 60
 _live: weakref.WeakSet[ProcessExecutor] = weakref.WeakSet()
-
-
-@dataclass(eq=False)
-class _Run:
-    item: WorkItem
-    done: Callable[[WorkResult], None]
-    sent_mono: float | None = None  # handed to a child
-    started_mono: float | None = None  # the child said the task is starting
-    started_at: float = 0.0
-    reported: bool = False
-
-
-@dataclass(eq=False)
-class _Slot:
-    index: int
-    child: Child | None = None
-    run: _Run | None = None
-    failures: int = 0  # consecutive children that died before they were ready
-    respawn_at: float | None = None
 
 
 class ProcessExecutor:
@@ -73,20 +62,17 @@ class ProcessExecutor:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._spawn_lock = threading.Lock()
-        self._slots: list[_Slot] = []
-        self._pending: deque[_Run] = deque()
-        self._runs: dict[str, _Run] = {}
-        self._modules: dict[str, None] = {}  # every task module seen: new children preload them
+        self._slots: list[Slot] = []
+        self._pending: deque[Run] = deque()
+        self._runs: dict[str, Run] = {}
+        self._modules: dict[str, None] = {}  # task modules children imported safely: new ones preload them
         self._draining = False  # shutdown started: no new submissions
         self._closing = False  # children are being stopped: no replacements
         self._to_close: list[Child] = []  # retired children whose pipes the supervisor closes
         self._helpers: set[threading.Thread] = set()
         self._supervisor: threading.Thread | None = None
         self._stopped = threading.Event()
-        self._wake_lock = threading.Lock()
-        self._woken = False
-        self._wake_r: Connection | None = None
-        self._wake_w: Connection | None = None
+        self._wakeup: Wakeup | None = None
         self._memory_warned = False
 
     # -- Executor protocol ---------------------------------------------------------
@@ -99,8 +85,8 @@ class ProcessExecutor:
             raise ConfigError(f"concurrency={size} is too high for the process executor on Windows "
                               f"(at most {WINDOWS_MAX_CONCURRENCY} children per worker): lower it, or run "
                               "several workers")
-        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
-        self._slots = [_Slot(i) for i in range(size)]
+        self._wakeup = Wakeup(*self._ctx.Pipe(duplex=False))
+        self._slots = [Slot(i) for i in range(size)]
         for slot in self._slots:
             slot.child = self._spawn(slot)
         self._supervisor = threading.Thread(target=self._supervise, name="nuvom-process-supervisor", daemon=True)
@@ -113,14 +99,12 @@ class ProcessExecutor:
             return max(0, idle - len(self._pending))
 
     def submit(self, item: WorkItem, done: Callable[[WorkResult], None]) -> None:
-        run = _Run(item=item, done=done)
+        run = Run(item=item, done=done)
         with self._lock:
             if not self._slots:
                 raise RuntimeError("ProcessExecutor.submit() called before start()")
             if self._draining:
                 raise RuntimeError("ProcessExecutor.submit() called after shutdown()")
-            for spec in item.modules:
-                self._modules.setdefault(spec, None)
             self._runs[item.job.id] = run
             self._pending.append(run)
             sends = self._assign_locked()
@@ -151,14 +135,14 @@ class ProcessExecutor:
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop every child; ``wait`` first lets submitted jobs finish (up to ``timeout``)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        until = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._closing or not self._slots:
                 self._draining = self._closing = True
                 return
             self._draining = True
             if wait:
-                self._idle.wait_for(lambda: not self._runs, None if deadline is None else max(0.0, deadline - time.monotonic()))
+                self._idle.wait_for(lambda: not self._runs, None if until is None else max(0.0, until - time.monotonic()))
             self._closing = True
             stopping = [(s.child, s.run is None) for s in self._slots if s.child is not None]
             for s in self._slots:
@@ -166,17 +150,7 @@ class ProcessExecutor:
             leftovers = list(self._runs.values())
             self._pending.clear()
         grace = self.options.terminate_grace_secs
-        for child, idle in stopping:
-            if idle:
-                try:
-                    child.send_data(pickle.dumps(("stop",)))
-                except (OSError, ValueError):
-                    pass
-            else:
-                child.process.terminate()
-        for child, _ in stopping:
-            child.process.join(self.options.stop_timeout_secs if wait else grace)
-            child.terminate(grace)
+        stop_children(stopping, self.options.stop_timeout_secs if wait else grace, grace)
         for run in leftovers:
             self._report(run, results.not_started(run.item.job, "the process executor was shut down while the "
                                                   "job ran or waited; its child was stopped", cancelled_=False))
@@ -192,19 +166,18 @@ class ProcessExecutor:
             rest, self._to_close = self._to_close, []
         for child in rest:
             self._close(child)
-        for conn in (self._wake_r, self._wake_w):
-            if conn is not None:
-                conn.close()
+        if self._wakeup is not None:
+            self._wakeup.close()
         _live.discard(self)
 
     # -- children ------------------------------------------------------------------
 
-    def _spawn(self, slot: _Slot) -> Child:
+    def _spawn(self, slot: Slot) -> Child:
         with self._spawn_lock:
             return spawn_child(self._ctx, slot.index, self.root, list(self._modules),
                                logging.getLogger().getEffectiveLevel())
 
-    def _respawn(self, slot: _Slot, delay: float = 0.0) -> None:
+    def _respawn(self, slot: Slot, delay: float = 0.0) -> None:
         """Give ``slot`` a fresh child (now, or after ``delay`` via the supervisor)."""
         child: Child | None = None
         if delay <= 0 and not self._closing:
@@ -213,7 +186,7 @@ class ProcessExecutor:
             except Exception:
                 log.exception("could not start a child process for slot %d; retrying shortly", slot.index)
                 slot.failures += 1
-                delay = self._backoff(slot)
+                delay = backoff(slot.failures)
         with self._lock:
             slot.run = None
             if self._closing:
@@ -230,11 +203,7 @@ class ProcessExecutor:
         self._wake()
         self._send(sends)
 
-    @staticmethod
-    def _backoff(slot: _Slot) -> float:
-        return 0.0 if slot.failures <= 1 else min(30.0, 0.5 * 2 ** (slot.failures - 2))
-
-    def _retire(self, slot: _Slot, child: Child, run: _Run | None, why: str) -> None:
+    def _retire(self, slot: Slot, child: Child, run: Run | None, why: str) -> None:
         """Runs on a helper thread: stop ``child``, replace it, report ``run``."""
         grace = self.options.terminate_grace_secs
         try:
@@ -246,29 +215,34 @@ class ProcessExecutor:
                 child.process.join(self.options.stop_timeout_secs)
             child.terminate(grace)
             code = child.process.exitcode
-            result: WorkResult | None = None
-            if run is not None:
-                job = run.item.job
-                if why == "timeout":
-                    result = results.timed_out(job, child.pid, code, started=run.started_mono is not None,
-                                               started_at=run.started_at, start_timeout=self.options.start_timeout_secs)
-                elif why == "cancel":
-                    result = results.cancelled(job, child.pid, code, run.started_at)
-                else:
-                    result = results.crashed(job, child.pid, code, before_ready=not child.ready,
-                                             started_at=run.started_at)
-            if why == "crash" and not child.ready:
+            startup_failure = why == "crash" and not child.ready
+            if startup_failure:
                 slot.failures += 1
-                log.error("a process executor child (pid %s) %s before it was ready", child.pid,
-                          results.describe_exit(code))
+                log.error("a process executor child (pid %s) %s before it was ready (%d in a row); its "
+                          "standard error says why", child.pid, results.describe_exit(code), slot.failures)
             elif why == "crash":
                 log.warning("a process executor child (pid %s) %s%s", child.pid, results.describe_exit(code),
                             f" while running job {run.item.job.id}" if run else " while idle")
-            self._respawn(slot, self._backoff(slot) if why == "crash" and not child.ready else 0.0)
-            if run is not None and result is not None:
-                self._report(run, result)
+            if run is not None and startup_failure and slot.failures < 3:
+                with self._lock:  # the job never reached the task: give it to the next child
+                    slot.run = None
+                    run.sent_mono = None
+                    self._pending.appendleft(run)
+                run = None
+            self._respawn(slot, backoff(slot.failures) if startup_failure else 0.0)
+            if run is not None:
+                self._report(run, self._ending(why, run, child, code))
         finally:
             self._dispose(child)
+
+    def _ending(self, why: str, run: Run, child: Child, code: int | None) -> WorkResult:
+        job = run.item.job
+        if why == "timeout":
+            return results.timed_out(job, child.pid, code, started=run.started_mono is not None,
+                                     started_at=run.started_at, start_timeout=self.options.start_timeout_secs)
+        if why == "cancel":
+            return results.cancelled(job, child.pid, code, run.started_at)
+        return results.crashed(job, child.pid, code, before_ready=not child.ready, started_at=run.started_at)
 
     def _dispose(self, child: Child) -> None:
         child.close_send()
@@ -297,8 +271,8 @@ class ProcessExecutor:
 
     # -- dispatch and reports --------------------------------------------------------
 
-    def _assign_locked(self) -> list[tuple[_Slot, Child, _Run]]:
-        sends: list[tuple[_Slot, Child, _Run]] = []
+    def _assign_locked(self) -> list[tuple[Slot, Child, Run]]:
+        sends: list[tuple[Slot, Child, Run]] = []
         if self._closing:
             return sends
         for slot in self._slots:
@@ -311,14 +285,12 @@ class ProcessExecutor:
                 sends.append((slot, slot.child, run))
         return sends
 
-    def _send(self, sends: list[tuple[_Slot, Child, _Run]]) -> None:
+    def _send(self, sends: list[tuple[Slot, Child, Run]]) -> None:
         for slot, child, run in sends:
             item = run.item
             path = tuple(sys.path)
-            request = {"job": item.job, "modules": list(item.modules), "timeout": item.timeout_secs,
-                       "path": list(path) if path != child.path_sent else None}
             try:
-                data = pickle.dumps(("run", request), protocol=pickle.HIGHEST_PROTOCOL)
+                data = encode_run(item, path if path != child.path_sent else None)
             except Exception as exc:
                 with self._lock:
                     if slot.run is run:
@@ -335,7 +307,7 @@ class ProcessExecutor:
             except (OSError, ValueError):
                 pass  # the child is gone: its end of file reports the job as crashed
 
-    def _report(self, run: _Run, result: WorkResult) -> None:
+    def _report(self, run: Run, result: WorkResult) -> None:
         with self._lock:
             if run.reported:
                 return
@@ -348,7 +320,7 @@ class ProcessExecutor:
         except Exception:
             log.exception("job %s: completion callback failed", run.item.job.id)
 
-    def _progress(self, run: _Run, value: Any) -> None:
+    def _progress(self, run: Run, value: Any) -> None:
         context = getattr(run.item, "context", None)  # the worker's JobContext, when it passes one
         try:
             if context is not None:
@@ -361,17 +333,12 @@ class ProcessExecutor:
     # -- the supervisor thread ---------------------------------------------------------
 
     def _wake(self) -> None:
-        with self._wake_lock:
-            if self._woken or self._wake_w is None or self._wake_w.closed:
-                return
-            self._woken = True
-            try:
-                self._wake_w.send_bytes(b"w")
-            except OSError:
-                pass
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def _supervise(self) -> None:
-        assert self._wake_r is not None
+        wakeup = self._wakeup
+        assert wakeup is not None
         while not self._stopped.is_set():
             with self._lock:
                 closing, self._to_close = self._to_close, []
@@ -380,23 +347,20 @@ class ProcessExecutor:
             for child in closing:
                 self._close(child)
             try:
-                ready = wait([self._wake_r, *watch], timeout)
+                ready = wait([wakeup.reader, *watch], timeout)
             except OSError:
                 if self._stopped.is_set():
                     return
                 raise
             for conn in ready:
-                if conn is self._wake_r:
-                    with self._wake_lock:
-                        while self._wake_r.poll():
-                            self._wake_r.recv_bytes()
-                        self._woken = False
+                if conn is wakeup.reader:
+                    wakeup.clear()
                 else:
                     slot, child = watch[conn]  # type: ignore[index]
                     self._read(slot, child)
             self._check_timers()
 
-    def _read(self, slot: _Slot, child: Child) -> None:
+    def _read(self, slot: Slot, child: Child) -> None:
         try:
             while slot.child is child and child.res_r.poll():
                 message = pickle.loads(child.res_r.recv_bytes())
@@ -409,7 +373,7 @@ class ProcessExecutor:
                 run = slot.run
             self._helper(self._retire, slot, child, run, "crash")
 
-    def _handle(self, slot: _Slot, child: Child, message: tuple[Any, ...]) -> None:
+    def _handle(self, slot: Slot, child: Child, message: tuple[Any, ...]) -> None:
         kind = message[0]
         with self._lock:
             if slot.child is not child:
@@ -429,6 +393,8 @@ class ProcessExecutor:
                 payload = message[2]
                 slot.run = None
                 child.tasks_done += 1
+                for spec in run.item.modules:  # a child survived importing it: preload it from now on
+                    self._modules.setdefault(spec, None)
                 recycle = self._recycle_reason(child, payload.get("rss_mb"))
                 if recycle:
                     log.info("recycling process executor child pid %s: %s", child.pid, recycle)
@@ -443,29 +409,14 @@ class ProcessExecutor:
             self._send(sends)
 
     def _recycle_reason(self, child: Child, rss_mb: float | None) -> str | None:
-        limit_tasks = self.options.max_tasks_per_child
-        if limit_tasks and child.tasks_done >= limit_tasks:
-            return f"it ran max_tasks_per_child={limit_tasks} jobs"
-        limit_mb = self.options.max_memory_per_child
-        if limit_mb:
-            if rss_mb is None:
-                if not self._memory_warned:
-                    self._memory_warned = True
-                    log.warning("max_memory_per_child is set but this platform cannot measure a child's "
-                                "memory; children are not recycled for memory")
-            elif rss_mb > limit_mb:
-                return f"its peak memory {rss_mb:.0f} MB is over max_memory_per_child={limit_mb:g} MB"
-        return None
+        if self.options.max_memory_per_child and rss_mb is None and not self._memory_warned:
+            self._memory_warned = True
+            log.warning("max_memory_per_child is set but this platform cannot measure a child's memory; "
+                        "children are not recycled for memory")
+        return recycle_reason(self.options, child.tasks_done, rss_mb)
 
-    def _deadline(self, run: _Run) -> float | None:
-        timeout = run.item.timeout_secs
-        if not timeout:
-            return None
-        if run.started_mono is not None:
-            return run.started_mono + timeout
-        if run.sent_mono is not None:
-            return run.sent_mono + timeout + self.options.start_timeout_secs
-        return None
+    def _deadline(self, run: Run) -> float | None:
+        return deadline(run, self.options)
 
     def _next_timer_locked(self) -> float | None:
         times = [t for s in self._slots for t in (
@@ -476,8 +427,8 @@ class ProcessExecutor:
 
     def _check_timers(self) -> None:
         now_m = time.monotonic()
-        expired: list[tuple[_Slot, Child]] = []
-        respawn: list[_Slot] = []
+        expired: list[tuple[Slot, Child]] = []
+        respawn: list[Slot] = []
         with self._lock:
             for s in self._slots:
                 if s.child is not None and s.run is not None:

@@ -1,0 +1,5 @@
+"""A module whose import kills the process (a child that cannot start)."""
+
+import os
+
+os._exit(5)
