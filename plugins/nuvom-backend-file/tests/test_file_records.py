@@ -17,7 +17,7 @@ from nuvom_backend_file.layout import ready_name
 from nuvom_backend_file.records import HEADER, MAGIC, JobRecord, decode, encode, read_record
 
 from nuvom_kernel.errors import CorruptJobError, PayloadError
-from nuvom_kernel.models import Job
+from nuvom_kernel.models import Job, JobState
 
 SEED = 20240611
 LIMIT = 5 * 1024 * 1024
@@ -161,7 +161,8 @@ def test_corrupt_running_file_is_quarantined_by_sweep(backend: FileBackend) -> N
     assert not path.exists()
     [note] = [p for p in backend.layout.quarantine.iterdir() if p.name.endswith(".reason")]
     assert "run-" in note.name and "length header says" in note.read_text()
-    assert backend.get(job.id) is None
+    dead = backend.get(job.id)  # dead-lettered: the payload could not be decoded
+    assert dead is not None and dead.state == JobState.DEAD and "could not be decoded" in (dead.reason or "")
 
 
 def test_foreign_file_names_are_quarantined(backend: FileBackend) -> None:

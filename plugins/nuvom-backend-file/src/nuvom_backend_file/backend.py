@@ -51,7 +51,7 @@ from nuvom_kernel.backend_base import (
     is_claimable,
     release_update,
 )
-from nuvom_kernel.errors import CorruptJobError, NuvomError
+from nuvom_kernel.errors import CorruptJobError, InvalidIdError, NuvomError
 from nuvom_kernel.models import Job, JobState, Outcome, now, validate_id
 
 try:  # the cross-process doorbell; without it, polling is the wake-up
@@ -121,6 +121,32 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             return
         if moved is not None:
             self.quarantined += 1
+            self._dead_letter_undecodable(path, moved, reason)
+
+    def _dead_letter_undecodable(self, path: Path, moved: Path, reason: str) -> None:
+        """Leave a ``dead`` record for a job whose file could not be decoded, so
+        ``get``/``nuvom inspect job`` say what happened instead of "not found"."""
+        if path.parent in (self.layout.run, self.layout.done):
+            job_id: str | None = path.name[: -len(".job")] if path.name.endswith(".job") else None
+        else:
+            job_id = id_from_name(path.name)
+        if job_id is None:
+            return
+        try:
+            validate_id(job_id)
+        except InvalidIdError:
+            return
+        done = self.layout.done_path(job_id)
+        if done.exists():
+            return
+        at = now()
+        dead = Job(id=job_id, task="(undecodable)", created_at=at, finished_at=at)
+        dead.reason = f"the stored job could not be decoded ({reason}); the file was quarantined as {moved.name}"
+        dead.record(JobState.DEAD, at, dead.reason)
+        try:
+            self._write(done, JobRecord(fence=0, job=dead), fsync=True)
+        except OSError:
+            return
 
     def _write(self, path: Path, record: JobRecord, *, fsync: bool) -> None:
         write_file(self.layout.tmp, path, encode(record, self.limit), fsync=fsync)
