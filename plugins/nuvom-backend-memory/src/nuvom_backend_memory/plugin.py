@@ -9,18 +9,19 @@ from nuvom_backend_memory.backend import MemoryBackend
 from nuvom_kernel import hookimpl
 from nuvom_kernel.hookspecs import Register
 
-_instances: dict[str, MemoryBackend] = {}
+_instances: dict[tuple[str, str], MemoryBackend] = {}
 _lock = threading.Lock()
 
 
 def make_backend(settings: Any, options: dict[str, Any]) -> MemoryBackend:
-    """One store per process and ``instance`` option, so every app in the
-    process (producer and worker) sees the same jobs."""
-    name = str(options.get("instance", "default"))
+    """One store per process, project root and ``instance`` option: every app
+    of one project in the process (producer and worker) sees the same jobs,
+    and another project root starts empty."""
+    key = (str(settings.resolve_path(".").resolve()), str(options.get("instance", "default")))
     with _lock:
-        if name not in _instances:
-            _instances[name] = MemoryBackend()
-        return _instances[name]
+        if key not in _instances:
+            _instances[key] = MemoryBackend()
+        return _instances[key]
 
 
 @hookimpl
