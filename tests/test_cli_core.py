@@ -127,3 +127,26 @@ def test_quickstart_example_runs(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "add(2, 3)                                -> 5" in out.stdout
     assert "quick start passed" in out.stdout
+
+
+def test_stop_command_stops_a_running_worker(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(TASKS, encoding="utf-8")
+    proc = subprocess.Popen(nuvom_cmd() + ["runworker", "--tasks", "tasks", "--id", "w-stop-me"], cwd=tmp_path,
+                            env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        app = Nuvom(root=tmp_path, environ={})
+        from nuvom_kernel.models import Job
+        from nuvom_kernel.task import JobHandle
+
+        handle = JobHandle(app.enqueue(Job(task="cli.add", args=[2, 2])).id, app)
+        assert handle.result(timeout=60) == 4  # the worker is up and running jobs
+        bad = run(["stop", "--id", "../x"], tmp_path)
+        assert bad.returncode == 2
+        out = run(["stop", "--id", "w-stop-me"], tmp_path)
+        assert out.returncode == 0 and "w-stop-me" in out.stdout
+        assert proc.wait(timeout=60) == 0
+        assert not (tmp_path / ".nuvom" / "workers" / "stop-w-stop-me").exists()  # removed by the worker
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -23,6 +23,7 @@ from nuvom_kernel import hookimpl
 def nuvom_register_commands(app: Any) -> None:
     core.register(app)
     worker.register(app)
+    worker.register_stop(app)
     jobs.register(app)
     listing.register(app)
     produce.register(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -12,8 +13,9 @@ from nuvom_cli.state import EXIT_USAGE, state
 from nuvom_kernel.devreload import DevReloader
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.loader import import_task_modules, load_from_manifest
+from nuvom_kernel.models import validate_id
 from nuvom_kernel.task import registry
-from nuvom_kernel.worker import Worker
+from nuvom_kernel.worker import Worker, stop_file
 
 
 def _split(values: list[str]) -> list[str]:
@@ -70,6 +72,29 @@ def register(app: typer.Typer) -> None:
                 reloader.stop()
         st.err.print(f"worker {worker.id} stopped: {stats.succeeded} succeeded, {stats.failed} failed, "
                      f"{stats.retried} retried, {stats.dead} dead")
+
+
+def register_stop(app: typer.Typer) -> None:
+    @app.command("stop")
+    def stop(
+        worker_id: str = typer.Option(None, "--id", help="Stop this worker (its id is printed at start and by `nuvom stats`)."),
+        all_workers: bool = typer.Option(False, "--all", help="Stop every worker of this project started before now."),
+    ) -> None:
+        """Ask workers to stop gracefully, on any OS (no signals needed)."""
+        st = state()
+        if bool(worker_id) == all_workers:
+            st.fail("pass either --id WORKER_ID or --all", EXIT_USAGE)
+        if worker_id:
+            try:
+                validate_id(worker_id, "worker id")
+            except NuvomError as exc:
+                st.fail(str(exc), EXIT_USAGE)
+        path = stop_file(st.plugins.root, worker_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        os.utime(path)  # touch() keeps an old mtime on some platforms if the file exists
+        who = f"worker {worker_id}" if worker_id else "every worker started before now"
+        st.console.print(f"asked {who} to stop ({path}); running jobs finish first")
 
 
 def _install_signal_handlers(worker: Worker) -> None:
