@@ -53,3 +53,14 @@ def work(n: int, ms: float = 0.0) -> int:
 def big(n: int, size: int) -> str:
     log_execution()
     return big_result(n, size)
+
+
+@task(name="rel.stall")
+def stall(first_ms: float) -> int:
+    """Sleeps ``first_ms`` on its first attempt only; later attempts return at once."""
+    log_execution()
+    attempt = current_job().attempt
+    if attempt == 1:
+        time.sleep(first_ms / 1000.0)
+    log_execution(end=True)
+    return attempt

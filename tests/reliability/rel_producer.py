@@ -1,0 +1,28 @@
+"""A producer process for R3: enqueue ``rel.work`` jobs one at a time, forever.
+
+Each id is written to stdout (one line, flushed) after its enqueue returned
+and before the next enqueue starts, so the harness knows exactly which
+enqueues returned when it kills this process.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from nuvom_kernel.app import Nuvom
+from nuvom_kernel.models import Job
+
+
+def main() -> None:
+    app = Nuvom()  # NUVOM_PROJECT_ROOT and NUVOM_* come from the environment
+    out = sys.stdout
+    n = 0
+    while True:
+        job = app.enqueue(Job(task="rel.work", args=[n, 0], max_retries=10, retry_delay_secs=0.0, timeout_secs=None))
+        out.write(job.id + "\n")
+        out.flush()
+        n += 1
+
+
+if __name__ == "__main__":
+    main()
