@@ -84,9 +84,7 @@ class ThreadExecutor:
             self._busy += 1
             self._runs[item.job.id] = run
         if item.timeout_secs:
-            with self._deadline_cv:
-                heapq.heappush(self._deadlines, (time.monotonic() + item.timeout_secs, next(self._seq), run))
-                self._deadline_cv.notify()
+            self._add_deadline(time.monotonic() + item.timeout_secs, run)
         if item.is_async:
             self._submit_async(run)
         else:
@@ -205,6 +203,20 @@ class ThreadExecutor:
         self._end(run, result)
 
     # -- deadlines -----------------------------------------------------------------
+
+    def _add_deadline(self, deadline: float, run: _Run) -> None:
+        """Track ``run``'s deadline.  The watcher is woken only when the earliest
+        deadline moves earlier (not once per job), and entries of runs that
+        already finished are dropped once they outnumber the live ones."""
+        with self._deadline_cv:
+            heap = self._deadlines
+            if len(heap) >= 64 and len(heap) > 2 * self._busy:
+                heap[:] = [entry for entry in heap if not entry[2].finished]
+                heapq.heapify(heap)
+            earliest = heap[0][0] if heap else None
+            heapq.heappush(heap, (deadline, next(self._seq), run))
+            if earliest is None or deadline < earliest:
+                self._deadline_cv.notify()
 
     def _watch_deadlines(self) -> None:
         while not self._closing:
