@@ -359,6 +359,23 @@ def test_corrupt_row_is_quarantined_and_claims_go_on(backend: SqliteBackend) -> 
     assert backend.claim(["default"], 10, 30, "w") == []
 
 
+def test_row_whose_json_names_another_job_is_quarantined(backend: SqliteBackend) -> None:
+    # Found by tests/reliability (R7): such a row made one claim hand out the
+    # other job twice (two tokens) and stayed `running` forever.
+    backend.enqueue_many([Job(id="other", task="t", created_at=now() - 5)])
+    conn = backend.db.connection()
+    data = conn.execute("SELECT data FROM jobs WHERE id = 'other'").fetchone()[0]
+    conn.execute("INSERT INTO jobs (id, state, queue, priority, ready_at, created_at, task, data) "
+                 "VALUES ('copy', 'queued', 'default', 0, ?, ?, 't', ?)", (now() - 10, now() - 10, data))
+    claimed = backend.claim(["default"], 10, 30, "w")
+    assert [(j.id, j.attempts) for j in claimed] == [("other", 1)]
+    copy = backend.get("copy")
+    assert copy is not None and copy.state == JobState.DEAD and "another job" in (copy.reason or "")
+    assert conn.execute("SELECT state FROM jobs WHERE id = 'copy'").fetchone()[0] == "dead"
+    assert conn.execute("SELECT id FROM quarantine").fetchall() == [("copy",)]
+    assert backend.sweep() == 0
+
+
 def test_retry_refused_when_the_unique_key_is_taken_again(backend: SqliteBackend) -> None:
     backend.enqueue(Job(id="first", task="t", unique_key="u"))
     job = claim_one(backend)

@@ -46,6 +46,9 @@ def decode(job_id: str, data: str, lease_expires_at: float | None = None) -> Job
         job = Job.from_json(data)
     except (ValidationError, ValueError) as exc:
         raise CorruptJobError(f"job {job_id!r}: stored JSON cannot be decoded ({exc.__class__.__name__})") from exc
+    if job.id != job_id:
+        # a damaged or copied row: trusting the JSON would claim or update another job's row
+        raise CorruptJobError(f"job {job_id!r}: stored JSON describes another job ({job.id!r})")
     if job.state == JobState.RUNNING:
         job.lease_expires_at = lease_expires_at
     return job
