@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nuvom_backend_memory.plugin import make_backend
+
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.settings import NuvomSettings
 
