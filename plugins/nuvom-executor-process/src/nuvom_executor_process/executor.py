@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
 import sys
 import threading
 import time
@@ -71,6 +72,10 @@ class ProcessExecutor:
         self._to_close: list[Child] = []  # retired children whose pipes the supervisor closes
         self._helpers: set[threading.Thread] = set()
         self._supervisor: threading.Thread | None = None
+        # sends jobs to children, records progress and reports results, in order, so
+        # neither a slow backend write nor a child slow to read blocks the supervisor
+        self._courier: threading.Thread | None = None
+        self._outbox: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._stopped = threading.Event()
         self._wakeup: Wakeup | None = None
         self._memory_warned = False
@@ -91,6 +96,8 @@ class ProcessExecutor:
             slot.child = self._spawn(slot)
         self._supervisor = threading.Thread(target=self._supervise, name="nuvom-process-supervisor", daemon=True)
         self._supervisor.start()
+        self._courier = threading.Thread(target=self._deliver, name="nuvom-process-courier", daemon=True)
+        self._courier.start()
         _live.add(self)
 
     def free_slots(self) -> int:
@@ -108,7 +115,7 @@ class ProcessExecutor:
             self._runs[item.job.id] = run
             self._pending.append(run)
             sends = self._assign_locked()
-        self._send(sends)
+        self._later(self._send, sends)
 
     def cancel(self, job_id: str) -> bool:
         """Terminate the child running ``job_id`` (or drop it if it waits for a child);
@@ -158,6 +165,9 @@ class ProcessExecutor:
         self._wake()
         if self._supervisor is not None:
             self._supervisor.join(5)
+        self._outbox.put(None)
+        if self._courier is not None:
+            self._courier.join(5)
         for helper in list(self._helpers):
             helper.join(max(5.0, grace * 4))
         for child, _ in stopping:
@@ -201,7 +211,7 @@ class ProcessExecutor:
             stale.terminate(self.options.terminate_grace_secs)
             self._dispose(stale)
         self._wake()
-        self._send(sends)
+        self._later(self._send, sends)
 
     def _retire(self, slot: Slot, child: Child, run: Run | None, why: str) -> None:
         """Runs on a helper thread: stop ``child``, replace it, report ``run``."""
@@ -230,8 +240,8 @@ class ProcessExecutor:
                     self._pending.appendleft(run)
                 run = None
             self._respawn(slot, backoff(slot.failures) if startup_failure else 0.0)
-            if run is not None:
-                self._report(run, self._ending(why, run, child, code))
+            if run is not None:  # after any progress the child sent before it ended
+                self._later(self._report, run, self._ending(why, run, child, code))
         finally:
             self._dispose(child)
 
@@ -306,6 +316,20 @@ class ProcessExecutor:
                 child.send_data(data)
             except (OSError, ValueError):
                 pass  # the child is gone: its end of file reports the job as crashed
+
+    def _later(self, action: Callable[..., None], *args: Any) -> None:
+        self._outbox.put((action, args))
+
+    def _deliver(self) -> None:
+        while True:
+            entry = self._outbox.get()
+            if entry is None:
+                return
+            action, args = entry
+            try:
+                action(*args)
+            except Exception:
+                log.exception("process executor: delivering to a child or to the worker failed")
 
     def _report(self, run: Run, result: WorkResult) -> None:
         with self._lock:
@@ -401,12 +425,12 @@ class ProcessExecutor:
                     slot.child = None
                 sends = self._assign_locked()
         if kind == "progress":
-            self._progress(run, message[2])
+            self._later(self._progress, run, message[2])
         elif kind == "result":
             if recycle:
                 self._helper(self._retire, slot, child, None, "recycle")
-            self._report(run, results.from_payload(run.item.job, payload))
-            self._send(sends)
+            self._later(self._report, run, results.from_payload(run.item.job, payload))
+            self._later(self._send, sends)
 
     def _recycle_reason(self, child: Child, rss_mb: float | None) -> str | None:
         if self.options.max_memory_per_child and rss_mb is None and not self._memory_warned:
