@@ -59,7 +59,18 @@ class AdminMixin:
     # -- finding a job -------------------------------------------------------------
 
     def locate(self, job_id: str) -> Path | None:
-        """Where the job's file is now (without its lock it may move right after)."""
+        """Where the job's file is now (without its lock it may move right after).
+
+        A claim can move the file from ready/ to run/ while we scan, after run/
+        was looked at; so a miss is checked again (twice) before it counts.
+        """
+        for _ in range(3):
+            found = self._locate_once(job_id)
+            if found is not None:
+                return found
+        return None
+
+    def _locate_once(self, job_id: str) -> Path | None:
         for path in (self.layout.run_path(job_id), self.layout.done_path(job_id)):
             if path.exists():
                 return path
@@ -76,6 +87,9 @@ class AdminMixin:
                                 return Path(entry.path)
                 except FileNotFoundError:
                     continue
+        for path in (self.layout.run_path(job_id), self.layout.done_path(job_id)):
+            if path.exists():  # moved forward (claimed, finished) while we scanned
+                return path
         return None
 
     def get(self, job_id: str) -> Job | None:
