@@ -167,6 +167,9 @@ class WorkItem:
     timeout_secs: float | None
     modules: Sequence[str] = ()
     is_async: bool = False
+    #: the attempt's :class:`~nuvom_kernel.context.JobContext` in the worker; an
+    #: executor running the task elsewhere forwards progress to it
+    context: Any = None
 
 
 @dataclass

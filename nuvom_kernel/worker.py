@@ -323,7 +323,8 @@ class Worker:
             if result.timed_out or result.cancelled:
                 ctx.cancel_event.set()
             self._done.put((_id, result))
-            self._wake.set()
+            if not self._wake.is_set():  # put before the check: the loop clears, then drains
+                self._wake.set()
 
         executor.submit(item, done)
 

@@ -58,7 +58,8 @@ def work_item(task_name: str, *args: Any, timeout: float | None = None) -> WorkI
     task = get_task(task_name)
     ctx = JobContext(job=job, deadline=None if timeout is None else time.monotonic() + timeout)
     call = (lambda: run_async(task, ctx)) if task.is_async else (lambda: run_sync(task, ctx))
-    return WorkItem(job=job, call=call, timeout_secs=timeout, modules=(TASKS_MODULE,), is_async=task.is_async)
+    return WorkItem(job=job, call=call, timeout_secs=timeout, modules=(TASKS_MODULE,), is_async=task.is_async,
+                    context=ctx)
 
 
 class ExecutorContract:
