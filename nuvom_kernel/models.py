@@ -29,10 +29,17 @@ TimeoutPolicy = Literal["retry", "fail", "ignore"]
 Backoff = Literal["fixed", "exponential"]
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _copy_json(value: Any) -> Any:
     if isinstance(value, list):
+        if all(type(v) in _SCALARS for v in value):  # the common case: one copy, no recursion
+            return list(value)
         return [_copy_json(v) for v in value]
     if isinstance(value, dict):
+        if all(type(v) in _SCALARS for v in value.values()):
+            return dict(value)
         return {k: _copy_json(v) for k, v in value.items()}
     return value
 
@@ -186,15 +193,28 @@ class Job(BaseModel):
         entries are shared; JSON values (args, kwargs, result, progress) are
         copied only when they are containers.
         """
-        return self.model_copy(update={
-            "args": _copy_json(self.args),
-            "kwargs": _copy_json(self.kwargs),
-            "result": _copy_json(self.result),
-            "progress": _copy_json(self.progress),
-            "tags": list(self.tags),
-            "history": list(self.history),
-            "errors": list(self.errors),
-        })
+        fields = self.__dict__
+        update = {
+            "args": _copy_json(fields["args"]),
+            "kwargs": _copy_json(fields["kwargs"]),
+            "result": _copy_json(fields["result"]),
+            "progress": _copy_json(fields["progress"]),
+            "tags": list(fields["tags"]),
+            "history": list(fields["history"]),
+            "errors": list(fields["errors"]),
+        }
+        cls = type(self)
+        if cls.__private_attributes__ or self.__pydantic_extra__ is not None:
+            return self.model_copy(update=update)
+        # what model_copy(update=...) does, without its generic steps
+        copied = cls.__new__(cls)
+        values = dict(fields)
+        values.update(update)
+        object.__setattr__(copied, "__dict__", values)
+        object.__setattr__(copied, "__pydantic_extra__", None)
+        object.__setattr__(copied, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _SNAPSHOT_FIELDS)
+        object.__setattr__(copied, "__pydantic_private__", None)
+        return copied
 
     def to_json(self) -> str:
         return self.model_dump_json()
@@ -207,6 +227,8 @@ class Job(BaseModel):
         """Everything but the lease internals, as JSON-ready values."""
         return self.model_dump(mode="json", exclude={"token"})
 
+
+_SNAPSHOT_FIELDS = frozenset({"args", "kwargs", "result", "progress", "tags", "history", "errors"})
 
 OutcomeKind = Literal["succeeded", "failed", "retry", "dead", "cancelled"]
 
