@@ -8,11 +8,13 @@ embedders create their own and pass it (or install it with :func:`use_app`).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from nuvom_kernel.builtin_serializers import JsonSerializer
 from nuvom_kernel.contracts import QueueBackend, ResultBackend, Serializer
 from nuvom_kernel.errors import (
     InvalidStateError,
@@ -141,8 +143,11 @@ class Nuvom:
 
     def check_payload(self, value: Any, what: str) -> None:
         """Refuse values that cannot be stored or exceed ``max_payload_bytes``."""
+        serializer = self._serializer or self.serializer
+        if type(serializer) is JsonSerializer and _fits_json(value, self.settings.max_payload_bytes):
+            return  # small plain values: provably encodable within the limit, no need to encode
         try:
-            data = self.serializer.dumps(value)
+            data = serializer.dumps(value)
         except (TypeError, ValueError) as exc:
             raise PayloadError(
                 f"{what} cannot be serialised with {self.serializer.name}: {exc}; "
@@ -225,6 +230,46 @@ class Nuvom:
     ) -> list[Job]:
         parsed = [JobState(s) if not isinstance(s, JobState) else s for s in states] if states else None
         return self.queue.list_jobs(states=parsed, task=task, queue=queue, since=since, limit=limit, offset=offset)
+
+
+def _fits_json(value: Any, budget: int, depth: int = 0) -> bool:
+    """True if the JSON serializer surely encodes ``value`` in at most ``budget``
+    bytes: None, bools, modest ints, finite floats, ASCII strings (6 bytes per
+    character covers any escape), and lists/tuples/str-keyed dicts of them.
+    False means "not sure": the caller encodes the value to find out."""
+    return _json_bound(value, budget, depth) >= 0
+
+
+def _json_bound(value: Any, budget: int, depth: int) -> int:
+    """``budget`` minus an upper bound of ``value``'s encoded size; < 0 if unknown or over."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return budget - 5
+    if kind is int:
+        return budget - 21 if -10**18 < value < 10**18 else -1
+    if kind is float:
+        return budget - 25 if math.isfinite(value) else -1
+    if kind is str:
+        return budget - 6 * len(value) - 2 if value.isascii() else -1
+    if depth >= 8:
+        return -1
+    if kind is list or kind is tuple:
+        budget -= 2
+        for item in value:
+            budget = _json_bound(item, budget - 1, depth + 1)
+            if budget < 0:
+                return -1
+        return budget
+    if kind is dict:
+        budget -= 2
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return -1
+            budget = _json_bound(item, budget - 6 * len(key) - 4, depth + 1)
+            if budget < 0:
+                return -1
+        return budget
+    return -1
 
 
 _default_lock = threading.Lock()

@@ -33,6 +33,8 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _copy_json(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, list):
         if all(type(v) in _SCALARS for v in value):  # the common case: one copy, no recursion
             return list(value)

@@ -118,6 +118,7 @@ class Worker:
         self._cancel_unstarted: stdqueue.SimpleQueue[str] = stdqueue.SimpleQueue()
         self._running = 0  # attempts handed to executors whose first report is pending
         self._avg_run_secs: float | None = None
+        self._shares_storage: bool | None = None  # app.shares_storage, read once per run
 
     # -- control -----------------------------------------------------------------
 
@@ -400,7 +401,9 @@ class Worker:
         kind = outcome.kind
         counter = {"succeeded": "succeeded", "failed": "failed", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}[kind]
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-        if not self.app.shares_storage and record.is_terminal():
+        if self._shares_storage is None:
+            self._shares_storage = self.app.shares_storage
+        if not self._shares_storage and record.is_terminal():
             try:
                 self.app.results.save(record)
             except Exception:
