@@ -135,6 +135,20 @@ def read_record(path: Path, limit: int) -> JobRecord:
 
 def write_file(tmp_dir: Path, dest: Path, data: bytes, *, fsync: bool) -> None:
     """Write ``data`` to a fresh file in ``tmp_dir``, then ``os.replace`` it to ``dest``."""
+    publish_file(stage_file(tmp_dir, data, fsync=fsync), dest)
+
+
+def publish_file(tmp: Path, dest: Path) -> None:
+    """Move a file written by :func:`stage_file` into place (removed if that fails)."""
+    try:
+        retrying(os.replace, tmp, dest)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def stage_file(tmp_dir: Path, data: bytes, *, fsync: bool) -> Path:
+    """Write ``data`` to a fresh file in ``tmp_dir`` (fsynced if asked); return its path."""
     tmp = tmp_dir / f"{secrets.token_hex(8)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, FILE_MODE)
@@ -151,11 +165,7 @@ def write_file(tmp_dir: Path, dest: Path, data: bytes, *, fsync: bool) -> None:
         _unlink_quietly(tmp)
         raise
     os.close(fd)
-    try:
-        retrying(os.replace, tmp, dest)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+    return tmp
 
 
 def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:
