@@ -10,6 +10,7 @@ that only appends to a queue and wakes the loop.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue as stdqueue
@@ -119,6 +120,7 @@ class Worker:
         self._running = 0  # attempts handed to executors whose first report is pending
         self._avg_run_secs: float | None = None
         self._shares_storage: bool | None = None  # app.shares_storage, read once per run
+        self._retry_etas: list[float] = []  # heap: when retries this worker scheduled become due
 
     # -- control -----------------------------------------------------------------
 
@@ -226,7 +228,7 @@ class Worker:
                 continue  # more work is likely waiting
             if fresh or claimed:
                 continue
-            self._wake.wait(0.005 if pending else poll)
+            self._wake.wait(0.005 if pending else self._idle_wait(poll))
             self._wake.clear()
 
     def _cancel_buffered(self) -> list[Completion]:
@@ -394,6 +396,20 @@ class Worker:
                             completion.job_id, completion.outcome.kind)
                 continue
             self._record(held, completion.outcome)
+            eta = completion.outcome.eta
+            if completion.outcome.kind == "retry" and eta is not None:
+                heapq.heappush(self._retry_etas, eta)
+
+    def _idle_wait(self, poll: float) -> float:
+        """Sleep until the next poll, or until a retry this worker scheduled is due
+        (a retry rings no doorbell when its delay ends)."""
+        etas = self._retry_etas
+        at = now()
+        while etas and etas[0] <= at:
+            heapq.heappop(etas)
+        if not etas:
+            return poll
+        return min(poll, max(0.001, etas[0] - at + 0.001))
 
     def _record(self, held: _Held, outcome: Outcome) -> None:
         before = held.job  # not changed after its outcome: the record is a copy
