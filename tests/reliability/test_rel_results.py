@@ -46,7 +46,10 @@ def test_r12_killed_result_writers_leave_whole_or_absent_results(backend: str, t
             for job in project.app.enqueue_many(batch):
                 number[job.id] = job.args[0]
             time.sleep(rng.uniform(0.01, 0.15))  # while the batch is being run and written
-            ready = [w for w in project.live_workers() if w.is_ready()] or project.live_workers()[:1]
+            ready = [w for w in project.live_workers() if w.is_ready()]
+            if not ready:  # kill a worker that is running jobs, not one still starting
+                project.live_workers()[0].wait_ready()
+                ready = project.live_workers()[:1]
             victim = rng.choice(ready)
             kill = project.kill(victim)
             # read back every job the killed process ran: whole, or not finished
