@@ -255,3 +255,32 @@ def test_plugin_status_json_lists_every_builtin(tmp_path: Path) -> None:
         assert records[name]["provides"] == provides
         assert records[name]["hooks"]
     assert records["nuvom-cli"]["hooks"] == ["nuvom_register_commands"]
+
+
+def test_kernel_without_plugins_says_what_to_install(tmp_path: Path) -> None:
+    app = Nuvom(root=tmp_path, environ={"NUVOM_LOAD_PLUGINS": ""})
+    assert [r.name for r in app.plugins.plugin_status()] == ["nuvom-kernel"]
+    with pytest.raises(ComponentNotFoundError, match=r"pip install nuvom-backend-sqlite"):
+        app.queue  # noqa: B018
+    with pytest.raises(ComponentNotFoundError, match=r"pip install nuvom-executor-thread"):
+        app.create_executor()
+    app.check_payload({"args": [1]}, "arguments")  # the kernel's own JSON serializer still works
+
+
+def test_plugin_failing_to_add_commands_does_not_break_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "bad_commands.py").write_text(textwrap.dedent("""
+        from nuvom_kernel import hookimpl
+
+        @hookimpl
+        def nuvom_register_commands(app):
+            raise RuntimeError("commands exploded")
+    """), encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./bad_commands.py"]\n', encoding="utf-8")
+    env = subprocess_env(tmp_path)
+    helped = subprocess.run(nuvom_cmd() + ["--help"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert helped.returncode == 0 and "runworker" in helped.stdout
+    assert "commands exploded" in helped.stderr
+    status = subprocess.run(nuvom_cmd() + ["plugin", "status", "--json"], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=60)
+    record = next(r for r in json.loads(status.stdout) if r["name"] == "./bad_commands.py")
+    assert "commands exploded" in record["error"]
