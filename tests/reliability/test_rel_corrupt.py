@@ -17,8 +17,7 @@ from reliability.harness import BACKENDS, Project, describe, make_rng, size, wai
 
 
 def _db(project: Project) -> sqlite3.Connection:
-    conn = sqlite3.connect(project.root / ".nuvom" / "result.db", timeout=30, isolation_level=None)
-    return conn
+    return sqlite3.connect(project.root / ".nuvom" / "result.db", timeout=30, isolation_level=None)
 
 
 def _place_file(project: Project, folder: str, name: str, data: bytes) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nuvom_kernel.contracts import Completion
 from nuvom_kernel.models import Job, JobState, Outcome
 from reliability.checker import check, read_executions
 from reliability.harness import BACKENDS, SLACK_SECS, Project, describe, make_rng, size, wait_until
@@ -92,9 +93,7 @@ def test_r4_stale_token_is_refused(backend: str, tmp_path: Path) -> None:
         project.close()
 
 
-def _completion(job_id: str, token: int, result: str) -> object:
-    from nuvom_kernel.contracts import Completion
-
+def _completion(job_id: str, token: int, result: str) -> Completion:
     return Completion(job_id, token, Outcome(kind="succeeded", result=result))
 
 
