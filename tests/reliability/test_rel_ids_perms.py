@@ -35,28 +35,29 @@ def test_s3_every_backend_refuses_unsafe_ids(backend: str, tmp_path: Path) -> No
     queue = _backend(backend, root)
     before = sorted(p.name for p in tmp_path.iterdir())
     try:
+        refused: dict[str, Callable[[str], Any]] = {
+            "get": lambda b: queue.get(b),
+            "enqueue": lambda b: queue.enqueue(Job(id=b, task="t")),
+            "enqueue_many": lambda b: queue.enqueue_many([Job(id=b, task="t")]),
+            "cancel": lambda b: queue.cancel(b),
+            "retry": lambda b: queue.retry(b),
+            "get_result": lambda b: queue.get_result(b),
+        }
+        # fenced operations: refused with an error, or refused as "not your lease"
+        fenced: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
+            "finish": (lambda b: queue.finish(b, 1, Outcome(kind="succeeded")), lambda b: False),
+            "release": (lambda b: queue.release(b, 1), lambda b: False),
+            "set_progress": (lambda b: queue.set_progress(b, 1, 1), lambda b: False),
+            "renew": (lambda b: queue.renew({b: 1}, 5.0), lambda b: {b}),
+        }
         for bad in BAD_IDS:
-            refused: dict[str, Callable[[], Any]] = {
-                "get": lambda: queue.get(bad),
-                "enqueue": lambda: queue.enqueue(Job(id=bad, task="t")),
-                "enqueue_many": lambda: queue.enqueue_many([Job(id=bad, task="t")]),
-                "cancel": lambda: queue.cancel(bad),
-                "retry": lambda: queue.retry(bad),
-                "get_result": lambda: queue.get_result(bad),
-            }
             for op, call in refused.items():
                 with pytest.raises(InvalidIdError):
-                    call()
+                    call(bad)
                     pytest.fail(f"{backend}.{op}({bad!r}) was accepted")
-            # fenced operations: refused with an error, or refused as "not your lease"
-            for op, call, refusal in [
-                ("finish", lambda: queue.finish(bad, 1, Outcome(kind="succeeded")), False),
-                ("release", lambda: queue.release(bad, 1), False),
-                ("set_progress", lambda: queue.set_progress(bad, 1, 1), False),
-                ("renew", lambda: queue.renew({bad: 1}, 5.0), {bad}),
-            ]:
+            for op, (fenced_call, refusal) in fenced.items():
                 try:
-                    assert call() == refusal, f"{backend}.{op}({bad!r}) was accepted"
+                    assert fenced_call(bad) == refusal(bad), f"{backend}.{op}({bad!r}) was accepted"
                 except InvalidIdError:
                     pass
     finally:
