@@ -66,8 +66,10 @@ class _Listener:
     def _publish(self) -> None:
         self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self._directory / f".{self.path.name}.tmp"
-        with open(tmp, "wb"):
-            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+        os.close(fd)
+        if os.name == "posix":
+            os.chmod(tmp, 0o600)  # whatever the umask
         for attempt in range(8):  # Windows: a reader may hold the file for a moment
             try:
                 os.replace(tmp, self.path)

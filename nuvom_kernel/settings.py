@@ -36,6 +36,7 @@ OTHER_KNOWN_VARIABLES = {
     "NUVOM_STRICT_PLUGINS",
     "NUVOM_TRACE_PLUGINS",
     "NUVOM_FULL_RELIABILITY",
+    "NUVOM_RELIABILITY_SEED",
 }
 
 #: Nuvom 0.11 settings with no effect any more; they warn instead of failing.

@@ -163,8 +163,6 @@ def test_s5_owner_only_permissions_whatever_the_umask(backend: str, tmp_path: Pa
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
-@pytest.mark.xfail(strict=True, reason="nuvom_kernel/doorbell.py creates port files with open() (0666 & ~umask); "
-                   "see /work/notes/requests-reliability.md #3")
 def test_s5_doorbell_port_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
     from nuvom_kernel.doorbell import UdpDoorbell
 
