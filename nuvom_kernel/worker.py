@@ -186,6 +186,7 @@ class Worker:
         poll = self.settings.poll_interval_secs
         pending: list[Completion] = []
         oldest_pending = 0.0
+        backoff = 0.0
         while True:
             if self._hard_stop.is_set():
                 return
@@ -206,8 +207,18 @@ class Worker:
             )
             claimed: list[Job] = []
             if want_claim or flush_due:
-                accepted, claimed = queue.exchange(pending, self.queues, room if want_claim else 0,
-                                                   self.lease_secs, self.id)
+                try:
+                    accepted, claimed = queue.exchange(pending, self.queues, room if want_claim else 0,
+                                                       self.lease_secs, self.id)
+                except Exception:
+                    # a backend hiccup (disk full, lock timeout, corrupt row) must not kill the
+                    # worker or lose outcomes: keep them and try again after a pause
+                    backoff = min(5.0, backoff * 2 or 0.05)
+                    log.exception("worker %s: the %s backend failed; retrying in %.2f s",
+                                  self.id, self.settings.queue_backend, backoff)
+                    self._stop.wait(backoff)
+                    continue
+                backoff = 0.0
                 done_now, pending = pending, []
                 self._after_finish(done_now, accepted)
                 for job in claimed:
@@ -262,8 +273,11 @@ class Worker:
             job = self._buffer.popleft()
             with self._held_lock:
                 self._held.pop(job.id, None)
-            if job.token is not None and queue.release(job.id, job.token):
-                log.debug("worker %s released unstarted job %s", self.id, job.id)
+            try:
+                if job.token is not None and queue.release(job.id, job.token):
+                    log.debug("worker %s released unstarted job %s", self.id, job.id)
+            except Exception:  # its lease expires instead, and the sweeper requeues it
+                log.exception("worker %s: could not release job %s", self.id, job.id)
 
     def _drain_completions(self) -> list[Completion]:
         out: list[Completion] = []

@@ -369,3 +369,24 @@ def test_cancel_running_jobs(app: Nuvom, tmp_path: Path) -> None:
         with pytest.raises(nuvom.JobCancelledError):
             ah.result(timeout=30)
         assert time.monotonic() - begin < 10  # the coroutine was cancelled, not waited for
+
+
+def test_worker_survives_backend_errors_without_losing_outcomes(tmp_path: Path) -> None:
+    from nuvom_backend_memory import MemoryBackend
+
+    class FlakyBackend(MemoryBackend):
+        failures = 0
+
+        def exchange(self, completions, queues, limit, lease_secs, worker_id):  # type: ignore[no-untyped-def]
+            if completions and self.failures < 3:
+                self.failures += 1
+                raise OSError("disk full (simulated)")
+            return super().exchange(completions, queues, limit, lease_secs, worker_id)
+
+    backend = FlakyBackend()
+    flaky_app = Nuvom(root=tmp_path, environ={}, queue=backend, log_level="CRITICAL")
+    handles = add.options(app=flaky_app).map([(i, 1) for i in range(10)])
+    with running_worker(flaky_app):
+        assert [h.result(timeout=30) for h in handles] == [i + 1 for i in range(10)]
+    assert backend.failures == 3
+    assert all(h.job().attempts == 1 for h in handles)  # outcomes were kept, not re-run
