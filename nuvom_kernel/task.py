@@ -36,6 +36,8 @@ TASK_OPTIONS = (
 )
 #: Per-call overrides accepted by ``.options()`` besides task options.
 CALL_OPTIONS = ("eta", "countdown", "unique_key", "job_id")
+_KNOWN_OPTIONS = frozenset(TASK_OPTIONS) | frozenset(CALL_OPTIONS)
+_UNSET: Any = object()
 
 
 class TaskRegistry:
@@ -164,11 +166,12 @@ class Task(Generic[R]):
 
     def build_job(self, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom, **overrides: Any) -> Job:
         s = app.settings
-        opts = {k: getattr(self, k) for k in TASK_OPTIONS if hasattr(self, k)}
-        unknown = set(overrides) - set(TASK_OPTIONS) - set(CALL_OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        opts.update({k: v for k, v in overrides.items() if k in TASK_OPTIONS})
+        opts: dict[str, Any] = {k: v for k in TASK_OPTIONS if (v := getattr(self, k, _UNSET)) is not _UNSET}
+        if overrides:
+            unknown = set(overrides) - _KNOWN_OPTIONS
+            if unknown:
+                raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+            opts.update({k: v for k, v in overrides.items() if k in TASK_OPTIONS})
         eta = _to_timestamp(overrides.get("eta"))
         if overrides.get("countdown") is not None:
             if eta is not None:
