@@ -334,7 +334,7 @@ class Worker:
             call = lambda: run_sync(task, ctx)  # noqa: E731
         self.app.plugins.job_started(job)
         item = WorkItem(job=job, call=call, timeout_secs=job.timeout_secs, is_async=task.is_async,
-                        modules=(task.module,))
+                        modules=(task.module,), context=ctx)
 
         def done(result: WorkResult, _id: str = job.id) -> None:
             if result.timed_out or result.cancelled:
