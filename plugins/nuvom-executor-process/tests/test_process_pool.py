@@ -248,3 +248,17 @@ def test_a_module_that_kills_its_importer_is_not_preloaded(make_executor: Make, 
     assert result.crashed and result.error is not None and "exited with code 5" in result.error.message
     assert "before it was ready" not in result.error.message
     assert run_one(ex, item("proc.pid")).ok  # the replacement did not import it while starting
+
+
+def test_child_memory_is_not_its_parents_peak(make_executor: Make, item: Item, run_one: RunOne) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux carries ru_maxrss across exec; other platforms are measured differently")
+    import resource
+
+    ballast = bytearray(300 * 1024 * 1024)
+    for i in range(0, len(ballast), 4096):  # make the parent's peak large
+        ballast[i] = 1
+    parent_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = run_one(make_executor(), item("proc.rss")).value
+    del ballast
+    assert child_mb < parent_peak_mb - 200, (child_mb, parent_peak_mb)

@@ -1,7 +1,8 @@
 """The peak resident memory of the current process, in MB, without psutil.
 
-POSIX: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (kilobytes on Linux and
-the BSDs, bytes on macOS).  Windows: ``PeakWorkingSetSize`` from
+Linux: ``VmHWM`` from ``/proc/self/status`` (``ru_maxrss`` would include the
+spawning parent's peak).  Other POSIX: ``resource.getrusage(RUSAGE_SELF).ru_maxrss``
+(kilobytes on the BSDs, bytes on macOS).  Windows: ``PeakWorkingSetSize`` from
 ``GetProcessMemoryInfo`` through ctypes.  ``None`` where neither works; the
 executor then never recycles a child for memory (and says so once in the log).
 """
@@ -17,6 +18,9 @@ def peak_rss_mb() -> float | None:
     """Peak resident set size of this process so far, in MB (never decreases)."""
     if sys.platform == "win32":
         return _windows_peak_mb()
+    hwm = _linux_hwm_mb()
+    if hwm is not None:
+        return hwm
     try:
         import resource
     except ImportError:  # pragma: no cover - every POSIX CPython has it
@@ -25,6 +29,23 @@ def peak_rss_mb() -> float | None:
     if sys.platform == "darwin":
         return peak / _MB
     return peak / 1024
+
+
+def _linux_hwm_mb() -> float | None:
+    """``VmHWM`` from /proc: the peak of *this* process image.
+
+    Linux carries ``ru_maxrss`` across fork + exec, so a spawned child would
+    report its parent's peak (a worker's, or a test runner's hundreds of MB);
+    VmHWM starts afresh with the new image.
+    """
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _windows_peak_mb() -> float | None:  # pragma: no cover - exercised on Windows only
