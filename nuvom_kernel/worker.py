@@ -510,7 +510,11 @@ class Worker:
             return
         lost = self.app.queue.renew(leases, self.lease_secs)  # type: ignore[arg-type]
         for jid in lost:
-            log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.id, jid)
+            with self._held_lock:
+                held = self._held.get(jid)
+                still_held = held is not None and held.job.token == leases[jid]
+            if still_held:  # not a job whose outcome the loop recorded meanwhile
+                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.id, jid)
 
     def _register(self, state: str) -> None:
         info = WorkerInfo(
