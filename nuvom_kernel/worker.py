@@ -203,7 +203,7 @@ class Worker:
             want_claim = room > 0 and (not self._buffer or room >= max(1, target // 2))
             idle = not self._buffer and not self._running
             flush_due = bool(pending) and (
-                len(pending) >= batch or idle or stopping or time.monotonic() - oldest_pending >= 0.005
+                len(pending) >= self.concurrency or idle or stopping or time.monotonic() - oldest_pending >= 0.002
             )
             claimed: list[Job] = []
             if want_claim or flush_due:
@@ -223,7 +223,7 @@ class Worker:
                 self._after_finish(done_now, accepted)
                 for job in claimed:
                     self._accept(job)
-            self._start_buffered()
+            self._start_buffered(len(pending))
             if stopping:
                 with self._held_lock:
                     busy = bool(self._held)
@@ -299,9 +299,16 @@ class Worker:
             self._held[job.id] = _Held(job=job, task=registry.find(job.task))
         self._buffer.append(job)
 
-    def _start_buffered(self) -> None:
+    def _start_buffered(self, unrecorded: int = 0) -> None:
+        """Start buffered jobs on free slots.
+
+        A job is started only while the attempts at risk — running, or ended
+        with the outcome not yet stored (``unrecorded``) — are fewer than the
+        worker's concurrency: a killed worker then re-runs at most
+        ``concurrency`` jobs.
+        """
         skipped: list[Job] = []
-        while self._buffer:
+        while self._buffer and self._running + unrecorded < self.concurrency:
             job = self._buffer.popleft()
             with self._held_lock:
                 held = self._held.get(job.id)
