@@ -46,20 +46,25 @@ def import_module_or_file(spec: str, root: Path) -> ModuleType:
             name = ".".join(rel.parts)
         except ValueError:
             name = path.stem
-        if name in sys.modules:
-            return sys.modules[name]
-        mod_spec = importlib.util.spec_from_file_location(name, path)
-        if mod_spec is None or mod_spec.loader is None:
-            raise ImportError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.modules[name] = module
-        try:
-            mod_spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
-        return module
+        return exec_file_module(name, path)
     return importlib.import_module(spec)
+
+
+def exec_file_module(name: str, path: Path) -> ModuleType:
+    """Import the file ``path`` as module ``name`` (once; a failed import leaves no trace)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    mod_spec = importlib.util.spec_from_file_location(name, path)
+    if mod_spec is None or mod_spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[name] = module
+    try:
+        mod_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def import_task_modules(modules: list[str], root: Path) -> list[ImportProblem]:

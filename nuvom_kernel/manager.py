@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
 import logging
 import os
 import sys
@@ -454,17 +453,6 @@ def _import_file(path: Path) -> ModuleType:
     path = path.resolve()
     if not path.is_file():
         raise PluginError(f"plugin file {path} does not exist")
-    modname = f"nuvom_local_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
-    if modname in sys.modules:
-        return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"cannot load plugin file {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(modname, None)
-        raise
-    return module
+    from nuvom_kernel.loader import exec_file_module
+
+    return exec_file_module(f"nuvom_local_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}", path)
