@@ -101,7 +101,7 @@ RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED
 class ErrorInfo(BaseModel):
     """One attempt's failure, kept on the job for every attempt."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     attempt: int = 0
     type: str
@@ -114,7 +114,7 @@ class ErrorInfo(BaseModel):
 class Transition(BaseModel):
     """A state change with its time, and a note when there is something to say."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     state: JobState
     at: float = Field(default_factory=now)
@@ -129,7 +129,7 @@ class Job(BaseModel):
     job's lease; completion is accepted only with the current ``token``.
     """
 
-    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+    model_config = ConfigDict(extra="ignore", validate_assignment=False, defer_build=True)
 
     id: str = Field(default_factory=new_job_id)
     task: str
@@ -245,7 +245,7 @@ class Outcome(BaseModel):
     - ``cancelled``: the job stopped because it was asked to.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     kind: OutcomeKind
     result: Any = None
@@ -293,7 +293,7 @@ def apply_outcome(job: Job, outcome: Outcome) -> Job:
 class WorkerInfo(BaseModel):
     """A worker's registration, refreshed with every heartbeat."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     id: str
     host: str
@@ -310,7 +310,7 @@ class WorkerInfo(BaseModel):
 class TaskInfo(BaseModel):
     """What is known of a task without importing it (from discovery) or after."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: str
     module: str
