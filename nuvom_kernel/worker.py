@@ -21,19 +21,18 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nuvom_kernel.context import JobContext
 from nuvom_kernel.contracts import Completion, Executor, WorkItem, WorkResult
 from nuvom_kernel.execution import decide, run_async, run_sync
+from nuvom_kernel.heartbeat import Heartbeat, stop_file
 from nuvom_kernel.lifecycle import NuvomContext
 from nuvom_kernel.models import (
     ErrorInfo,
     Job,
     JobState,
     Outcome,
-    WorkerInfo,
     apply_outcome,
     now,
     validate_id,
@@ -67,12 +66,6 @@ class WorkerStats:
     cancelled: int = 0
     refused: int = 0  # completions refused because the lease was lost
     by_state: dict[str, int] = field(default_factory=dict)
-
-
-def stop_file(root: Path, worker_id: str | None = None) -> Path:
-    """The file a portable stop request creates (``nuvom`` CLI or any process)."""
-    name = f"stop-{worker_id}" if worker_id else "stop-all"
-    return root / ".nuvom" / "workers" / name
 
 
 class Worker:
@@ -115,6 +108,7 @@ class Worker:
         self._started_at = now()
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Any = None
+        self._heartbeat = Heartbeat(self)
         self._buffer: deque[Job] = deque()
         self._cancel_unstarted: stdqueue.SimpleQueue[str] = stdqueue.SimpleQueue()
         self._running = 0  # attempts handed to executors whose first report is pending
@@ -153,8 +147,8 @@ class Worker:
             ex.start(self.concurrency)
         self.app.plugins.startup(ctx)
         self._unsubscribe = queue.subscribe(self._wake.set)
-        self._register("running")
-        hb = threading.Thread(target=self._heartbeat_loop, name=f"nuvom-heartbeat-{self.id}", daemon=True)
+        self._heartbeat.register("running")
+        hb = threading.Thread(target=self._heartbeat.run, name=f"nuvom-heartbeat-{self.id}", daemon=True)
         hb.start()
         self._threads.append(hb)
         log.info("worker %s ready: queues=%s concurrency=%d executor=%s backend=%s",
@@ -455,105 +449,10 @@ class Worker:
         if record.state == JobState.FAILED and outcome.error is not None:
             log.warning("job %s (%s) failed: %s: %s", record.id, record.task, outcome.error.type, outcome.error.message)
 
-    # -- heartbeat, sweeper, stop requests -----------------------------------------
-
-    def _heartbeat_loop(self) -> None:
-        renew_every = max(0.05, self.lease_secs / 3)
-        tick = min(0.5, renew_every)
-        last_renew = last_sweep = last_purge = last_register = time.monotonic()
-        last_purge -= 3600  # purge expired results soon after start
-        queue = self.app.queue
-        while not self._stopped.wait(tick):
-            t = time.monotonic()
-            try:
-                if t - last_renew >= renew_every:
-                    last_renew = t
-                    self._renew()
-                if t - last_sweep >= self.settings.sweep_interval_secs:
-                    last_sweep = t
-                    moved = queue.sweep()
-                    if moved:
-                        log.info("worker %s: returned %d expired lease(s) to the queue", self.id, moved)
-                        self._wake.set()
-                ttl = self.settings.result_ttl_secs
-                if ttl and t - last_purge >= 3600:
-                    last_purge = t
-                    queue.purge(older_than=now() - ttl)
-                if t - last_register >= renew_every:
-                    last_register = t
-                    self._register("stopping" if self._stop.is_set() else "running")
-                self._check_stop_files()
-                self._check_cancel_requests()
-            except Exception:
-                log.exception("worker %s: heartbeat failed (will retry)", self.id)
-
-    def _check_cancel_requests(self) -> None:
-        """Deliver cancellations of jobs this worker holds (cooperative on threads,
-        a cancelled coroutine, a terminated child on the process executor)."""
-        with self._held_lock:
-            candidates = [jid for jid, h in self._held.items() if h.job.token is not None and not h.job.cancel_requested]
-        if not candidates:
-            return
-        for jid in self.app.queue.cancel_requests(candidates):
-            with self._held_lock:
-                held = self._held.get(jid)
-            if held is None:
-                continue
-            held.job.cancel_requested = True
-            if held.ctx is None:
-                self._cancel_unstarted.put(jid)  # still buffered: the loop finishes it
-                self._wake.set()
-                continue
-            held.ctx.cancel_event.set()
-            executor = self._executor_for(held.task, held.job) if held.task is not None else self.executor
-            delivered = executor.cancel(jid)
-            log.info("job %s: cancellation requested (%s)", jid,
-                     "delivered" if delivered else "the task must check current_job().is_cancelled()")
-
-    def _renew(self) -> None:
-        with self._held_lock:
-            leases = {jid: h.job.token for jid, h in self._held.items() if h.job.token is not None}
-        if not leases:
-            return
-        lost = self.app.queue.renew(leases, self.lease_secs)  # type: ignore[arg-type]
-        for jid in lost:
-            with self._held_lock:
-                held = self._held.get(jid)
-                still_held = held is not None and held.job.token == leases[jid]
-            if still_held:  # not a job whose outcome the loop recorded meanwhile
-                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.id, jid)
-
-    def _register(self, state: str) -> None:
-        info = WorkerInfo(
-            id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.queues,
-            concurrency=self.concurrency, executor=self.executor_name, started_at=self._started_at,
-            heartbeat_at=now(), state=state,  # type: ignore[arg-type]
-            jobs_done=self.stats.succeeded + self.stats.failed + self.stats.dead + self.stats.cancelled,
-        )
-        try:
-            self.app.queue.register_worker(info)
-        except Exception:
-            log.exception("worker %s: registering failed", self.id)
-
-    def _check_stop_files(self) -> None:
-        root = self.app.root
-        mine = stop_file(root, self.id)
-        if mine.exists():
-            log.info("worker %s: stop requested through %s", self.id, mine)
-            self.request_stop()
-            return
-        everyone = stop_file(root)
-        try:
-            if everyone.stat().st_mtime >= self._started_at:
-                log.info("worker %s: stop requested through %s", self.id, everyone)
-                self.request_stop()
-        except FileNotFoundError:
-            pass
-
     def _shutdown(self, ctx: NuvomContext) -> None:
         queue = self.app.queue
-        # unstarted claims cannot exist (we claim only for free slots), but a hard stop
-        # leaves running jobs to their leases: the sweeper redelivers them.
+        # the loop released unstarted claims; a hard stop leaves running jobs to
+        # their leases, and the sweeper redelivers them
         self._stopped.set()
         for t in self._threads:
             t.join(timeout=5)
@@ -568,7 +467,7 @@ class Worker:
             if leftover:
                 accepted, _ = queue.exchange(leftover, self.queues, 0, self.lease_secs, self.id)
                 self._after_finish(leftover, accepted)
-        self._register("stopped")
+        self._heartbeat.register("stopped")
         self.app.plugins.shutdown(ctx)
         try:
             stop_file(self.app.root, self.id).unlink()

@@ -1,0 +1,129 @@
+"""The worker's periodic duties, on their own thread.
+
+Every tick (at most half a second) the heartbeat renews the leases of every
+job the worker holds (running or prefetched), returns other workers' expired
+leases to the queue, purges results past their retention, refreshes the
+worker's registration, watches for stop files and delivers cancellations.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nuvom_kernel.models import WorkerInfo, now
+
+if TYPE_CHECKING:
+    from nuvom_kernel.worker import Worker
+
+log = logging.getLogger("nuvom.worker")
+
+
+def stop_file(root: Path, worker_id: str | None = None) -> Path:
+    """The file a portable stop request creates (``nuvom stop`` or any process)."""
+    name = f"stop-{worker_id}" if worker_id else "stop-all"
+    return root / ".nuvom" / "workers" / name
+
+
+class Heartbeat:
+    """Runs on the worker's heartbeat thread; reads and signals the worker's state."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.w = worker
+
+    def run(self) -> None:
+        renew_every = max(0.05, self.w.lease_secs / 3)
+        tick = min(0.5, renew_every)
+        last_renew = last_sweep = last_purge = last_register = time.monotonic()
+        last_purge -= 3600  # purge expired results soon after start
+        queue = self.w.app.queue
+        while not self.w._stopped.wait(tick):
+            t = time.monotonic()
+            try:
+                if t - last_renew >= renew_every:
+                    last_renew = t
+                    self.renew()
+                if t - last_sweep >= self.w.settings.sweep_interval_secs:
+                    last_sweep = t
+                    moved = queue.sweep()
+                    if moved:
+                        log.info("worker %s: returned %d expired lease(s) to the queue", self.w.id, moved)
+                        self.w._wake.set()
+                ttl = self.w.settings.result_ttl_secs
+                if ttl and t - last_purge >= 3600:
+                    last_purge = t
+                    queue.purge(older_than=now() - ttl)
+                if t - last_register >= renew_every:
+                    last_register = t
+                    self.register("stopping" if self.w._stop.is_set() else "running")
+                self.check_stop_files()
+                self.check_cancel_requests()
+            except Exception:
+                log.exception("worker %s: heartbeat failed (will retry)", self.w.id)
+
+    def check_cancel_requests(self) -> None:
+        """Deliver cancellations of jobs this worker holds (cooperative on threads,
+        a cancelled coroutine, a terminated child on the process executor)."""
+        with self.w._held_lock:
+            candidates = [jid for jid, h in self.w._held.items() if h.job.token is not None and not h.job.cancel_requested]
+        if not candidates:
+            return
+        for jid in self.w.app.queue.cancel_requests(candidates):
+            with self.w._held_lock:
+                held = self.w._held.get(jid)
+            if held is None:
+                continue
+            held.job.cancel_requested = True
+            if held.ctx is None:
+                self.w._cancel_unstarted.put(jid)  # still buffered: the loop finishes it
+                self.w._wake.set()
+                continue
+            held.ctx.cancel_event.set()
+            executor = self.w._executor_for(held.task, held.job) if held.task is not None else self.w.executor
+            delivered = executor.cancel(jid)
+            log.info("job %s: cancellation requested (%s)", jid,
+                     "delivered" if delivered else "the task must check current_job().is_cancelled()")
+
+    def renew(self) -> None:
+        with self.w._held_lock:
+            leases = {jid: h.job.token for jid, h in self.w._held.items() if h.job.token is not None}
+        if not leases:
+            return
+        lost = self.w.app.queue.renew(leases, self.w.lease_secs)  # type: ignore[arg-type]
+        for jid in lost:
+            with self.w._held_lock:
+                held = self.w._held.get(jid)
+                still_held = held is not None and held.job.token == leases[jid]
+            if still_held:  # not a job whose outcome the loop recorded meanwhile
+                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid)
+
+    def register(self, state: str) -> None:
+        info = WorkerInfo(
+            id=self.w.id, host=socket.gethostname(), pid=os.getpid(), queues=self.w.queues,
+            concurrency=self.w.concurrency, executor=self.w.executor_name, started_at=self.w._started_at,
+            heartbeat_at=now(), state=state,  # type: ignore[arg-type]
+            jobs_done=self.w.stats.succeeded + self.w.stats.failed + self.w.stats.dead + self.w.stats.cancelled,
+        )
+        try:
+            self.w.app.queue.register_worker(info)
+        except Exception:
+            log.exception("worker %s: registering failed", self.w.id)
+
+    def check_stop_files(self) -> None:
+        root = self.w.app.root
+        mine = stop_file(root, self.w.id)
+        if mine.exists():
+            log.info("worker %s: stop requested through %s", self.w.id, mine)
+            self.w.request_stop()
+            return
+        everyone = stop_file(root)
+        try:
+            if everyone.stat().st_mtime >= self.w._started_at:
+                log.info("worker %s: stop requested through %s", self.w.id, everyone)
+                self.w.request_stop()
+        except FileNotFoundError:
+            pass
