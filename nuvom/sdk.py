@@ -24,7 +24,7 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
-from nuvom_kernel.task import JobHandle
+from nuvom_kernel.task import JobHandle, job_from_options
 
 #: Nuvom 0.11's status names, mapped onto this version's states.
 LEGACY_STATUS = {
@@ -297,7 +297,6 @@ def build_job(
         raise ValueError(f"task name {task_name!r} is invalid: use 1-200 printable characters")
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ValueError(f"kwargs must be a JSON object (a dict), not {type(kwargs).__name__}")
-    s = a.settings
     opts = task_options_from_manifest(task_name, app=a) or {}
     if queue is not None:
         opts["queue"] = queue
@@ -307,27 +306,9 @@ def build_job(
         opts["retries"] = retries
     if timeout_secs is not None:
         opts["timeout_secs"] = timeout_secs
-    tags = opts.get("tags", [])
-    job = Job(
-        task=task_name,
-        args=list(args),
-        kwargs=dict(kwargs or {}),
-        queue=validate_id(str(opts.get("queue", "default")), "queue name"),
-        priority=int(opts.get("priority", 0)),
-        eta=None if eta is None else parse_time(eta, past=False),
-        max_retries=int(opts["retries"]) if opts.get("retries") is not None else s.max_retries,
-        retry_delay_secs=float(opts.get("retry_delay_secs", s.retry_delay_secs)),
-        backoff=opts.get("backoff", "fixed"),
-        backoff_max_secs=float(opts.get("backoff_max_secs", 3600.0)),
-        jitter=bool(opts.get("jitter", True)),
-        timeout_secs=opts.get("timeout_secs", s.job_timeout_secs),
-        timeout_policy=opts.get("timeout_policy") or s.timeout_policy,
-        store_result=bool(opts.get("store_result", True)),
-        unique_key=unique_key,
-        executor=opts.get("executor"),
-        tags=[tags] if isinstance(tags, str) else list(tags),
-    )
-    return job
+    opts["queue"] = validate_id(str(opts.get("queue") or "default"), "queue name")
+    return job_from_options(task_name, args, kwargs or {}, opts, a.settings,
+                            eta=None if eta is None else parse_time(eta, past=False), unique_key=unique_key)
 
 
 def enqueue(

@@ -180,27 +180,9 @@ class Task(Generic[R]):
         unique_key = overrides.get("unique_key")
         if unique_key is None and opts.get("unique"):
             unique_key = _default_unique_key(self.name, args, kwargs, app)
-        retries = opts["retries"] if opts["retries"] is not None else s.max_retries
-        timeout = opts["timeout_secs"] if "timeout_secs" in overrides or self.timeout_secs is not None else s.job_timeout_secs
-        job = Job(
-            task=self.name,
-            args=list(args),
-            kwargs=dict(kwargs),
-            queue=opts["queue"],
-            priority=int(opts["priority"]),
-            eta=eta,
-            max_retries=int(retries),
-            retry_delay_secs=float(opts["retry_delay_secs"] if opts["retry_delay_secs"] is not None else s.retry_delay_secs),
-            backoff=opts["backoff"],
-            backoff_max_secs=float(opts["backoff_max_secs"]),
-            jitter=bool(opts["jitter"]),
-            timeout_secs=timeout,
-            timeout_policy=opts["timeout_policy"] or s.timeout_policy,
-            store_result=bool(opts["store_result"]),
-            unique_key=unique_key,
-            executor=opts.get("executor"),
-            tags=list(opts["tags"]),
-        )
+        if "timeout_secs" not in overrides and self.timeout_secs is None:
+            del opts["timeout_secs"]  # not set on the task: the setting applies
+        job = job_from_options(self.name, args, kwargs, opts, s, eta=eta, unique_key=unique_key)
         if overrides.get("job_id"):
             job.id = validate_id(overrides["job_id"])
         return job
@@ -247,6 +229,50 @@ class _BoundCall(Generic[R]):
             args = tuple(item) if isinstance(item, (list, tuple)) else (item,)
             jobs.append(self.task.build_job(args, {}, app, **self.overrides))
         return [JobHandle(j.id, app) for j in app.enqueue_many(jobs)]
+
+
+def job_from_options(
+    task_name: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    opts: dict[str, Any],
+    settings: Any,
+    *,
+    eta: float | None = None,
+    unique_key: str | None = None,
+) -> Job:
+    """The job for one call, its options resolved against the settings.
+
+    An option missing from ``opts`` or ``None`` takes the setting's default
+    (``NUVOM_MAX_RETRIES``, ``NUVOM_RETRY_DELAY_SECS``, ``NUVOM_TIMEOUT_POLICY``);
+    ``timeout_secs`` present, even ``None`` (no limit), wins over
+    ``NUVOM_JOB_TIMEOUT_SECS``.  Shared by ``Task.delay`` and enqueueing by name.
+    """
+
+    def pick(key: str, default: Any) -> Any:
+        value = opts.get(key)
+        return default if value is None else value
+
+    tags = opts.get("tags") or []
+    return Job(
+        task=task_name,
+        args=list(args),
+        kwargs=dict(kwargs),
+        queue=pick("queue", "default"),
+        priority=int(pick("priority", 0)),
+        eta=eta,
+        max_retries=int(pick("retries", settings.max_retries)),
+        retry_delay_secs=float(pick("retry_delay_secs", settings.retry_delay_secs)),
+        backoff=pick("backoff", "fixed"),
+        backoff_max_secs=float(pick("backoff_max_secs", 3600.0)),
+        jitter=bool(pick("jitter", True)),
+        timeout_secs=opts.get("timeout_secs", settings.job_timeout_secs),
+        timeout_policy=pick("timeout_policy", settings.timeout_policy),
+        store_result=bool(pick("store_result", True)),
+        unique_key=unique_key,
+        executor=opts.get("executor"),
+        tags=[tags] if isinstance(tags, str) else list(tags),
+    )
 
 
 def _default_unique_key(name: str, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom) -> str:
