@@ -11,8 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from nuvom import sdk
-from nuvom_cli.commands.jobview import checked_id, export, job_view, short, state_text
+from nuvom_cli.commands.jobview import checked_id, export, job_op, job_view, short, state_text
 from nuvom_cli.state import EXIT_OK, EXIT_USAGE, state
+from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.models import RETRYABLE_STATES, JobState
 
@@ -36,11 +37,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Every field of a job, each attempt with its error and traceback, its history."""
         st = state()
-        checked_id(st, job_id)
-        try:
-            job = st.app().get_job(job_id)
-        except NuvomError as exc:
-            st.guard(exc)
+        job = job_op(st, job_id, Nuvom.get_job)
         if fmt == Format.json:
             st.print_json(export(job))
         elif fmt == Format.raw:
@@ -58,11 +55,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A job's state, attempts, and its result or last error (exit 0 if the job exists)."""
         st = state()
-        checked_id(st, job_id)
-        try:
-            job = st.app().get_job(job_id)
-        except NuvomError as exc:
-            st.guard(exc)
+        job = job_op(st, job_id, Nuvom.get_job)
         err = job.last_error
         if as_json:
             st.print_json({"id": job.id, "task": job.task, "state": job.state.value, "attempts": job.attempts,
@@ -90,11 +83,7 @@ def register(app: typer.Typer) -> None:
         """Run a failed, dead or cancelled job again (same id, history kept), also when
         its retries are exhausted.  A queued, running or succeeded job is refused (exit 2)."""
         st = state()
-        checked_id(st, job_id)
-        try:
-            job = st.app().retry_job(job_id)
-        except NuvomError as exc:
-            st.guard(exc)
+        job = job_op(st, job_id, Nuvom.retry_job)
         if as_json:
             st.print_json({"id": job.id, "state": job.state.value, "attempts": job.attempts,
                            "max_attempts": job.max_attempts})
@@ -164,11 +153,7 @@ def register(app: typer.Typer) -> None:
         """Cancel a queued or scheduled job at once; ask a running one to stop.
         A job that already ended is refused (exit 2)."""
         st = state()
-        checked_id(st, job_id)
-        try:
-            job = st.app().cancel_job(job_id)
-        except NuvomError as exc:
-            st.guard(exc)
+        job = job_op(st, job_id, Nuvom.cancel_job)
         if as_json:
             st.print_json({"id": job.id, "state": job.state.value, "cancel_requested": job.cancel_requested})
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from nuvom_cli.state import EXIT_USAGE, CliState
-from nuvom_kernel.errors import InvalidIdError
+from nuvom_kernel.app import Nuvom
+from nuvom_kernel.errors import InvalidIdError, NuvomError
 from nuvom_kernel.models import Job, JobState, now, validate_id
 
 STATE_STYLE = {
@@ -30,6 +32,15 @@ def checked_id(st: CliState, job_id: str, what: str = "job id") -> str:
         return validate_id(job_id, what)
     except InvalidIdError as exc:
         st.fail(str(exc), EXIT_USAGE)
+
+
+def job_op(st: CliState, job_id: str, op: Callable[[Nuvom, str], Job]) -> Job:
+    """Validate ``job_id``, run ``op(app, job_id)``; errors exit with their documented code."""
+    checked_id(st, job_id)
+    try:
+        return op(st.app(), job_id)
+    except NuvomError as exc:
+        st.guard(exc)
 
 
 def when(ts: float | None) -> str:
