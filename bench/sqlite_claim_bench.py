@@ -38,7 +38,7 @@ def run(path: Path, synchronous: str, use_returning: bool, jobs: int, single: in
     pending: list[Completion] = []
     started = time.perf_counter()
     while True:
-        accepted, claimed = backend.exchange(pending, ["default"], 32, 60.0, "bench")
+        accepted, claimed, _ = backend.exchange(pending, ["default"], 32, 60.0, "bench", start_now=32)
         done += sum(accepted)
         pending = [Completion(j.id, j.token or 0, Outcome(kind="succeeded", result=None)) for j in claimed]
         if not claimed and not pending:

@@ -30,7 +30,7 @@ from nuvom_kernel.task import JobHandle, job_from_options
 LEGACY_STATUS = {
     "success": [JobState.SUCCEEDED],
     "failed": [JobState.FAILED],
-    "pending": [JobState.QUEUED, JobState.SCHEDULED, JobState.RUNNING],
+    "pending": [JobState.QUEUED, JobState.SCHEDULED, JobState.CLAIMED, JobState.RUNNING],
 }
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.I)

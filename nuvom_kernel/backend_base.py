@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from nuvom_kernel.contracts import Completion
-from nuvom_kernel.models import Job, JobState, Outcome, apply_outcome, now, validate_id
+from nuvom_kernel.contracts import Completion, Exchanged
+from nuvom_kernel.models import (
+    LEASED_STATES,
+    Job,
+    JobState,
+    Outcome,
+    apply_outcome,
+    now,
+    validate_id,
+)
 
-LIVE_STATES = frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.RUNNING})
+LIVE_STATES = frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.CLAIMED, JobState.RUNNING})
 
 
 def enqueue_update(job: Job, at: float | None = None) -> Job:
@@ -45,20 +53,43 @@ def claim_order_key(job: Job) -> tuple[float, float, str]:
     return (-job.priority, ready_at, job.id)
 
 
-def claim_update(job: Job, token: int, lease_secs: float, worker_id: str, at: float | None = None) -> Job:
+def claim_update(job: Job, token: int, lease_secs: float, worker_id: str, at: float | None = None,
+                 *, start: bool = False) -> Job:
+    """Take the job for ``worker_id``: ``claimed`` with a lease and a new token.
+
+    The attempt is not counted until the worker starts it (:func:`start_update`);
+    ``start=True`` claims and starts in one step (the worker has a free slot).
+    """
     at = now() if at is None else at
-    job.attempts += 1
     job.token = token
     job.lease_expires_at = at + lease_secs
     job.worker_id = worker_id
-    job.started_at = at
-    job.record(JobState.RUNNING, at, f"attempt {job.attempts} by {worker_id}")
+    if start:
+        return start_update(job, at)
+    job.record(JobState.CLAIMED, at, f"claimed by {worker_id}")
     return job
 
 
+def start_update(job: Job, at: float | None = None) -> Job:
+    """A claimed job starts: the attempt counts from here."""
+    at = now() if at is None else at
+    job.attempts += 1
+    job.started_at = at
+    job.record(JobState.RUNNING, at, f"attempt {job.attempts} by {job.worker_id}")
+    return job
+
+
+def can_start(job: Job, token: int) -> bool:
+    return job.state == JobState.CLAIMED and job.token == token
+
+
+def holds_lease(job: Job, token: int) -> bool:
+    """``token`` is the live token of a claimed or running job."""
+    return job.state in LEASED_STATES and job.token == token
+
+
 def release_update(job: Job, at: float | None = None) -> Job:
-    """Undo a claim that never started: the attempt does not count."""
-    job.attempts = max(0, job.attempts - 1)
+    """Give back a claim that never started: nothing was counted."""
     job.token = None
     job.lease_expires_at = None
     job.worker_id = None
@@ -67,32 +98,50 @@ def release_update(job: Job, at: float | None = None) -> Job:
 
 
 def lease_expired(job: Job, at: float) -> bool:
-    return job.state == JobState.RUNNING and job.lease_expires_at is not None and job.lease_expires_at < at
+    return job.state in LEASED_STATES and job.lease_expires_at is not None and job.lease_expires_at < at
 
 
 def sweep_update(job: Job, at: float | None = None) -> Job:
-    """A lease expired (the worker died or hung): requeue, or dead when out of attempts."""
+    """A lease expired: the worker died or hung.
+
+    A job that never started goes back to the queue as it was.  A running
+    job's attempt is not charged (a worker's death is not the task's
+    failure): it is requeued and its ``lease_expiries`` grows; past
+    ``max_lease_expiries`` it is ``dead`` (it probably kills its worker).
+    """
     at = now() if at is None else at
     worker = job.worker_id
+    started = job.state == JobState.RUNNING
     job.token = None
     job.lease_expires_at = None
     job.worker_id = None
-    if job.attempts >= job.max_attempts:
+    if not started:
+        job.record(JobState.QUEUED, at, f"claim expired unstarted (worker {worker}); requeued")
+        return job
+    job.attempts = max(0, job.attempts - 1)
+    job.lease_expiries += 1
+    if job.lease_expiries > job.max_lease_expiries:
         job.reason = (
-            f"lease expired on attempt {job.attempts} of {job.max_attempts} "
-            f"(worker {worker} stopped heart-beating; the task may kill its process)"
+            f"lease expired {job.lease_expiries} times while running (budget {job.max_lease_expiries}; "
+            f"last worker {worker}): the task probably kills or hangs its worker"
         )
         job.finished_at = at
         job.record(JobState.DEAD, at, job.reason)
     else:
-        job.record(JobState.QUEUED, at, f"lease expired (worker {worker}); redelivered")
+        job.record(JobState.QUEUED, at, f"lease expired while running (worker {worker}); "
+                                        f"redelivered, retries not used ({job.lease_expiries} of "
+                                        f"{job.max_lease_expiries} lease expiries)")
     return job
 
 
 def cancel_update(job: Job, reason: str, at: float | None = None) -> bool:
-    """Cancel at once if not running; flag a running job.  False if terminal."""
+    """Cancel at once if not started; flag a running job.  False if terminal."""
     at = now() if at is None else at
-    if job.state in (JobState.QUEUED, JobState.SCHEDULED):
+    if job.state in (JobState.QUEUED, JobState.SCHEDULED, JobState.CLAIMED):
+        # a claimed job never started: its worker's start is refused
+        job.token = None
+        job.lease_expires_at = None
+        job.worker_id = None
         job.reason = reason
         job.finished_at = at
         job.record(JobState.CANCELLED, at, reason)
@@ -113,13 +162,17 @@ def retry_update(job: Job, at: float | None = None) -> Job:
     job.cancel_requested = False
     job.finished_at = None
     job.result = None
+    job.lease_expiries = 0
     job.record(JobState.QUEUED, at, "retried by operator")
     return job
 
 
 def finish_update(job: Job, token: int, outcome: Outcome) -> bool:
-    """Apply ``outcome`` if ``token`` is the live one; False (nothing changed) otherwise."""
-    if job.state != JobState.RUNNING or job.token != token:
+    """Apply ``outcome`` if ``token`` is the live one; False (nothing changed) otherwise.
+
+    A claimed job may be finished without starting (``dead`` for an unknown
+    task, ``cancelled`` before it started)."""
+    if job.token != token or job.state not in LEASED_STATES:
         return False
     apply_outcome(job, outcome)
     job.cancel_requested = False
@@ -166,7 +219,11 @@ class QueueBackendBase(abc.ABC):
     def enqueue(self, job: Job) -> Job: ...
 
     @abc.abstractmethod
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]: ...
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]: ...
+
+    @abc.abstractmethod
+    def start(self, leases: Mapping[str, int]) -> set[str]: ...
 
     @abc.abstractmethod
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool: ...
@@ -181,10 +238,14 @@ class QueueBackendBase(abc.ABC):
         limit: int,
         lease_secs: float,
         worker_id: str,
-    ) -> tuple[list[bool], list[Job]]:
+        *,
+        starts: Mapping[str, int] | None = None,
+        start_now: int = 0,
+    ) -> Exchanged:
         accepted = [self.finish(c.job_id, c.token, c.outcome) for c in completions]
-        claimed = self.claim(queues, limit, lease_secs, worker_id) if limit > 0 else []
-        return accepted, claimed
+        started = self.start(starts) if starts else set()
+        claimed = self.claim(queues, limit, lease_secs, worker_id, start_now=start_now) if limit > 0 else []
+        return Exchanged(accepted, claimed, started)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         return self.doorbell.subscribe(callback)

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, TaskInfo, WorkerInfo
 
 if TYPE_CHECKING:
     from nuvom_kernel.settings import NuvomSettings
+
+
+class Exchanged(NamedTuple):
+    """What one worker round trip (:meth:`QueueBackend.exchange`) did."""
+
+    #: per completion, in order: was the outcome accepted (the token was live)?
+    accepted: list[bool]
+    #: the jobs claimed, best first; the first ``start_now`` of them are running
+    claimed: list[Job]
+    #: ids of the requested ``starts`` that started (the rest were cancelled or lost)
+    started: set[str]
 
 
 @dataclass(frozen=True)
@@ -34,32 +45,45 @@ class QueueBackend(Protocol):
 
     Rules every implementation keeps (the contract suite checks each):
 
+    - The backend's clock is authoritative for leases and eta: it stamps
+      ``lease_expires_at`` and compares etas with its own time (SQLite and
+      files: the host's clock; a networked backend: the server's).
     - ``enqueue`` is durable when it returns.  A job with ``eta`` in the future
       is ``scheduled`` and not claimable before then.  If ``job.unique_key`` is
-      set and a job with that key is ``queued``, ``scheduled`` or ``running``,
-      the existing job is returned instead and nothing is added (atomically).
+      set and a job with that key is live (queued, scheduled, claimed or
+      running), the existing job is returned instead and nothing is added
+      (atomically).  A job whose id is already stored is not added either: the
+      stored job is returned (so a retried enqueue is idempotent).
     - ``claim`` atomically takes up to ``limit`` claimable jobs from ``queues``
-      (higher ``priority`` first, then oldest first), moves them to ``running``,
-      increments ``attempts``, gives each a new ``token`` (strictly greater
-      than any earlier token of that job) and a lease until
-      ``now + lease_secs``.  Two concurrent claims never return the same job.
-    - ``finish`` applies the outcome (use :func:`nuvom_kernel.models.apply_outcome`)
-      only if ``token`` is the job's current token and the job is ``running``;
-      otherwise it changes nothing and returns ``False``.
-    - ``renew`` extends the leases still held (token matches) and returns the
-      ids whose lease is lost.
-    - ``release`` returns a claimed but not started job to ``queued`` without
-      counting the attempt.
-    - ``sweep`` returns jobs whose lease expired to the queue (their attempt
-      stays counted); a job whose ``attempts`` reached ``max_attempts`` goes to
-      ``dead`` with a reason instead.  Returns the number of jobs it moved.
+      (higher ``priority`` first, then oldest first), moves them to
+      ``claimed``, gives each a new ``token`` (strictly greater than any
+      earlier token of that job) and a lease until ``now + lease_secs``.  The
+      first ``start_now`` of them are started at once (below).  Two concurrent
+      claims never return the same job.
+    - ``start`` moves ``claimed`` jobs whose token matches to ``running``,
+      counting the attempt (``attempts += 1``, ``started_at``).  A worker
+      starts a job only after the store recorded the start, so a job that
+      never ran is never charged an attempt.  Returns the ids started.
+    - ``finish`` applies the outcome (use :func:`nuvom_kernel.backend_base.finish_update`)
+      only if ``token`` is the job's current token and the job is ``claimed``
+      or ``running``; otherwise it changes nothing and returns ``False``.
+    - ``renew`` extends the leases still held (token matches, claimed or
+      running) and returns the ids whose lease is lost.
+    - ``release`` returns a ``claimed`` job to ``queued``.
+    - ``sweep`` handles expired leases (:func:`~nuvom_kernel.backend_base.sweep_update`):
+      a claimed job is requeued as it was; a running job is requeued without
+      using its retries and its ``lease_expiries`` grows, ``dead`` past
+      ``max_lease_expiries``.  Returns the number of jobs it moved.
     """
 
     def enqueue(self, job: Job) -> Job: ...
 
     def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]: ...
 
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]: ...
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]: ...
+
+    def start(self, leases: Mapping[str, int]) -> set[str]: ...
 
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool: ...
 
@@ -70,9 +94,13 @@ class QueueBackend(Protocol):
         limit: int,
         lease_secs: float,
         worker_id: str,
-    ) -> tuple[list[bool], list[Job]]:
-        """Finish ``completions`` then claim up to ``limit`` jobs, ideally in one
-        round trip or transaction.  Returns (accepted flags, claimed jobs)."""
+        *,
+        starts: Mapping[str, int] | None = None,
+        start_now: int = 0,
+    ) -> Exchanged:
+        """Finish ``completions``, start ``starts`` (id -> token), then claim up
+        to ``limit`` jobs (starting the first ``start_now``), ideally in one
+        round trip or transaction."""
         ...
 
     def renew(self, leases: Mapping[str, int], lease_secs: float) -> set[str]: ...
@@ -97,8 +125,9 @@ class QueueBackend(Protocol):
         ...
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
-        """Cancel a ``queued``/``scheduled`` job at once; for a ``running`` one set
-        ``cancel_requested``.  Returns the job after the change, or ``None``."""
+        """Cancel a ``queued``/``scheduled``/``claimed`` job at once (it never
+        started); for a ``running`` one set ``cancel_requested``.  Returns the
+        job after the change, or ``None``."""
         ...
 
     def cancel_requests(self, job_ids: Sequence[str]) -> set[str]:

@@ -79,6 +79,9 @@ class JobState(str, Enum):
 
     QUEUED = "queued"
     SCHEDULED = "scheduled"
+    #: taken by a worker (it holds a lease and a token) but not started yet:
+    #: the attempt is not counted until the worker records the start
+    CLAIMED = "claimed"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -93,6 +96,8 @@ class JobState(str, Enum):
         return self.value
 
 
+#: States in which a worker holds the job's lease (and a fencing token).
+LEASED_STATES = frozenset({JobState.CLAIMED, JobState.RUNNING})
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.DEAD})
 #: States from which an operator may retry a job.
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
@@ -163,6 +168,10 @@ class Job(BaseModel):
     progress: Any = None
     reason: str | None = None
     cancel_requested: bool = False
+    #: leases that expired while the job ran (its worker died or hung); they do
+    #: not use ``max_retries``.  Past ``max_lease_expiries`` the job is ``dead``.
+    lease_expiries: int = 0
+    max_lease_expiries: int = 3
 
     token: int | None = None
     lease_expires_at: float | None = None

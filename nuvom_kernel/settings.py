@@ -69,6 +69,8 @@ class NuvomSettings(BaseSettings):
     max_retries: int = Field(0, ge=0, description="Default retries for tasks that do not set retries.")
     lease_secs: float = Field(30.0, gt=0, description="Lease length; workers renew it every third of this.")
     sweep_interval_secs: float = Field(5.0, gt=0, description="How often a worker returns expired leases to the queue.")
+    max_lease_expiries: int = Field(3, ge=0, le=1000, description="Times a job's lease may expire while it runs (its worker died) before it is dead; these never use its retries.")
+    max_unrecorded: int = Field(16, ge=0, le=10000, description="Finished outcomes (and recorded starts) a worker may hold beyond its concurrency before a round trip; a killed worker re-runs at most concurrency + this many jobs. 0 is the strictest bound.")
     poll_interval_secs: float = Field(1.0, gt=0, description="Longest sleep of an idle worker between polls (wake-ups cut it short).")
     sqlite_db_path: str = Field(".nuvom/result.db", description="SQLite database holding queue and results.")
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field("NORMAL", description="SQLite durability: NORMAL survives process crashes, FULL also power cuts.")

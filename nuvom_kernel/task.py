@@ -32,7 +32,7 @@ R = TypeVar("R")
 TASK_OPTIONS = (
     "name", "retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "retry_on",
     "timeout_secs", "timeout_policy", "store_result", "priority", "queue", "tags", "description",
-    "category", "before_job", "after_job", "on_error", "unique", "executor",
+    "category", "before_job", "after_job", "on_error", "unique", "executor", "max_lease_expiries",
 )
 #: Per-call overrides accepted by ``.options()`` besides task options.
 CALL_OPTIONS = ("eta", "countdown", "unique_key", "job_id")
@@ -137,6 +137,7 @@ class Task(Generic[R]):
         self.on_error: Callable[..., Any] | None = options.get("on_error")
         self.unique: bool = bool(options.get("unique", False))
         self.executor: str | None = options.get("executor")
+        self.max_lease_expiries: int | None = options.get("max_lease_expiries")
         self._validate()
         if self.name.startswith("test_"):
             warnings.warn(f"task {self.name!r} starts with 'test_'; pytest may collect it as a test", stacklevel=3)
@@ -149,6 +150,9 @@ class Task(Generic[R]):
             raise ValueError(f"timeout_policy={self.timeout_policy!r} is invalid: use 'retry', 'fail' or 'ignore'")
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise ValueError(f"retries={self.retries!r} is invalid: use an integer >= 0")
+        if self.max_lease_expiries is not None and (
+                not isinstance(self.max_lease_expiries, int) or not 0 <= self.max_lease_expiries <= 1000):
+            raise ValueError(f"max_lease_expiries={self.max_lease_expiries!r} is invalid: use an integer from 0 to 1000")
         if self.retry_delay_secs is not None and self.retry_delay_secs < 0:
             raise ValueError(f"retry_delay_secs={self.retry_delay_secs!r} is invalid: use a number >= 0")
         if self.timeout_secs is not None and self.timeout_secs <= 0:
@@ -262,6 +266,7 @@ def job_from_options(
         priority=int(pick("priority", 0)),
         eta=eta,
         max_retries=int(pick("retries", settings.max_retries)),
+        max_lease_expiries=int(pick("max_lease_expiries", settings.max_lease_expiries)),
         retry_delay_secs=float(pick("retry_delay_secs", settings.retry_delay_secs)),
         backoff=pick("backoff", "fixed"),
         backoff_max_secs=float(pick("backoff_max_secs", 3600.0)),

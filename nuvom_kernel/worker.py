@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nuvom_kernel.backend_base import start_update
 from nuvom_kernel.context import JobContext
 from nuvom_kernel.contracts import Completion, Executor, WorkItem, WorkResult
 from nuvom_kernel.execution import decide, run_async, run_sync
@@ -109,7 +110,9 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Any = None
         self._heartbeat = Heartbeat(self)
-        self._buffer: deque[Job] = deque()
+        self._buffer: deque[Job] = deque()  # claimed, not started
+        self._startable: deque[Job] = deque()  # start recorded by the backend, waiting for a slot
+        self._max_unrecorded = self.settings.max_unrecorded
         self._cancel_unstarted: stdqueue.SimpleQueue[str] = stdqueue.SimpleQueue()
         self._running = 0  # attempts handed to executors whose first report is pending
         self._avg_run_secs: float | None = None
@@ -174,6 +177,20 @@ class Worker:
             return self.settings.batch_size
         return max(1, min(self.settings.batch_size, self.concurrency))
 
+    def _start_budget(self, unrecorded: int) -> int:
+        """How many buffered jobs to start in the next round trip.
+
+        Attempts at risk if this process is killed now — started (running or
+        waiting for a slot) or ended with the outcome unrecorded — stay within
+        ``concurrency`` plus, for short jobs, ``max_unrecorded``: a killed
+        worker re-runs at most that many jobs.  Long jobs start only on free
+        slots, so the store never shows more running than run.
+        """
+        short = self._avg_run_secs is not None and self._avg_run_secs < 0.005
+        ahead = self._max_unrecorded if short else 0
+        at_risk = self._running + unrecorded + len(self._startable)
+        return max(0, self.concurrency + ahead - at_risk)
+
     def _loop(self) -> None:
         queue = self.app.queue
         batch = self.settings.batch_size
@@ -192,21 +209,29 @@ class Worker:
             stopping = self._stop.is_set()
             if stopping and self._buffer:
                 self._release_buffer()
+            budget = 0 if stopping else self._start_budget(len(pending))
+            starts = [self._buffer.popleft() for _ in range(min(budget, len(self._buffer)))]
+            budget -= len(starts)
             target = 0 if stopping else self._buffer_target() + self._free_slots()
-            room = max(0, min(batch, target - len(self._buffer)))
+            room = max(0, min(batch, target - len(self._buffer) - len(starts)))
             want_claim = room > 0 and (not self._buffer or room >= max(1, target // 2))
-            idle = not self._buffer and not self._running
+            idle = not self._buffer and not self._running and not self._startable
             flush_due = bool(pending) and (
-                len(pending) >= self.concurrency or idle or stopping or time.monotonic() - oldest_pending >= 0.002
+                len(pending) >= self.concurrency or idle or stopping or budget <= 0
+                or time.monotonic() - oldest_pending >= 0.002
             )
             claimed: list[Job] = []
-            if want_claim or flush_due:
+            if starts or want_claim or flush_due:
                 try:
-                    accepted, claimed = queue.exchange(pending, self.queues, room if want_claim else 0,
-                                                       self.lease_secs, self.id)
+                    reply = queue.exchange(
+                        pending, self.queues, room if want_claim else 0, self.lease_secs, self.id,
+                        starts={job.id: job.token for job in starts if job.token is not None},
+                        start_now=budget if want_claim else 0,
+                    )
                 except Exception:
                     # a backend hiccup (disk full, lock timeout, corrupt row) must not kill the
                     # worker or lose outcomes: keep them and try again after a pause
+                    self._buffer.extendleft(reversed(starts))
                     backoff = min(5.0, backoff * 2 or 0.05)
                     log.exception("worker %s: the %s backend failed; retrying in %.2f s",
                                   self.id, self.settings.queue_backend, backoff)
@@ -214,10 +239,12 @@ class Worker:
                     continue
                 backoff = 0.0
                 done_now, pending = pending, []
-                self._after_finish(done_now, accepted)
+                self._after_finish(done_now, reply.accepted)
+                self._after_start(starts, reply.started)
+                claimed = reply.claimed
                 for job in claimed:
                     self._accept(job)
-            self._start_buffered(len(pending))
+            self._dispatch_started()
             if stopping:
                 with self._held_lock:
                     busy = bool(self._held)
@@ -231,13 +258,26 @@ class Worker:
                     return
             if claimed and len(claimed) == room:
                 continue  # more work is likely waiting
-            if fresh or claimed:
+            if fresh or claimed or starts:
                 continue
             self._wake.wait(0.005 if pending else self._idle_wait(poll))
             self._wake.clear()
 
+    def _after_start(self, starts: list[Job], started: set[str]) -> None:
+        """Started jobs wait for a slot; a refused start (cancelled meanwhile, or
+        the lease was lost) is dropped: the job never ran here."""
+        at = now()
+        for job in starts:
+            if job.id in started:
+                start_update(job, at)
+                self._startable.append(job)
+                continue
+            with self._held_lock:
+                self._held.pop(job.id, None)
+            log.info("job %s was not started here: it was cancelled or its claim lapsed", job.id)
+
     def _cancel_buffered(self) -> list[Completion]:
-        """Claimed-but-unstarted jobs whose cancellation was requested end now."""
+        """Started jobs still waiting for a slot whose cancellation was requested end now."""
         out: list[Completion] = []
         while True:
             try:
@@ -245,17 +285,15 @@ class Worker:
             except stdqueue.Empty:
                 return out
             with self._held_lock:
-                started = self._held.get(jid)
-            if started is not None and started.ctx is not None:  # it started meanwhile: signal it
-                started.ctx.cancel_event.set()
-                if started.task is not None:
-                    self._executor_for(started.task, started.job).cancel(jid)
+                held = self._held.get(jid)
+            if held is not None and held.ctx is not None:  # it started meanwhile: signal it
+                held.ctx.cancel_event.set()
+                if held.task is not None:
+                    self._executor_for(held.task, held.job).cancel(jid)
                 continue
-            for job in list(self._buffer):
+            for job in list(self._startable):
                 if job.id == jid and job.token is not None:
-                    self._buffer.remove(job)
-                    with self._held_lock:
-                        held = self._held.get(jid)
+                    self._startable.remove(job)
                     if held is not None:
                         held.reported = held.ended = True
                     out.append(Completion(jid, job.token, Outcome(kind="cancelled", reason="cancelled before it started")))
@@ -291,19 +329,16 @@ class Worker:
         self.stats.claimed += 1
         with self._held_lock:
             self._held[job.id] = _Held(job=job, task=registry.find(job.task))
-        self._buffer.append(job)
+        if job.state == JobState.RUNNING:  # claimed and started in one step
+            self._startable.append(job)
+        else:
+            self._buffer.append(job)
 
-    def _start_buffered(self, unrecorded: int = 0) -> None:
-        """Start buffered jobs on free slots.
-
-        A job is started only while the attempts at risk — running, or ended
-        with the outcome not yet stored (``unrecorded``) — are fewer than the
-        worker's concurrency: a killed worker then re-runs at most
-        ``concurrency`` jobs.
-        """
+    def _dispatch_started(self) -> None:
+        """Hand jobs whose start the backend recorded to executors with free slots."""
         skipped: list[Job] = []
-        while self._buffer and self._running + unrecorded < self.concurrency:
-            job = self._buffer.popleft()
+        while self._startable:
+            job = self._startable.popleft()
             with self._held_lock:
                 held = self._held.get(job.id)
             if held is None:
@@ -314,7 +349,7 @@ class Worker:
                     break
                 continue
             self._dispatch(held)
-        self._buffer.extendleft(reversed(skipped))
+        self._startable.extendleft(reversed(skipped))
 
     def _dispatch(self, held: _Held) -> None:
         job, task = held.job, held.task
@@ -465,8 +500,8 @@ class Worker:
         if not hard:
             leftover = self._drain_completions()
             if leftover:
-                accepted, _ = queue.exchange(leftover, self.queues, 0, self.lease_secs, self.id)
-                self._after_finish(leftover, accepted)
+                reply = queue.exchange(leftover, self.queues, 0, self.lease_secs, self.id)
+                self._after_finish(leftover, reply.accepted)
         self._heartbeat.register("stopped")
         self.app.plugins.shutdown(ctx)
         try:

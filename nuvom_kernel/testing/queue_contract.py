@@ -80,23 +80,74 @@ class QueueBackendContract:
     def test_get_unknown_is_none(self, backend: QueueBackend) -> None:
         assert backend.get("no-such-job") is None
 
-    def test_claim_takes_lease_and_counts_attempt(self, backend: QueueBackend) -> None:
+    def test_claim_takes_a_lease_and_start_counts_the_attempt(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job())
         before = now()
         [claimed] = backend.claim(["default"], 10, self.lease, "w1")
         assert claimed.id == job.id
-        assert claimed.state == JobState.RUNNING
-        assert claimed.attempts == 1
+        assert claimed.state == JobState.CLAIMED and claimed.attempts == 0
         assert claimed.token is not None
         assert claimed.worker_id == "w1"
         assert claimed.lease_expires_at is not None and claimed.lease_expires_at >= before + self.lease - 1
         assert backend.claim(["default"], 10, self.lease, "w2") == []
         stored = backend.get(job.id)
-        assert stored is not None and stored.state == JobState.RUNNING
+        assert stored is not None and stored.state == JobState.CLAIMED and stored.attempts == 0
+        assert backend.start({job.id: claimed.token + 1}) == set()
+        assert backend.start({job.id: claimed.token}) == {job.id}
+        assert backend.start({job.id: claimed.token}) == set()  # once
+        running = backend.get(job.id)
+        assert running is not None and running.state == JobState.RUNNING and running.attempts == 1
+        assert running.started_at is not None and running.token == claimed.token
+
+    def test_claim_can_start_the_first_jobs_at_once(self, backend: QueueBackend) -> None:
+        backend.enqueue_many([make_job(args=[i], created_at=1000.0 + i) for i in range(3)])
+        got = backend.claim(["default"], 3, self.lease, "w", start_now=2)
+        assert [j.args[0] for j in got] == [0, 1, 2]
+        assert [(j.state, j.attempts) for j in got] == [
+            (JobState.RUNNING, 1), (JobState.RUNNING, 1), (JobState.CLAIMED, 0)]
+        assert [(j.state, j.attempts) for j in (backend.get(x.id) for x in got) if j is not None] == [
+            (JobState.RUNNING, 1), (JobState.RUNNING, 1), (JobState.CLAIMED, 0)]
+
+    def test_a_cancelled_claim_is_never_started(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job())
+        [c] = backend.claim(["default"], 1, self.lease, "w")
+        cancelled = backend.cancel(job.id, "not needed")
+        assert cancelled is not None and cancelled.state == JobState.CANCELLED
+        assert backend.start({job.id: c.token or 0}) == set()
+        assert backend.finish(job.id, c.token or 0, succeed()) is False
+        final = backend.get(job.id)
+        assert final is not None and final.state == JobState.CANCELLED and final.attempts == 0
+
+    def test_same_job_id_twice_is_one_job(self, backend: QueueBackend) -> None:
+        first = backend.enqueue(make_job(id="fixed-id-1", args=[1]))
+        second = backend.enqueue(make_job(id="fixed-id-1", args=[2]))
+        assert second.id == first.id and second.args == [1]
+        [c] = backend.claim(["default"], 5, self.lease, "w")
+        assert c.id == "fixed-id-1" and backend.claim(["default"], 5, self.lease, "w") == []
+        assert len(backend.list_jobs(limit=10)) == 1
+
+    def test_same_job_id_racing_is_one_job(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+        answers: list[tuple[str, list[Any]]] = []
+        lock = threading.Lock()
+
+        def add(n: int) -> None:
+            got = backend_factory().enqueue(make_job(id="racing-id", args=[n]))
+            with lock:
+                answers.append((got.id, got.args))
+
+        threads = [threading.Thread(target=add, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(answers) == 6 and {a[0] for a in answers} == {"racing-id"}
+        assert len({tuple(a[1]) for a in answers}) == 1  # everyone got the one stored job
+        claimed = backend.claim(["default"], 10, self.lease, "w")
+        assert [j.id for j in claimed] == ["racing-id"]
 
     def test_finish_with_live_token_stores_result(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job())
-        [claimed] = backend.claim(["default"], 1, self.lease, "w1")
+        [claimed] = backend.claim(["default"], 1, self.lease, "w1", start_now=1)
         assert claimed.token is not None
         value = {"n": 1, "list": [1, 2.5, "x", None, True], "nested": {"ü": "ñ"}}
         assert backend.finish(job.id, claimed.token, succeed(value)) is True
@@ -118,11 +169,11 @@ class QueueBackendContract:
 
     def test_failed_outcome_keeps_every_error(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job(max_retries=1))
-        [c1] = backend.claim(["default"], 1, self.lease, "w")
+        [c1] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         assert c1.token is not None
         e1 = ErrorInfo(attempt=1, type="builtins.ValueError", message="first", traceback="tb1")
         assert backend.finish(job.id, c1.token, Outcome(kind="retry", error=e1, eta=None))
-        [c2] = backend.claim(["default"], 1, self.lease, "w")
+        [c2] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         assert c2.token is not None and c2.token > c1.token and c2.attempts == 2
         e2 = ErrorInfo(attempt=2, type="builtins.KeyError", message="second", traceback="tb2")
         assert backend.finish(job.id, c2.token, Outcome(kind="failed", error=e2))
@@ -193,13 +244,21 @@ class QueueBackendContract:
         a = backend.enqueue(make_job())
         [ca] = backend.claim(["default"], 1, self.lease, "w")
         b = backend.enqueue(make_job())
-        accepted, claimed = backend.exchange(
+        c = backend.enqueue(make_job())
+        claims = {j.id: j for j in backend.claim(["default"], 5, self.lease, "w")}
+        assert set(claims) == {b.id, c.id}
+        cc = claims[c.id]
+        d = backend.enqueue(make_job())
+        accepted, claimed, started = backend.exchange(
             [Completion(a.id, ca.token or 0, succeed(1)), Completion(a.id, (ca.token or 0) + 7, succeed(2))],
-            ["default"], 5, self.lease, "w")
+            ["default"], 5, self.lease, "w", starts={c.id: cc.token or 0, b.id: (claims[b.id].token or 0) + 100}, start_now=1)
         assert accepted == [True, False]
-        assert [j.id for j in claimed] == [b.id]
+        assert started == {c.id}  # b's token is not the live one
+        assert [(j.id, j.state) for j in claimed] == [(d.id, JobState.RUNNING)]
         done = backend.get(a.id)
         assert done is not None and done.result == 1
+        running = backend.get(c.id)
+        assert running is not None and running.state == JobState.RUNNING and running.attempts == 1
 
     def test_concurrent_claims_never_share_a_job(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
         total = 400
@@ -244,32 +303,50 @@ class QueueBackendContract:
         assert backend.renew({job.id: c.token + 1}, 60.0) == {job.id}
 
     def test_expired_lease_is_redelivered_with_a_new_token(self, backend: QueueBackend) -> None:
-        job = backend.enqueue(make_job(max_retries=3))
-        [c1] = backend.claim(["default"], 1, 0.2, "dead-worker")
+        job = backend.enqueue(make_job(max_retries=0))
+        [c1] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
         wait_for(lambda: backend.sweep() > 0)
         requeued = backend.get(job.id)
-        assert requeued is not None and requeued.state == JobState.QUEUED and requeued.attempts == 1
-        [c2] = backend.claim(["default"], 1, self.lease, "w2")
-        assert c2.id == job.id and (c2.token or 0) > (c1.token or 0) and c2.attempts == 2
+        # a worker's death is not the task's failure: no retry used, one lease expiry counted
+        assert requeued is not None and requeued.state == JobState.QUEUED
+        assert (requeued.attempts, requeued.lease_expiries) == (0, 1)
+        [c2] = backend.claim(["default"], 1, self.lease, "w2", start_now=1)
+        assert c2.id == job.id and (c2.token or 0) > (c1.token or 0) and c2.attempts == 1
         assert backend.finish(job.id, c1.token or 0, succeed("stale")) is False
         assert backend.finish(job.id, c2.token or 0, succeed("fresh")) is True
         done = backend.get(job.id)
         assert done is not None and done.result == "fresh"
 
-    def test_sweep_dead_letters_after_max_attempts(self, backend: QueueBackend) -> None:
-        job = backend.enqueue(make_job(max_retries=0))
-        backend.claim(["default"], 1, 0.2, "dead-worker")
-        wait_for(lambda: backend.sweep() > 0)
+    def test_an_expired_claim_that_never_started_costs_nothing(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(max_retries=0, max_lease_expiries=0))
+        for _ in range(3):
+            [c] = backend.claim(["default"], 1, 0.2, "dead-worker")
+            assert c.id == job.id
+            wait_for(lambda: backend.sweep() > 0)
+            back = backend.get(job.id)
+            assert back is not None and back.state == JobState.QUEUED
+            assert (back.attempts, back.lease_expiries) == (0, 0)
+
+    def test_sweep_dead_letters_past_the_lease_expiry_budget(self, backend: QueueBackend) -> None:
+        job = backend.enqueue(make_job(max_retries=5, max_lease_expiries=1))
+        for expected in (JobState.QUEUED, JobState.DEAD):
+            [c] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
+            assert c.id == job.id and c.attempts == 1
+            wait_for(lambda: backend.sweep() > 0)
+            after = backend.get(job.id)
+            assert after is not None and after.state == expected
         dead = backend.get(job.id)
-        assert dead is not None and dead.state == JobState.DEAD
-        assert dead.reason and "lease expired" in dead.reason
+        assert dead is not None and dead.lease_expiries == 2 and dead.attempts == 0
+        assert dead.reason and "lease expired 2 times" in dead.reason
 
     def test_sweep_leaves_live_leases_alone(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job())
-        backend.claim(["default"], 1, 3600, "w")
+        other = backend.enqueue(make_job())
+        backend.claim(["default"], 2, 3600, "w", start_now=1)
         assert backend.sweep() == 0
-        held = backend.get(job.id)
+        held, claimed = backend.get(job.id), backend.get(other.id)
         assert held is not None and held.state == JobState.RUNNING
+        assert claimed is not None and claimed.state == JobState.CLAIMED
 
     def test_release_does_not_count_the_attempt(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job())
@@ -278,8 +355,9 @@ class QueueBackendContract:
         assert backend.release(job.id, c.token or 0) is True
         again = backend.get(job.id)
         assert again is not None and again.state == JobState.QUEUED and again.attempts == 0
-        [c2] = backend.claim(["default"], 1, self.lease, "w")
+        [c2] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         assert c2.id == job.id and c2.attempts == 1
+        assert backend.release(job.id, c2.token or 0) is False  # started: only its outcome ends it
 
     # -- unique jobs, cancel, retry, progress --------------------------------------------------
 
@@ -320,7 +398,7 @@ class QueueBackendContract:
         c2 = backend.cancel(later.id)
         assert c2 is not None and c2.state == JobState.CANCELLED
         running = backend.enqueue(make_job())
-        [c] = backend.claim(["default"], 5, self.lease, "w")
+        [c] = backend.claim(["default"], 5, self.lease, "w", start_now=1)
         assert c.id == running.id
         assert backend.cancel_requests([running.id]) == set()
         flagged = backend.cancel(running.id)
@@ -333,12 +411,12 @@ class QueueBackendContract:
 
     def test_retry_requeues_same_job_with_history(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0))
-        [c] = backend.claim(["default"], 1, self.lease, "w")
+        [c] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         err = ErrorInfo(attempt=1, type="builtins.RuntimeError", message="nope")
         assert backend.finish(job.id, c.token or 0, Outcome(kind="failed", error=err))
         again = backend.retry(job.id)
         assert again is not None and again.id == job.id and again.state == JobState.QUEUED
-        [c2] = backend.claim(["default"], 1, self.lease, "w")
+        [c2] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         assert c2.id == job.id and c2.attempts == 2
         assert backend.finish(job.id, c2.token or 0, succeed("second time"))
         done = backend.get(job.id)
@@ -355,7 +433,7 @@ class QueueBackendContract:
 
     def test_progress_needs_the_live_token(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job())
-        [c] = backend.claim(["default"], 1, self.lease, "w")
+        [c] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         assert backend.set_progress(job.id, c.token or 0, {"done": 3, "total": 10})
         assert backend.set_progress(job.id, (c.token or 0) + 1, {"done": 4}) is False
         got = backend.get(job.id)
@@ -373,6 +451,9 @@ class QueueBackendContract:
         assert [j.id for j in backend.list_jobs(since=150.0)] == [c.id, b.id]
         assert [j.id for j in backend.list_jobs(limit=1, offset=1)] == [b.id]
         [claimed] = backend.claim(["default"], 1, self.lease, "w")
+        assert [j.id for j in backend.list_jobs(states=[JobState.CLAIMED])] == [claimed.id]
+        assert backend.list_jobs(states=[JobState.RUNNING]) == []
+        assert backend.start({claimed.id: claimed.token or 0}) == {claimed.id}
         assert [j.id for j in backend.list_jobs(states=[JobState.RUNNING])] == [claimed.id]
 
     def test_counts_and_oldest(self, backend: QueueBackend) -> None:
@@ -380,9 +461,11 @@ class QueueBackendContract:
         backend.enqueue(make_job(created_at=50.0))
         backend.enqueue(make_job(created_at=60.0))
         backend.enqueue(make_job(queue="other"))
-        backend.claim(["other"], 1, self.lease, "w")
+        backend.enqueue(make_job(queue="other"))
+        backend.claim(["other"], 2, self.lease, "w", start_now=1)
         counts = backend.counts()
-        assert counts["default"]["queued"] == 2 and counts["other"]["running"] == 1
+        assert counts["default"]["queued"] == 2
+        assert counts["other"]["running"] == 1 and counts["other"]["claimed"] == 1
         assert backend.oldest_queued_at() == 50.0
 
     def test_purge_removes_only_old_terminal_jobs(self, backend: QueueBackend) -> None:

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 TASKS_FILE = HERE / "rel_tasks.py"
 FULL = os.environ.get("NUVOM_FULL_RELIABILITY", "") == "1"
 BACKENDS = ["sqlite", "file"]
-LIVE = (JobState.QUEUED, JobState.SCHEDULED, JobState.RUNNING)
+LIVE = (JobState.QUEUED, JobState.SCHEDULED, JobState.CLAIMED, JobState.RUNNING)
 #: Generous bound on anything that should take well under a second.
 SLACK_SECS = 0.5
 

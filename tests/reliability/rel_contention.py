@@ -34,7 +34,8 @@ def main(seconds: float, name: str) -> int:
             else:
                 app.enqueue_many([Job(task="rel.work", args=[rounds, i]) for i in range(rng.randint(2, 40))])
                 enqueued += 1
-            _, claimed = queue.exchange(pending, ["default"], rng.randint(1, 32), 30.0, name)
+            n = rng.randint(1, 32)
+            _, claimed, _ = queue.exchange(pending, ["default"], n, 30.0, name, start_now=n)
             finished += len(pending)
             pending = [Completion(j.id, j.token or 0, Outcome(kind="succeeded", result=j.args[0])) for j in claimed]
             if rng.random() < 0.02:

@@ -57,10 +57,19 @@ def big(n: int, size: int) -> str:
 
 @task(name="rel.stall")
 def stall(first_ms: float) -> int:
-    """Sleeps ``first_ms`` on its first attempt only; later attempts return at once."""
+    """Sleeps ``first_ms`` on its first delivery only; later ones return at once.
+    Returns the delivery number: attempts plus leases lost while running."""
     log_execution()
-    attempt = current_job().attempt
-    if attempt == 1:
+    job = current_job().job
+    delivery = job.attempts + job.lease_expiries
+    if delivery == 1:
         time.sleep(first_ms / 1000.0)
     log_execution(end=True)
-    return attempt
+    return delivery
+
+
+@task(name="rel.exit_process")
+def exit_process() -> None:
+    """A poison task: it kills the worker process running it (thread executor)."""
+    log_execution()
+    os._exit(3)

@@ -28,7 +28,8 @@ def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(backend: 
         chunk = jobs // kills
         for k in range(kills):
             count = chunk if k < kills - 1 else jobs - len(enqueued)
-            enqueued += project.enqueue_work(count, rng, max_ms=8.0, start=len(enqueued))
+            # default task settings: retries=0, the default lease-expiry budget
+            enqueued += project.enqueue_work(count, rng, max_ms=8.0, start=len(enqueued), retries=0)
             time.sleep(rng.uniform(0.1, 0.5))
             ready = [w for w in project.live_workers() if w.is_ready()]
             if not ready:
@@ -51,11 +52,14 @@ def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(backend: 
     detail = f"seed {seed}: {report.summary()} {report.examples()}"
     assert not report.lost and not report.unfinished, detail
     assert not report.unexplained and not report.phantom and not report.reused_tokens and not report.strangers, detail
-    # A kill interrupts at most `threads` running attempts; the worker writes
-    # completions back once it holds `threads` of them (or after 2 ms), so all
-    # duplicates together stay within the target: kills x threads.
+    # A kill interrupts at most `threads` running attempts, and loses at most
+    # NUVOM_MAX_UNRECORDED finished-but-unrecorded outcomes: every duplicate
+    # together stays within kills x (threads + that bound).
+    bound = threads + project.app.settings.max_unrecorded
     assert report.max_running_per_kill <= threads, detail
-    assert report.duplicate_count <= len(project.kills) * threads, detail
+    assert report.duplicate_count <= len(project.kills) * bound, detail
+    # with retries=0, every job succeeded: a worker's death never used a retry,
+    # and no job died (above all none that never started)
     assert report.states == {"succeeded": len(enqueued)}, detail
 
 

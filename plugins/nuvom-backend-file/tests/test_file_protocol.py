@@ -90,7 +90,7 @@ def test_claim_interrupted_before_rewrite_is_returned_by_sweep(tmp_path: Path) -
         assert time.monotonic() < deadline
         time.sleep(0.01)
     [claimed] = backend.claim(["default"], 5, 30.0, "w")
-    assert claimed.id == job.id and claimed.attempts == 1 and claimed.token == 4
+    assert claimed.id == job.id and claimed.attempts == 0 and claimed.token == 4
     backend.close()
 
 
@@ -105,7 +105,7 @@ def test_cancel_waits_for_a_claim_in_flight_then_flags_it(tmp_path: Path) -> Non
 
     def finish_the_claim() -> None:  # ... and rewrites it a moment later
         record.fence += 1
-        claim_update(record.job, record.fence, 30.0, "other")
+        claim_update(record.job, record.fence, 30.0, "other", start=True)
         records_module.write_file(backend.layout.tmp, run, encode(record, 1 << 20), fsync=False)
 
     timer = threading.Timer(0.05, finish_the_claim)

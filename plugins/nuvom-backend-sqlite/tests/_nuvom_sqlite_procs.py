@@ -23,7 +23,7 @@ def drain(path: str, worker: str, expected_total: int, batch: int = 8) -> list[t
     pending: list[Completion] = []
     try:
         while True:
-            _, claimed = backend.exchange(pending, ["default"], batch, 60.0, worker)
+            _, claimed, _ = backend.exchange(pending, ["default"], batch, 60.0, worker, start_now=batch)
             pending = [Completion(j.id, j.token or 0, Outcome(kind="succeeded", result=worker)) for j in claimed]
             seen.extend((j.id, j.token or 0) for j in claimed)
             if not claimed and not pending:

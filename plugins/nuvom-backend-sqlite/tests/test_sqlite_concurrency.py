@@ -37,7 +37,7 @@ def test_threads_claim_each_job_once(tmp_path: Path, use_returning: bool) -> Non
         try:
             pending: list[Completion] = []
             while True:
-                accepted, claimed = backend.exchange(pending, ["default"], 16, 60, f"w{n}")
+                accepted, claimed, _ = backend.exchange(pending, ["default"], 16, 60, f"w{n}", start_now=16)
                 assert all(accepted)
                 pending = [Completion(j.id, j.token or 0, Outcome(kind="succeeded")) for j in claimed]
                 with lock:

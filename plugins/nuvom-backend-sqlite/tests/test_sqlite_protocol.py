@@ -15,8 +15,8 @@ from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, WorkerInfo, n
 OK = Outcome(kind="succeeded", result={"v": 1})
 
 
-def claim_one(b: SqliteBackend, queue: str = "default", lease: float = 30.0) -> Job:
-    jobs = b.claim([queue], 1, lease, "w1")
+def claim_one(b: SqliteBackend, queue: str = "default", lease: float = 30.0, start: bool = True) -> Job:
+    jobs = b.claim([queue], 1, lease, "w1", start_now=1 if start else 0)
     assert len(jobs) == 1
     return jobs[0]
 
@@ -52,9 +52,9 @@ def test_eta_in_future_is_scheduled_and_claimable_once_due(backend: SqliteBacken
     eta = now() + 3600
     job = backend.enqueue(Job(task="t", eta=eta))
     assert job.state == JobState.SCHEDULED
-    assert backend.claim(["default"], 5, 30, "w") == []
+    assert backend.claim(["default"], 5, 30, "w", start_now=1000) == []
     monkeypatch.setattr(backend_module, "now", lambda: eta + 1)
-    claimed = backend.claim(["default"], 5, 30, "w")
+    claimed = backend.claim(["default"], 5, 30, "w", start_now=1000)
     assert [j.id for j in claimed] == [job.id]
     assert claimed[0].state == JobState.RUNNING
 
@@ -87,10 +87,10 @@ def test_claim_order_priority_then_fifo_and_limit(backend: SqliteBackend) -> Non
     for name, prio, created in [("low-old", 0, base), ("high-new", 5, base + 3), ("high-old", 5, base + 1), ("low-new", 0, base + 2)]:
         ids[name] = backend.enqueue(Job(id=name, task="t", priority=prio, created_at=created)).id
     backend.enqueue(Job(id="eta-early", task="t", priority=0, created_at=base + 10, eta=base + 0.5))
-    got = [j.id for j in backend.claim(["default"], 3, 30, "w")]
+    got = [j.id for j in backend.claim(["default"], 3, 30, "w", start_now=1000)]
     assert got == ["high-old", "high-new", "low-old"]
-    assert [j.id for j in backend.claim(["default"], 10, 30, "w")] == ["eta-early", "low-new"]
-    assert backend.claim(["default"], 10, 30, "w") == []
+    assert [j.id for j in backend.claim(["default"], 10, 30, "w", start_now=1000)] == ["eta-early", "low-new"]
+    assert backend.claim(["default"], 10, 30, "w", start_now=1000) == []
 
 
 def test_claim_merges_several_queues_and_ignores_others(backend: SqliteBackend) -> None:
@@ -99,8 +99,8 @@ def test_claim_merges_several_queues_and_ignores_others(backend: SqliteBackend) 
     backend.enqueue(Job(id="b1", task="t", queue="b", created_at=base))
     backend.enqueue(Job(id="b2", task="t", queue="b", priority=9, created_at=base + 5))
     backend.enqueue(Job(id="c1", task="t", queue="c", priority=99))
-    assert [j.id for j in backend.claim(["a", "b", "a"], 10, 30, "w")] == ["b2", "b1", "a1"]
-    assert [j.id for j in backend.claim(["c"], 0, 30, "w")] == []
+    assert [j.id for j in backend.claim(["a", "b", "a"], 10, 30, "w", start_now=1000)] == ["b2", "b1", "a1"]
+    assert [j.id for j in backend.claim(["c"], 0, 30, "w", start_now=1000)] == []
 
 
 def test_claim_sets_lease_token_attempts(backend: SqliteBackend) -> None:
@@ -117,7 +117,7 @@ def test_claim_sets_lease_token_attempts(backend: SqliteBackend) -> None:
 def test_tokens_strictly_increase_across_attempts(backend: SqliteBackend) -> None:
     backend.enqueue(Job(id="j", task="t", max_retries=10))
     tokens = []
-    job = claim_one(backend)
+    job = claim_one(backend, start=False)
     tokens.append(job.token)
     assert backend.release("j", job.token or 0)
     job = claim_one(backend, lease=-1)
@@ -152,32 +152,32 @@ def test_finish_is_fenced_by_the_live_token(backend: SqliteBackend) -> None:
 def test_retry_outcome_requeues_now_or_at_eta(backend: SqliteBackend) -> None:
     backend.enqueue(Job(id="now", task="t", max_retries=3))
     backend.enqueue(Job(id="later", task="t", max_retries=3))
-    jobs = {j.id: j for j in backend.claim(["default"], 2, 30, "w")}
+    jobs = {j.id: j for j in backend.claim(["default"], 2, 30, "w", start_now=1000)}
     err = ErrorInfo(type="ValueError", message="boom")
     assert backend.finish("now", jobs["now"].token or 0, Outcome(kind="retry", error=err))
     assert backend.finish("later", jobs["later"].token or 0, Outcome(kind="retry", eta=now() + 3600))
     assert backend.get("later").state == JobState.SCHEDULED  # type: ignore[union-attr]
-    again = backend.claim(["default"], 5, 30, "w")
+    again = backend.claim(["default"], 5, 30, "w", start_now=1000)
     assert [j.id for j in again] == ["now"]
     assert again[0].attempts == 2 and again[0].errors[0].message == "boom"
 
 
 def test_exchange_finishes_and_claims_in_one_call(backend: SqliteBackend) -> None:
     backend.enqueue_many([Job(id=f"j{i}", task="t", created_at=now() - 10 + i) for i in range(5)])
-    first = backend.claim(["default"], 2, 30, "w")
+    first = backend.claim(["default"], 2, 30, "w", start_now=1000)
     completions = [Completion(j.id, j.token or 0, OK) for j in first]
     completions.append(Completion(first[0].id, first[0].token or 0, OK))  # a duplicate report
     completions.append(Completion("j4", 12345, OK))  # not running
-    accepted, claimed = backend.exchange(completions, ["default"], 2, 30, "w")
+    accepted, claimed, _ = backend.exchange(completions, ["default"], 2, 30, "w")
     assert accepted == [True, True, False, False]
     assert [j.id for j in claimed] == ["j2", "j3"]
-    assert backend.exchange([], ["default"], 0, 30, "w") == ([], [])
+    assert backend.exchange([], ["default"], 0, 30, "w") == ([], [], set())
     assert backend.get("j0").state == JobState.SUCCEEDED  # type: ignore[union-attr]
 
 
 def test_renew_extends_held_leases_and_reports_lost_ones(backend: SqliteBackend) -> None:
     backend.enqueue_many([Job(id="a", task="t"), Job(id="b", task="t")])
-    a, b = backend.claim(["default"], 2, 1, "w")
+    a, b = backend.claim(["default"], 2, 1, "w", start_now=1000)
     assert backend.finish(b.id, b.token or 0, OK)
     lost = backend.renew({a.id: a.token or 0, b.id: b.token or 0, "gone": 1}, 600)
     assert lost == {b.id, "gone"}
@@ -189,7 +189,7 @@ def test_renew_extends_held_leases_and_reports_lost_ones(backend: SqliteBackend)
 
 def test_release_returns_job_without_counting_the_attempt(backend: SqliteBackend) -> None:
     backend.enqueue(Job(id="j", task="t"))
-    job = claim_one(backend)
+    job = claim_one(backend, start=False)
     assert not backend.release("j", (job.token or 0) + 1)
     assert backend.release("j", job.token or 0)
     stored = backend.get("j")
@@ -199,17 +199,18 @@ def test_release_returns_job_without_counting_the_attempt(backend: SqliteBackend
 
 
 def test_sweep_requeues_expired_leases_and_kills_exhausted_jobs(backend: SqliteBackend) -> None:
-    backend.enqueue(Job(id="retryable", task="t", max_retries=1))
+    backend.enqueue(Job(id="retryable", task="t", max_retries=1, max_lease_expiries=1))
     backend.enqueue(Job(id="healthy", task="t"))
     assert backend.sweep() == 0
-    expired = backend.claim(["default"], 1, -1, "w-dead")
-    healthy = backend.claim(["default"], 1, 600, "w-ok")
+    expired = backend.claim(["default"], 1, -1, "w-dead", start_now=1000)
+    healthy = backend.claim(["default"], 1, 600, "w-ok", start_now=1000)
     assert [j.id for j in expired] == ["retryable"] and [j.id for j in healthy] == ["healthy"]
     assert backend.sweep() == 1
     stored = backend.get("retryable")
-    assert stored is not None and stored.state == JobState.QUEUED and stored.attempts == 1
+    assert stored is not None and stored.state == JobState.QUEUED
+    assert (stored.attempts, stored.lease_expiries) == (0, 1)  # the worker's death used no retry
     assert not backend.finish("retryable", expired[0].token or 0, OK)  # the stale worker is fenced off
-    backend.claim(["default"], 1, -1, "w-dead")
+    backend.claim(["default"], 1, -1, "w-dead", start_now=1000)
     assert backend.sweep() == 1
     dead = backend.get("retryable")
     assert dead is not None and dead.state == JobState.DEAD and "lease expired" in (dead.reason or "")
@@ -220,7 +221,7 @@ def test_list_jobs_newest_first_with_filters_and_offset(backend: SqliteBackend) 
     base = now() - 100
     for i in range(6):
         backend.enqueue(Job(id=f"j{i}", task="even" if i % 2 == 0 else "odd", queue="a" if i < 3 else "b", created_at=base + i))
-    backend.claim(["a"], 1, 30, "w")
+    backend.claim(["a"], 1, 30, "w", start_now=1000)
     assert [j.id for j in backend.list_jobs()] == ["j5", "j4", "j3", "j2", "j1", "j0"]
     assert [j.id for j in backend.list_jobs(limit=2, offset=1)] == ["j4", "j3"]
     assert [j.id for j in backend.list_jobs(task="even")] == ["j4", "j2", "j0"]
@@ -243,7 +244,7 @@ def test_cancel_queued_running_and_finished(backend: SqliteBackend) -> None:
     assert backend.finish("r", running.token or 0, Outcome(kind="cancelled"))
     assert backend.cancel("r").state == JobState.CANCELLED  # type: ignore[union-attr]
     assert backend.cancel("missing") is None
-    assert backend.claim(["default"], 10, 30, "w") == []
+    assert backend.claim(["default"], 10, 30, "w", start_now=1000) == []
 
 
 def test_operator_retry_keeps_id_and_history(backend: SqliteBackend) -> None:
@@ -281,7 +282,7 @@ def test_counts_and_oldest_queued_at(backend: SqliteBackend) -> None:
 
 def test_purge_deletes_only_finished_jobs(backend: SqliteBackend) -> None:
     backend.enqueue_many([Job(id=f"j{i}", task="t", created_at=now() - 10 + i) for i in range(4)])
-    jobs = backend.claim(["default"], 3, 30, "w")
+    jobs = backend.claim(["default"], 3, 30, "w", start_now=1000)
     backend.finish(jobs[0].id, jobs[0].token or 0, OK)
     backend.finish(jobs[1].id, jobs[1].token or 0, Outcome(kind="failed"))
     assert backend.purge(older_than=now() - 3600) == 0
@@ -320,7 +321,7 @@ def test_subscribe_is_called_on_enqueue_release_and_retry(backend: SqliteBackend
     backend.enqueue(Job(id="j", task="t"))
     assert rang.wait(10)
     rang.clear()
-    job = claim_one(backend)
+    job = claim_one(backend, start=False)
     backend.release("j", job.token or 0)
     assert rang.wait(10)
     rang.clear()
@@ -352,11 +353,11 @@ def test_corrupt_row_is_quarantined_and_claims_go_on(backend: SqliteBackend) -> 
     conn = backend.db.connection()
     conn.execute("UPDATE jobs SET data = '{not json' WHERE id = 'bad'")
     assert backend.get("bad").state == JobState.DEAD  # type: ignore[union-attr]
-    assert [j.id for j in backend.claim(["default"], 10, 30, "w")] == ["good"]
+    assert [j.id for j in backend.claim(["default"], 10, 30, "w", start_now=1000)] == ["good"]
     dead = backend.get("bad")
     assert dead is not None and dead.state == JobState.DEAD and "quarantined" in (dead.reason or "")
     assert conn.execute("SELECT id, data FROM quarantine").fetchall() == [("bad", "{not json")]
-    assert backend.claim(["default"], 10, 30, "w") == []
+    assert backend.claim(["default"], 10, 30, "w", start_now=1000) == []
 
 
 def test_row_whose_json_names_another_job_is_quarantined(backend: SqliteBackend) -> None:
@@ -367,7 +368,7 @@ def test_row_whose_json_names_another_job_is_quarantined(backend: SqliteBackend)
     data = conn.execute("SELECT data FROM jobs WHERE id = 'other'").fetchone()[0]
     conn.execute("INSERT INTO jobs (id, state, queue, priority, ready_at, created_at, task, data) "
                  "VALUES ('copy', 'queued', 'default', 0, ?, ?, 't', ?)", (now() - 10, now() - 10, data))
-    claimed = backend.claim(["default"], 10, 30, "w")
+    claimed = backend.claim(["default"], 10, 30, "w", start_now=1000)
     assert [(j.id, j.attempts) for j in claimed] == [("other", 1)]
     copy = backend.get("copy")
     assert copy is not None and copy.state == JobState.DEAD and "another job" in (copy.reason or "")

@@ -62,7 +62,7 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(ConfigError, match=r"schema version 2.*upgrade nuvom-backend-sqlite"):
+    with pytest.raises(ConfigError, match=rf"schema version {SCHEMA_VERSION + 1}.*upgrade nuvom-backend-sqlite"):
         SqliteBackend(path)
 
 
@@ -155,7 +155,7 @@ def test_wal_stays_bounded(tmp_path: Path) -> None:
         backend.enqueue_many([Job(task="t", args=["x" * 200]) for _ in range(100)])
         pending: list[Completion] = []
         while True:
-            _, claimed = backend.exchange(pending, ["default"], 32, 60, "w")
+            _, claimed, _ = backend.exchange(pending, ["default"], 32, 60, "w", start_now=32)
             pending = [Completion(j.id, j.token or 0, Outcome(kind="succeeded", result="y" * 200)) for j in claimed]
             if not claimed and not pending:
                 break
@@ -242,3 +242,31 @@ def test_entry_point_is_declared() -> None:
 
     names = {ep.name: ep.value for ep in entry_points(group="nuvom")}
     assert names.get("nuvom-backend-sqlite") == "nuvom_backend_sqlite.plugin"
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    backend = SqliteBackend(path)
+    backend.enqueue(Job(id="old-job", task="t", unique_key="k"))
+    backend.close()
+    conn = sqlite3.connect(path)  # what version 1 had: partial indexes without 'claimed'
+    conn.execute("DROP INDEX jobs_lease2")
+    conn.execute("DROP INDEX jobs_unique2")
+    conn.execute("CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running'")
+    conn.execute("CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) "
+                 "WHERE unique_key IS NOT NULL AND state IN ('queued','scheduled','running')")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    backend = SqliteBackend(path)
+    try:
+        [claimed] = backend.claim(["default"], 1, 30, "w")
+        assert claimed.id == "old-job" and claimed.state == JobState.CLAIMED
+        assert backend.enqueue(Job(task="t", unique_key="k")).id == "old-job"  # the key is held while claimed
+        conn = sqlite3.connect(path)
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.close()
+        assert version == SCHEMA_VERSION and "jobs_unique" not in names and "jobs_unique2" in names
+    finally:
+        backend.close()

@@ -19,18 +19,21 @@ from typing import Any
 from nuvom_kernel.backend_base import (
     LIVE_STATES,
     QueueBackendBase,
+    can_start,
     cancel_update,
     claim_order_key,
     claim_update,
     enqueue_update,
     finish_update,
+    holds_lease,
     is_claimable,
     lease_expired,
     release_update,
     retry_update,
+    start_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import Completion
+from nuvom_kernel.contracts import Completion, Exchanged
 from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo, now, validate_id
 
 RETRYABLE = (JobState.FAILED, JobState.DEAD, JobState.CANCELLED)
@@ -51,11 +54,6 @@ class DictQueueBackend(QueueBackendBase):
             return None
         return next((j for j in self._jobs.values() if j.unique_key == key and j.state in LIVE_STATES), None)
 
-    def _running(self, job_id: str, token: int) -> Job | None:
-        job = self._jobs.get(job_id)
-        if job is None or job.state != JobState.RUNNING or job.token != token:
-            return None
-        return job
 
     # -- queue --------------------------------------------------------------------
 
@@ -67,18 +65,18 @@ class DictQueueBackend(QueueBackendBase):
         with self._lock:
             for original in jobs:
                 job = enqueue_update(original.model_copy(deep=True))
-                existing = self._live_with_key(job.unique_key)
+                # the same id again, or a live job holding the unique key: one job, the stored one
+                existing = self._jobs.get(job.id) or self._live_with_key(job.unique_key)
                 if existing is not None:
                     out.append(existing.model_copy(deep=True))
                     continue
-                if job.id in self._jobs:
-                    raise ValueError(f"a job with id {job.id!r} already exists")
                 self._jobs[job.id] = job
                 out.append(job.model_copy(deep=True))
         self.doorbell.ring()
         return out
 
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]:
         if limit <= 0:
             return []
         at = now()
@@ -86,8 +84,18 @@ class DictQueueBackend(QueueBackendBase):
         with self._lock:
             ready = [j for j in self._jobs.values() if j.queue in wanted and is_claimable(j, at)]
             ready.sort(key=claim_order_key)
-            return [claim_update(job, next(self._tokens), lease_secs, worker_id, at).model_copy(deep=True)
-                    for job in ready[:limit]]
+            return [claim_update(job, next(self._tokens), lease_secs, worker_id, at, start=i < start_now)
+                    .model_copy(deep=True) for i, job in enumerate(ready[:limit])]
+
+    def start(self, leases: Mapping[str, int]) -> set[str]:
+        started: set[str] = set()
+        with self._lock:
+            for job_id, token in leases.items():
+                job = self._jobs.get(job_id)
+                if job is not None and can_start(job, token):
+                    start_update(job)
+                    started.add(job_id)
+        return started
 
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
         with self._lock:
@@ -100,17 +108,19 @@ class DictQueueBackend(QueueBackendBase):
         return True
 
     def exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int,
-                 lease_secs: float, worker_id: str) -> tuple[list[bool], list[Job]]:
-        with self._lock:  # finish and claim as one step
-            return super().exchange(completions, queues, limit, lease_secs, worker_id)
+                 lease_secs: float, worker_id: str, *, starts: Mapping[str, int] | None = None,
+                 start_now: int = 0) -> Exchanged:
+        with self._lock:  # finish, start and claim as one step
+            return super().exchange(completions, queues, limit, lease_secs, worker_id,
+                                    starts=starts, start_now=start_now)
 
     def renew(self, leases: Mapping[str, int], lease_secs: float) -> set[str]:
         lost: set[str] = set()
         at = now()
         with self._lock:
             for job_id, token in leases.items():
-                job = self._running(job_id, token)
-                if job is None:
+                job = self._jobs.get(job_id)
+                if job is None or not holds_lease(job, token):
                     lost.add(job_id)
                 else:
                     job.lease_expires_at = at + lease_secs
@@ -118,8 +128,8 @@ class DictQueueBackend(QueueBackendBase):
 
     def release(self, job_id: str, token: int) -> bool:
         with self._lock:
-            job = self._running(job_id, token)
-            if job is None:
+            job = self._jobs.get(job_id)
+            if job is None or not can_start(job, token):  # only a claim that never started
                 return False
             release_update(job)
         self.doorbell.ring()
@@ -173,8 +183,8 @@ class DictQueueBackend(QueueBackendBase):
 
     def set_progress(self, job_id: str, token: int, progress: Any) -> bool:
         with self._lock:
-            job = self._running(job_id, token)
-            if job is None:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != JobState.RUNNING or job.token != token:
                 return False
             job.progress = progress
             job.updated_at = now()

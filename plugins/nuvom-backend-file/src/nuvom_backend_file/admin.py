@@ -25,7 +25,7 @@ from nuvom_kernel.backend_base import (
     retry_update,
     sweep_update,
 )
-from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, now, validate_id
+from nuvom_kernel.models import LEASED_STATES, RETRYABLE_STATES, Job, JobState, now, validate_id
 
 if TYPE_CHECKING:
     from nuvom_backend_file.layout import Layout
@@ -149,7 +149,7 @@ class AdminMixin:
         def apply(path: Path, record: JobRecord) -> Job:
             if not cancel_update(record.job, reason, now()):
                 return record.job
-            if record.job.state == JobState.RUNNING:
+            if record.job.state == JobState.RUNNING:  # flagged: the running attempt stops itself
                 self._write(path, record, fsync=self.fsync)
             else:
                 self._commit(path, record, fsync=self.fsync)
@@ -229,7 +229,7 @@ class AdminMixin:
                 record = self._read(path)
                 if record is None or not self._needs_sweep(record, at):
                     continue
-                if record.job.state == JobState.RUNNING:
+                if record.job.state in LEASED_STATES:
                     sweep_update(record.job, at)
                     requeued = self._commit(path, record, fsync=self.fsync) or requeued
                 else:  # stranded by a crash mid-change: its content says where it belongs
@@ -250,7 +250,7 @@ class AdminMixin:
 
     def _needs_sweep(self, record: JobRecord, at: float) -> bool:
         job = record.job
-        if job.state == JobState.RUNNING:
+        if job.state in LEASED_STATES:
             return lease_expired(job, at)
         if job.state not in _UNSETTLED:
             return True  # finished content left in run/ by a lock holder that died

@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from nuvom_backend_file.admin import AdminMixin
+from nuvom_backend_file.ids import IdMarkers
 from nuvom_backend_file.layout import (
     Layout,
     id_from_name,
@@ -48,13 +49,16 @@ from nuvom_backend_file.records import (
 from nuvom_backend_file.unique import UniqueKeys
 from nuvom_kernel.backend_base import (
     QueueBackendBase,
+    can_start,
     claim_update,
     enqueue_update,
     finish_update,
+    holds_lease,
     is_claimable,
     release_update,
+    start_update,
 )
-from nuvom_kernel.contracts import Completion
+from nuvom_kernel.contracts import Completion, Exchanged
 from nuvom_kernel.errors import CorruptJobError, InvalidIdError, NuvomError
 from nuvom_kernel.models import Job, JobState, Outcome, now, validate_id
 
@@ -94,6 +98,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         self.ready = NameCache(self.layout.ready, _is_ready_name)
         self.sched = NameCache(self.layout.sched, _is_sched_name)
         self.unique = UniqueKeys(self)
+        self.ids = IdMarkers(self.layout.ids, lock_stale_secs)
         self.quarantined = 0
         self.closed = False
         self._udp = UdpDoorbell(self.layout.doorbell) if doorbell and UdpDoorbell is not None else None
@@ -231,7 +236,14 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         jobs = list(jobs)
         for job in jobs:
             enqueue_update(job, at)
-        plain = [job for job in jobs if job.unique_key is None]
+        # one job per id: an id already stored answers with the stored job
+        known: dict[int, Job] = {}
+        for job in jobs:
+            if not self.ids.take(job.id):
+                existing = self.ids.existing(job.id, self.get)
+                if existing is not None:
+                    known[id(job)] = existing
+        plain = [job for job in jobs if job.unique_key is None and id(job) not in known]
         staged: dict[int, Path] = {}
         if self.fsync and len(plain) > 1:
             datas = [encode(JobRecord(job=job), self.limit) for job in plain]
@@ -241,6 +253,9 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         added = False
         try:
             for job in jobs:
+                if id(job) in known:
+                    out.append(known[id(job)])
+                    continue
                 if job.unique_key is not None:
                     stored = self.unique.enqueue(job, self._publish_new)
                     added = added or stored is job
@@ -258,6 +273,10 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         finally:
             for tmp in staged.values():  # not published because an earlier step failed
                 tmp.unlink(missing_ok=True)
+            # ids this call took but did not publish (an error, or a unique key held
+            # by another job) are free again
+            published = {job.id for job in out}
+            self.ids.forget(job.id for job in jobs if id(job) not in known and job.id not in published)
             if added:
                 self.ring()
         return out
@@ -270,15 +289,17 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             return self._fsync_pool
 
     def exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int,
-                 lease_secs: float, worker_id: str) -> tuple[list[bool], list[Job]]:
-        """Finish ``completions`` (in parallel when each pays an fsync), then claim."""
+                 lease_secs: float, worker_id: str, *, starts: Mapping[str, int] | None = None,
+                 start_now: int = 0) -> Exchanged:
+        """Finish ``completions`` (in parallel when each pays an fsync), start, then claim."""
         ids = {c.job_id for c in completions}
         if self.fsync and len(completions) > 1 and len(ids) == len(completions):
             accepted = list(self._pool().map(lambda c: self.finish(c.job_id, c.token, c.outcome), completions))
         else:
             accepted = [self.finish(c.job_id, c.token, c.outcome) for c in completions]
-        claimed = self.claim(queues, limit, lease_secs, worker_id) if limit > 0 else []
-        return accepted, claimed
+        started = self.start(starts) if starts else set()
+        claimed = self.claim(queues, limit, lease_secs, worker_id, start_now=start_now) if limit > 0 else []
+        return Exchanged(accepted, claimed, started)
 
     def _publish_new(self, job: Job) -> Path:
         data = encode(JobRecord(job=job), self.limit)
@@ -289,7 +310,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
 
     # -- claim -------------------------------------------------------------------
 
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]:
         self._check_open()
         self._listen()
         queues = list(dict.fromkeys(validate_id(q, "queue name") for q in queues))
@@ -303,13 +325,14 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             if not batch:
                 break
             for queue, name in batch:
-                job = self._claim_one(queue, name, lease_secs, worker_id, at)
+                job = self._claim_one(queue, name, lease_secs, worker_id, at, len(claimed) < start_now)
                 if job is not None:
                     claimed.append(job)
         self._quarantine_rejected()
         return claimed
 
-    def _claim_one(self, queue: str, name: str, lease_secs: float, worker_id: str, at: float) -> Job | None:
+    def _claim_one(self, queue: str, name: str, lease_secs: float, worker_id: str, at: float,
+                   start: bool = False) -> Job | None:
         """Claim one job by renaming it out of ``ready/``; no lock is taken.
 
         Only one process's rename can succeed; until this claimer rewrites the
@@ -337,7 +360,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             self._placed(job, home)
             return None
         record.fence += 1
-        claim_update(job, record.fence, lease_secs, worker_id, at)
+        claim_update(job, record.fence, lease_secs, worker_id, at, start=start)
         self._write(run, record, fsync=self.fsync_claims)
         self._remember(job.id, run)
         return job
@@ -384,6 +407,24 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             self.ring()
         return True
 
+    def start(self, leases: Mapping[str, int]) -> set[str]:
+        """Record starts: a locked rewrite in ``run/`` each (no fsync: what the
+        start record guards against is a killed process, not a lost disk)."""
+        self._check_open()
+        started: set[str] = set()
+        at = now()
+        for job_id, token in dict(leases).items():
+            validate_id(job_id)
+            with self.locks.hold(job_id):
+                run = self.layout.run_path(job_id)
+                record = self._read(run)
+                if record is None or not can_start(record.job, token):
+                    continue
+                start_update(record.job, at)
+                self._write(run, record, fsync=False)
+                started.add(job_id)
+        return started
+
     def renew(self, leases: dict[str, int] | Any, lease_secs: float) -> set[str]:
         self._check_open()
         lost: set[str] = set()
@@ -392,7 +433,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             with self.locks.hold(job_id):
                 run = self.layout.run_path(job_id)
                 record = self._read(run)
-                if record is None or record.job.state != JobState.RUNNING or record.job.token != token:
+                if record is None or not holds_lease(record.job, token):
                     lost.add(job_id)
                     continue
                 record.job.lease_expires_at = now() + lease_secs
@@ -405,7 +446,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         with self.locks.hold(job_id):
             run = self.layout.run_path(job_id)
             record = self._read(run)
-            if record is None or record.job.state != JobState.RUNNING or record.job.token != token:
+            if record is None or not can_start(record.job, token):
                 return False
             release_update(record.job)
             self._commit(run, record, fsync=False)

@@ -28,7 +28,7 @@ import string
 from pathlib import Path
 
 from nuvom_backend_file.records import DIR_MODE
-from nuvom_kernel.models import Job, JobState, now
+from nuvom_kernel.models import LEASED_STATES, Job, JobState, now
 
 _DIGITS = string.digits + string.ascii_lowercase
 _PRI_WIDTH = 6
@@ -38,7 +38,7 @@ _PRI_MAX = _PRI_SPAN // 2 - 1
 _MS_MAX = 36**_MS_WIDTH - 1
 READY_SUFFIXES = (".job", ".due")
 
-SUBDIRS = ("tmp", "ready", "sched", "run", "done", "locks", "unique", "quarantine", "workers", "doorbell")
+SUBDIRS = ("tmp", "ready", "sched", "run", "done", "locks", "unique", "quarantine", "workers", "doorbell", "ids")
 
 
 def _b36(value: int, width: int) -> str:
@@ -103,6 +103,7 @@ class Layout:
         self.done = root / "done"
         self.locks = root / "locks"
         self.unique = root / "unique"
+        self.ids = root / "ids"
         self.quarantine = root / "quarantine"
         self.workers = root / "workers"
         self.doorbell = root / "doorbell"
@@ -135,7 +136,7 @@ class Layout:
 
     def home(self, job: Job, at: float | None = None) -> Path:
         """Where a job in its current state belongs (at time ``at``, default now)."""
-        if job.state == JobState.RUNNING:
+        if job.state in LEASED_STATES:
             return self.run_path(job.id)
         if job.state == JobState.QUEUED:
             return self.ready_path(job)

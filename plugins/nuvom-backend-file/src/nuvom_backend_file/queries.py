@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from nuvom_backend_file.ids import IdMarkers
 from nuvom_backend_file.layout import READY_SUFFIXES
 from nuvom_backend_file.records import write_file
 from nuvom_kernel.models import TERMINAL_STATES, Job, JobState, WorkerInfo, validate_id
@@ -50,6 +51,7 @@ class QueriesMixin:
     root: Path
     locks: LockTable
     unique: UniqueKeys
+    ids: IdMarkers
 
     if TYPE_CHECKING:  # provided by FileBackend
 
@@ -160,6 +162,7 @@ class QueriesMixin:
                 purged.add(meta.id)
         if purged:
             self.unique.forget(purged)
+            self.ids.forget(purged)
         return len(purged)
 
     # -- workers -------------------------------------------------------------------

@@ -16,18 +16,21 @@ from typing import Any
 from nuvom_kernel.backend_base import (
     LIVE_STATES,
     QueueBackendBase,
+    can_start,
     cancel_update,
     claim_order_key,
     claim_update,
     enqueue_update,
     finish_update,
+    holds_lease,
     is_claimable,
     lease_expired,
     release_update,
     retry_update,
+    start_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import Completion
+from nuvom_kernel.contracts import Completion, Exchanged
 from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo, now, validate_id
 
 
@@ -84,21 +87,24 @@ class MemoryBackend(QueueBackendBase):
         with self._lock:
             for original in jobs:
                 job = enqueue_update(original.snapshot())
+                stored = self._jobs.get(job.id)
+                if stored is not None:  # the same id enqueued again: one job, the stored one
+                    out.append(stored.snapshot())
+                    continue
                 if job.unique_key:
                     existing_id = self._unique.get(job.unique_key)
                     if existing_id is not None:
                         out.append(self._jobs[existing_id].snapshot())
                         continue
                     self._unique[job.unique_key] = job.id
-                if job.id in self._jobs:
-                    raise ValueError(f"a job with id {job.id!r} already exists")
                 self._jobs[job.id] = job
                 self._push(job)
                 out.append(job.snapshot())
         self.doorbell.ring()
         return out
 
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]:
         if limit <= 0:
             return []
         at = now()
@@ -112,9 +118,20 @@ class MemoryBackend(QueueBackendBase):
                 key, jid = min(tops)
                 job = self._jobs[jid]
                 heapq.heappop(self._heaps[job.queue])
-                claim_update(job, next(self._tokens), lease_secs, worker_id, at)
+                claim_update(job, next(self._tokens), lease_secs, worker_id, at, start=len(claimed) < start_now)
                 claimed.append(job.snapshot())
         return claimed
+
+    def start(self, leases: Mapping[str, int]) -> set[str]:
+        started: set[str] = set()
+        at = now()
+        with self._lock:
+            for jid, token in leases.items():
+                job = self._jobs.get(jid)
+                if job is not None and can_start(job, token):
+                    start_update(job, at)
+                    started.add(jid)
+        return started
 
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
         with self._lock:
@@ -132,9 +149,11 @@ class MemoryBackend(QueueBackendBase):
         return True
 
     def exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int,
-                 lease_secs: float, worker_id: str) -> tuple[list[bool], list[Job]]:
+                 lease_secs: float, worker_id: str, *, starts: Mapping[str, int] | None = None,
+                 start_now: int = 0) -> Exchanged:
         with self._lock:
-            return super().exchange(completions, queues, limit, lease_secs, worker_id)
+            return super().exchange(completions, queues, limit, lease_secs, worker_id,
+                                    starts=starts, start_now=start_now)
 
     def renew(self, leases: Mapping[str, int], lease_secs: float) -> set[str]:
         lost: set[str] = set()
@@ -142,7 +161,7 @@ class MemoryBackend(QueueBackendBase):
         with self._lock:
             for jid, token in leases.items():
                 job = self._jobs.get(jid)
-                if job is None or job.state != JobState.RUNNING or job.token != token:
+                if job is None or not holds_lease(job, token):
                     lost.add(jid)
                 else:
                     job.lease_expires_at = at + lease_secs
@@ -151,7 +170,7 @@ class MemoryBackend(QueueBackendBase):
     def release(self, job_id: str, token: int) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.state != JobState.RUNNING or job.token != token:
+            if job is None or not can_start(job, token):
                 return False
             release_update(job)
             self._push(job)

@@ -26,7 +26,7 @@ from nuvom_backend_sqlite.rows import (
     quarantine,
     update_values,
 )
-from nuvom_backend_sqlite.schema import LIVE
+from nuvom_backend_sqlite.schema import LEASED, LIVE
 from nuvom_kernel.backend_base import (
     QueueBackendBase,
     claim_order_key,
@@ -34,9 +34,10 @@ from nuvom_kernel.backend_base import (
     enqueue_update,
     finish_update,
     release_update,
+    start_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import Completion
+from nuvom_kernel.contracts import Completion, Exchanged
 from nuvom_kernel.doorbell import UdpDoorbell
 from nuvom_kernel.errors import ConfigError, CorruptJobError
 from nuvom_kernel.models import Job, JobState, Outcome, now
@@ -164,11 +165,15 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
 
     # -- claim and finish ------------------------------------------------------
 
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
-        return self.exchange((), queues, limit, lease_secs, worker_id)[1]
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]:
+        return self.exchange((), queues, limit, lease_secs, worker_id, start_now=start_now).claimed
+
+    def start(self, leases: Mapping[str, int]) -> set[str]:
+        return self.exchange((), (), 0, 0.0, "", starts=leases).started
 
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
-        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "")[0][0]
+        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "").accepted[0]
 
     def exchange(
         self,
@@ -177,29 +182,59 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         limit: int,
         lease_secs: float,
         worker_id: str,
-    ) -> tuple[list[bool], list[Job]]:
-        """Finish ``completions`` and claim up to ``limit`` jobs in ONE
-        transaction.  With nothing to finish, a read-only check runs first so
-        an idle worker never takes the write lock."""
+        *,
+        starts: Mapping[str, int] | None = None,
+        start_now: int = 0,
+    ) -> Exchanged:
+        """Finish ``completions``, start ``starts`` and claim up to ``limit``
+        jobs in ONE transaction.  With nothing to finish or start, a read-only
+        check runs first so an idle worker never takes the write lock."""
         wanted = list(dict.fromkeys(queues)) if limit > 0 else []
-        if not completions and (not wanted or not self._has_claimable(wanted)):
-            return [], []
+        if not completions and not starts and (not wanted or not self._has_claimable(wanted)):
+            return Exchanged([], [], set())
 
-        def txn(conn: sqlite3.Connection) -> tuple[list[bool], bool, list[Job]]:
+        def txn(conn: sqlite3.Connection) -> tuple[list[bool], bool, set[str], list[Job]]:
             accepted, requeued = self._finish_in(conn, completions) if completions else ([], False)
-            claimed = self._claim_in(conn, wanted, limit, lease_secs, worker_id) if wanted else []
-            return accepted, requeued, claimed
+            started = self._start_in(conn, starts) if starts else set()
+            claimed = self._claim_in(conn, wanted, limit, lease_secs, worker_id, start_now) if wanted else []
+            return accepted, requeued, started, claimed
 
-        accepted, requeued, claimed = self.db.write(txn)
+        accepted, requeued, started, claimed = self.db.write(txn)
         if requeued:
             self.bell.ring()
-        return accepted, claimed
+        return Exchanged(accepted, claimed, started)
+
+    def _start_in(self, conn: sqlite3.Connection, starts: Mapping[str, int]) -> set[str]:
+        at = now()
+        started: set[str] = set()
+        ids = list(starts)
+        rows: list[tuple[str, str, str, float | None]] = []
+        for part in chunks(ids):
+            sql = (f"SELECT id, task, data, lease_expires_at, token FROM jobs "
+                   f"WHERE id IN ({marks(len(part))}) AND state = 'claimed'")
+            rows += [(jid, task, data, lease) for jid, task, data, lease, token in conn.execute(sql, part)
+                     if token == starts[jid]]
+        changed: list[Job] = []
+        for job_id, task, data, lease in rows:
+            try:
+                job = decode(job_id, data, lease)
+            except CorruptJobError as exc:
+                quarantine(conn, job_id, task, data, str(exc))
+                continue
+            start_update(job, at)
+            changed.append(job)
+            started.add(job_id)
+        if changed:
+            conn.executemany("UPDATE jobs SET state = 'running', data = ? WHERE id = ?",
+                             [(job.to_json(), job.id) for job in changed])
+        return started
 
     def _has_claimable(self, queues: list[str]) -> bool:
         sql = f"SELECT 1 FROM jobs WHERE queue IN ({marks(len(queues))}) AND {_CLAIMABLE} LIMIT 1"
         return bool(self.db.query(sql, (*queues, now())))
 
-    def _claim_in(self, conn: sqlite3.Connection, queues: list[str], limit: int, lease_secs: float, worker_id: str) -> list[Job]:
+    def _claim_in(self, conn: sqlite3.Connection, queues: list[str], limit: int, lease_secs: float,
+                  worker_id: str, start_now: int = 0) -> list[Job]:
         at = now()
         params: list[Any] = []
         for queue in queues:
@@ -209,7 +244,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         sub = candidates_sql(len(queues))
         if self.use_returning:
             rows = conn.execute(
-                f"UPDATE jobs SET state = 'running', lease_expires_at = ? WHERE id IN ({sub}) RETURNING id, task, data",
+                f"UPDATE jobs SET state = 'claimed', lease_expires_at = ? WHERE id IN ({sub}) RETURNING id, task, data",
                 [at + lease_secs, *params],
             ).fetchall()
         else:
@@ -226,13 +261,14 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         conn.execute("UPDATE meta SET value = value + ? WHERE key = 'token'", (len(jobs),))
         first = conn.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()[0] - len(jobs) + 1
         for offset, job in enumerate(jobs):
-            claim_update(job, first + offset, lease_secs, worker_id, at)
-        if self.use_returning:  # state and lease are already set: touch no index again
-            conn.executemany("UPDATE jobs SET token = ?, data = ? WHERE id = ?", [(j.token, j.to_json(), j.id) for j in jobs])
+            claim_update(job, first + offset, lease_secs, worker_id, at, start=offset < start_now)
+        if self.use_returning:  # the lease is already set: touch no index again
+            conn.executemany("UPDATE jobs SET state = ?, token = ?, data = ? WHERE id = ?",
+                             [(j.state.value, j.token, j.to_json(), j.id) for j in jobs])
         else:
             conn.executemany(
-                "UPDATE jobs SET state = 'running', token = ?, lease_expires_at = ?, data = ? WHERE id = ?",
-                [(j.token, j.lease_expires_at, j.to_json(), j.id) for j in jobs],
+                "UPDATE jobs SET state = ?, token = ?, lease_expires_at = ?, data = ? WHERE id = ?",
+                [(j.state.value, j.token, j.lease_expires_at, j.to_json(), j.id) for j in jobs],
             )
         return jobs
 
@@ -240,7 +276,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         running: dict[str, tuple[str, str, float | None]] = {}
         ids = list({c.job_id for c in completions})
         for part in chunks(ids):
-            sql = f"SELECT id, task, data, lease_expires_at FROM jobs WHERE id IN ({marks(len(part))}) AND state = 'running'"
+            sql = f"SELECT id, task, data, lease_expires_at FROM jobs WHERE id IN ({marks(len(part))}) AND state IN {LEASED}"
             for job_id, task, data, lease in conn.execute(sql, part):
                 running[job_id] = (task, data, lease)
         loaded: dict[str, Job] = {}
@@ -274,7 +310,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             lost: set[str] = set()
             for job_id, token in leases.items():
                 cursor = conn.execute(
-                    "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND token = ? AND state = 'running'",
+                    f"UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND token = ? AND state IN {LEASED}",
                     (until, job_id, token),
                 )
                 if cursor.rowcount == 0:
@@ -286,7 +322,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
     def release(self, job_id: str, token: int) -> bool:
         def txn(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                "SELECT data FROM jobs WHERE id = ? AND token = ? AND state = 'running'", (job_id, token)
+                "SELECT data FROM jobs WHERE id = ? AND token = ? AND state = 'claimed'", (job_id, token)
             ).fetchone()
             if row is None:
                 return False
@@ -303,12 +339,12 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
     def sweep(self) -> int:
         """Requeue (or kill) jobs whose lease expired; also keeps the WAL bounded."""
         moved, requeued = 0, False
-        expired_sql = "SELECT 1 FROM jobs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1"
+        expired_sql = f"SELECT 1 FROM jobs WHERE state IN {LEASED} AND lease_expires_at < ? LIMIT 1"
         if self.db.query(expired_sql, (now(),)):
 
             def txn(conn: sqlite3.Connection) -> tuple[int, bool]:
                 rows = conn.execute(
-                    "SELECT id, task, data, lease_expires_at FROM jobs WHERE state = 'running' AND lease_expires_at < ?",
+                    f"SELECT id, task, data, lease_expires_at FROM jobs WHERE state IN {LEASED} AND lease_expires_at < ?",
                     (now(),),
                 ).fetchall()
                 jobs: list[Job] = []

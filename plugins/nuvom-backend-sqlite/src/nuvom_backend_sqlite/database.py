@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nuvom_backend_sqlite.netshare import network_share_reason
-from nuvom_backend_sqlite.schema import SCHEMA_SQL, SCHEMA_VERSION
+from nuvom_backend_sqlite.schema import MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION
 from nuvom_kernel.errors import ConfigError, NuvomError
 
 T = TypeVar("T")
@@ -143,6 +143,9 @@ class Database:
                     "NUVOM_SQLITE_DB_PATH to another file"
                 )
             if version < SCHEMA_VERSION:
+                for old in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS.get(old, ()):
+                        conn.execute(statement)
                 for statement in SCHEMA_SQL:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

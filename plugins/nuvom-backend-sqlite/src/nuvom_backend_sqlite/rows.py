@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nuvom_kernel.errors import CorruptJobError
-from nuvom_kernel.models import Job, JobState, now
+from nuvom_kernel.models import LEASED_STATES, Job, JobState, now
 
 #: Every column, in the order :func:`insert_values` produces them.
 INSERT_SQL = (
@@ -49,7 +49,7 @@ def decode(job_id: str, data: str, lease_expires_at: float | None = None) -> Job
     if job.id != job_id:
         # a damaged or copied row: trusting the JSON would claim or update another job's row
         raise CorruptJobError(f"job {job_id!r}: stored JSON describes another job ({job.id!r})")
-    if job.state == JobState.RUNNING:
+    if job.state in LEASED_STATES:
         job.lease_expires_at = lease_expires_at
     return job
 

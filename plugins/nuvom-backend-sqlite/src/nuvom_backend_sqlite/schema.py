@@ -8,11 +8,19 @@ in ``data`` is rewritten on every transition, in the same transaction.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: States in which a job holds its ``unique_key``.
-LIVE = "('queued','scheduled','running')"
+LIVE = "('queued','scheduled','claimed','running')"
+#: States in which a worker holds the lease.
+LEASED = "('claimed','running')"
 TERMINAL = "('succeeded','failed','cancelled','dead')"
+
+#: Run before SCHEMA_SQL when opening a file of an older version.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # version 2 adds the 'claimed' state: the partial indexes cover it
+    1: ("DROP INDEX IF EXISTS jobs_lease", "DROP INDEX IF EXISTS jobs_unique"),
+}
 
 SCHEMA_SQL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -32,8 +40,8 @@ SCHEMA_SQL: tuple[str, ...] = (
     # Claims walk this index in order: O(log n) whatever the number of finished rows.
     """CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (queue, priority DESC, ready_at, id)
         WHERE state IN ('queued','scheduled')""",
-    "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE state = 'running'",
-    f"""CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique ON jobs (unique_key)
+    f"CREATE INDEX IF NOT EXISTS jobs_lease2 ON jobs (lease_expires_at) WHERE state IN {LEASED}",
+    f"""CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique2 ON jobs (unique_key)
         WHERE unique_key IS NOT NULL AND state IN {LIVE}""",
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL",

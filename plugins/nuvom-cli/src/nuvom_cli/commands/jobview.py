@@ -20,7 +20,7 @@ from nuvom_kernel.errors import InvalidIdError, NuvomError
 from nuvom_kernel.models import Job, JobState, now, validate_id
 
 STATE_STYLE = {
-    JobState.QUEUED: "cyan", JobState.SCHEDULED: "blue", JobState.RUNNING: "yellow",
+    JobState.QUEUED: "cyan", JobState.SCHEDULED: "blue", JobState.CLAIMED: "cyan", JobState.RUNNING: "yellow",
     JobState.SUCCEEDED: "green", JobState.FAILED: "red", JobState.CANCELLED: "magenta",
     JobState.DEAD: "bold red",
 }
