@@ -167,14 +167,14 @@ def retry_update(job: Job, at: float | None = None) -> Job:
     return job
 
 
-def finish_update(job: Job, token: int, outcome: Outcome) -> bool:
+def finish_update(job: Job, token: int, outcome: Outcome, at: float | None = None) -> bool:
     """Apply ``outcome`` if ``token`` is the live one; False (nothing changed) otherwise.
 
     A claimed job may be finished without starting (``dead`` for an unknown
     task, ``cancelled`` before it started)."""
     if job.token != token or job.state not in LEASED_STATES:
         return False
-    apply_outcome(job, outcome)
+    apply_outcome(job, outcome, now() if at is None else at)  # the backend's clock stamps it
     job.cancel_requested = False
     return True
 

@@ -47,7 +47,10 @@ class QueueBackend(Protocol):
 
     - The backend's clock is authoritative for leases and eta: it stamps
       ``lease_expires_at`` and compares etas with its own time (SQLite and
-      files: the host's clock; a networked backend: the server's).
+      files: the host's clock; a networked backend: the server's).  Workers
+      send durations (``lease_secs``) and outcomes whose retry delay is
+      ``outcome.eta - outcome.at``; ``finish_update`` re-stamps them with the
+      backend's time, so a worker's skewed clock changes nothing.
     - ``enqueue`` is durable when it returns.  A job with ``eta`` in the future
       is ``scheduled`` and not claimable before then.  If ``job.unique_key`` is
       set and a job with that key is live (queued, scheduled, claimed or

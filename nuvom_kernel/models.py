@@ -265,21 +265,31 @@ class Outcome(BaseModel):
     at: float = Field(default_factory=now)
 
 
-def apply_outcome(job: Job, outcome: Outcome) -> Job:
+def apply_outcome(job: Job, outcome: Outcome, at: float | None = None) -> Job:
     """Apply ``outcome`` to ``job`` in place and return it.
 
     Every backend uses this one function, so the state machine is the same
     everywhere; a backend only has to make the read-modify-write atomic.
+
+    ``at`` is the backend's clock (authoritative): the transition is stamped
+    with it, and a retry's eta keeps the delay the worker asked for
+    (``outcome.eta - outcome.at``) counted from ``at``, so a worker whose
+    clock is off never moves a job's eta.  Without ``at``, the outcome's own
+    times are used.
     """
-    at = outcome.at
+    eta = outcome.eta
+    if at is None:
+        at = outcome.at
+    elif eta is not None:
+        eta = at + max(0.0, eta - outcome.at)
     if outcome.error is not None:
         job.errors.append(outcome.error)
     job.token = None
     job.lease_expires_at = None
     job.worker_id = None
     if outcome.kind == "retry":
-        job.eta = outcome.eta
-        if outcome.eta is not None and outcome.eta > at:
+        job.eta = eta
+        if eta is not None and eta > at:
             job.record(JobState.SCHEDULED, at, outcome.note or "retry scheduled")
         else:
             job.record(JobState.QUEUED, at, outcome.note or "retry")

@@ -339,6 +339,25 @@ class QueueBackendContract:
         assert dead is not None and dead.lease_expiries == 2 and dead.attempts == 0
         assert dead.reason and "lease expired 2 times" in dead.reason
 
+    @pytest.mark.parametrize("skew", [60.0, -60.0])
+    def test_the_backend_clock_decides_leases_and_etas(self, backend: QueueBackend, skew: float) -> None:
+        """A worker whose clock is off by a minute neither loses nor steals leases,
+        and its retry delays count from the backend's clock (R14)."""
+        job = backend.enqueue(make_job(max_retries=1))
+        [c] = backend.claim(["default"], 1, self.lease, "skewed-worker", start_now=1)
+        assert c.lease_expires_at is not None and abs(c.lease_expires_at - (now() + self.lease)) < 5
+        assert backend.renew({job.id: c.token or 0}, self.lease) == set()
+        assert backend.sweep() == 0  # another worker's sweep: nothing expired
+        worker_now = now() + skew  # what the skewed worker stamps on its outcome
+        retry = Outcome(kind="retry", eta=worker_now + 0.5, at=worker_now)
+        assert backend.finish(job.id, c.token or 0, retry)
+        stored = backend.get(job.id)
+        assert stored is not None and stored.state == JobState.SCHEDULED
+        assert stored.eta is not None and abs(stored.eta - (now() + 0.5)) < 5
+        assert backend.claim(["default"], 1, self.lease, "w") == []  # not due yet on the backend's clock
+        again = wait_for(lambda: backend.claim(["default"], 1, self.lease, "w"))
+        assert [j.id for j in again] == [job.id]
+
     def test_sweep_leaves_live_leases_alone(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job())
         other = backend.enqueue(make_job())
