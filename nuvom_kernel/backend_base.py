@@ -12,12 +12,13 @@ import abc
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from nuvom_kernel.contracts import Completion, Exchanged
+from nuvom_kernel.contracts import Beat, Completion, Exchanged
 from nuvom_kernel.models import (
     LEASED_STATES,
     Job,
     JobState,
     Outcome,
+    WorkerInfo,
     apply_outcome,
     now,
     validate_id,
@@ -246,6 +247,16 @@ class QueueBackendBase(abc.ABC):
         started = self.start(starts) if starts else set()
         claimed = self.claim(queues, limit, lease_secs, worker_id, start_now=start_now) if limit > 0 else []
         return Exchanged(accepted, claimed, started)
+
+    def heartbeat(self, worker: WorkerInfo | None, leases: Mapping[str, int], lease_secs: float) -> Beat:
+        """Registration, renewal and cancellation requests, composed from the
+        separate calls; a backend that can do it in one round trip overrides it."""
+        if worker is not None:
+            self.register_worker(worker)  # type: ignore[attr-defined]
+        lost = self.renew(leases, lease_secs) if leases and lease_secs > 0 else set()  # type: ignore[attr-defined]
+        watch = [jid for jid in leases if jid not in lost]
+        cancel = self.cancel_requests(watch) if watch else set()
+        return Beat(lost, cancel)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         return self.doorbell.subscribe(callback)

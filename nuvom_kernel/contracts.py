@@ -30,6 +30,16 @@ class Exchanged(NamedTuple):
     started: set[str]
 
 
+class Beat(NamedTuple):
+    """What one worker heartbeat (:meth:`QueueBackend.heartbeat`) learnt."""
+
+    #: ids whose lease this worker no longer holds (another attempt took over,
+    #: or the job was cancelled while claimed): stop renewing, discard outcomes
+    lost: set[str]
+    #: ids of running jobs an operator asked to cancel
+    cancel_requested: set[str]
+
+
 @dataclass(frozen=True)
 class Completion:
     """An attempt's end as the worker reports it: fenced by ``token``."""
@@ -107,6 +117,13 @@ class QueueBackend(Protocol):
         ...
 
     def renew(self, leases: Mapping[str, int], lease_secs: float) -> set[str]: ...
+
+    def heartbeat(self, worker: WorkerInfo | None, leases: Mapping[str, int], lease_secs: float) -> Beat:
+        """A worker's periodic call, ideally one round trip: refresh its
+        registration (when ``worker`` is given), renew ``leases`` (when
+        ``lease_secs`` > 0) and report which are lost and which running jobs
+        have a cancellation request."""
+        ...
 
     def release(self, job_id: str, token: int) -> bool: ...
 

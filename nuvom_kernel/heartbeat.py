@@ -38,15 +38,16 @@ class Heartbeat:
     def run(self) -> None:
         renew_every = max(0.05, self.w.lease_secs / 3)
         tick = min(0.5, renew_every)
-        last_renew = last_sweep = last_purge = last_register = time.monotonic()
+        last_renew = last_sweep = last_purge = time.monotonic()
         last_purge -= 3600  # purge expired results soon after start
         queue = self.w.app.queue
         while not self.w._stopped.wait(tick):
             t = time.monotonic()
             try:
-                if t - last_renew >= renew_every:
+                due = t - last_renew >= renew_every
+                if due:
                     last_renew = t
-                    self.renew()
+                self.beat(renew=due)
                 if t - last_sweep >= self.w.settings.sweep_interval_secs:
                     last_sweep = t
                     moved = queue.sweep()
@@ -57,29 +58,38 @@ class Heartbeat:
                 if ttl and t - last_purge >= 3600:
                     last_purge = t
                     queue.purge(older_than=now() - ttl)
-                if t - last_register >= renew_every:
-                    last_register = t
-                    self.register("stopping" if self.w._stop.is_set() else "running")
                 self.check_stop_files()
-                self.check_cancel_requests()
             except Exception:
                 log.exception("worker %s: heartbeat failed (will retry)", self.w.id)
 
-    def check_cancel_requests(self) -> None:
-        """Deliver cancellations of jobs this worker holds (cooperative on threads,
-        a cancelled coroutine, a terminated child on the process executor)."""
+    def beat(self, renew: bool) -> None:
+        """One round trip: registration and lease renewal when due, lost leases and
+        cancellation requests every tick (cancellations arrive within a tick)."""
         with self.w._held_lock:
-            candidates = [jid for jid, h in self.w._held.items() if h.job.token is not None and not h.job.cancel_requested]
-        if not candidates:
+            leases = {jid: h.job.token for jid, h in self.w._held.items() if h.job.token is not None}
+        if not leases and not renew:
             return
-        for jid in self.w.app.queue.cancel_requests(candidates):
+        info = self.info("stopping" if self.w._stop.is_set() else "running") if renew else None
+        beat = self.w.app.queue.heartbeat(info, leases, self.w.lease_secs if renew else 0.0)  # type: ignore[arg-type]
+        for jid in beat.lost:
             with self.w._held_lock:
                 held = self.w._held.get(jid)
-            if held is None:
+                still_held = held is not None and held.job.token == leases[jid]
+            if still_held:  # not a job whose outcome the loop recorded meanwhile
+                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid)
+        self.deliver_cancellations(beat.cancel_requested)
+
+    def deliver_cancellations(self, job_ids: set[str]) -> None:
+        """Deliver cancellations of jobs this worker holds (cooperative on threads,
+        a cancelled coroutine, a terminated child on the process executor)."""
+        for jid in job_ids:
+            with self.w._held_lock:
+                held = self.w._held.get(jid)
+            if held is None or held.job.cancel_requested:
                 continue
             held.job.cancel_requested = True
             if held.ctx is None:
-                self.w._cancel_unstarted.put(jid)  # still buffered: the loop finishes it
+                self.w._cancel_unstarted.put(jid)  # started but waiting for a slot: the loop ends it
                 self.w._wake.set()
                 continue
             held.ctx.cancel_event.set()
@@ -88,28 +98,17 @@ class Heartbeat:
             log.info("job %s: cancellation requested (%s)", jid,
                      "delivered" if delivered else "the task must check current_job().is_cancelled()")
 
-    def renew(self) -> None:
-        with self.w._held_lock:
-            leases = {jid: h.job.token for jid, h in self.w._held.items() if h.job.token is not None}
-        if not leases:
-            return
-        lost = self.w.app.queue.renew(leases, self.w.lease_secs)  # type: ignore[arg-type]
-        for jid in lost:
-            with self.w._held_lock:
-                held = self.w._held.get(jid)
-                still_held = held is not None and held.job.token == leases[jid]
-            if still_held:  # not a job whose outcome the loop recorded meanwhile
-                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid)
-
-    def register(self, state: str) -> None:
-        info = WorkerInfo(
+    def info(self, state: str) -> WorkerInfo:
+        return WorkerInfo(
             id=self.w.id, host=socket.gethostname(), pid=os.getpid(), queues=self.w.queues,
             concurrency=self.w.concurrency, executor=self.w.executor_name, started_at=self.w._started_at,
             heartbeat_at=now(), state=state,  # type: ignore[arg-type]
             jobs_done=self.w.stats.succeeded + self.w.stats.failed + self.w.stats.dead + self.w.stats.cancelled,
         )
+
+    def register(self, state: str) -> None:
         try:
-            self.w.app.queue.register_worker(info)
+            self.w.app.queue.register_worker(self.info(state))
         except Exception:
             log.exception("worker %s: registering failed", self.w.id)
 

@@ -302,6 +302,24 @@ class QueueBackendContract:
         assert renewed.lease_expires_at > c.lease_expires_at + 30
         assert backend.renew({job.id: c.token + 1}, 60.0) == {job.id}
 
+    def test_heartbeat_registers_renews_and_reports_lost_and_cancelled(self, backend: QueueBackend) -> None:
+        a, b, c = (backend.enqueue(make_job(created_at=1000.0 + i)) for i in range(3))
+        ca, cb, cc = backend.claim(["default"], 3, 1.0, "w-beat", start_now=2)
+        assert cc.state == JobState.CLAIMED
+        backend.cancel(b.id)  # running: flagged
+        backend.cancel(c.id)  # claimed: cancelled at once, so this worker's lease is lost
+        info = WorkerInfo(id="w-beat", host="h", pid=1, queues=["default"], concurrency=2, executor="thread",
+                          started_at=now(), heartbeat_at=now())
+        leases = {a.id: ca.token or 0, b.id: cb.token or 0, c.id: cc.token or 0}
+        beat = backend.heartbeat(info, leases, 60.0)
+        assert beat.lost == {c.id} and beat.cancel_requested == {b.id}
+        assert [w.id for w in backend.list_workers()] == ["w-beat"]
+        renewed = backend.get(a.id)
+        assert renewed is not None and renewed.lease_expires_at is not None
+        assert renewed.lease_expires_at > now() + 30
+        quiet = backend.heartbeat(None, {a.id: ca.token or 0}, 0.0)  # a check only: nothing renewed
+        assert quiet.lost == set() and quiet.cancel_requested == set()
+
     def test_expired_lease_is_redelivered_with_a_new_token(self, backend: QueueBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0))
         [c1] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
