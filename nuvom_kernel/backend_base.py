@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from nuvom_kernel.contracts import Beat, Completion, Exchanged
@@ -208,7 +209,27 @@ class Doorbell:
                 pass
 
 
-class QueueBackendBase(abc.ABC):
+class ResultStoreBase:
+    """A polling ``wait`` for result stores that have ``get_result``."""
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            job = self.get_result(job_id)  # type: ignore[attr-defined]
+            if job is not None and job.is_terminal():
+                return job  # type: ignore[no-any-return]
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                time.sleep(min(delay, left))
+            else:
+                time.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+
+
+class QueueBackendBase(ResultStoreBase, abc.ABC):
     """Defaults a backend may inherit: ``enqueue_many`` and ``exchange`` as
     loops, and an in-process doorbell.  Override them when one round trip can
     do the work (the SQLite backend does)."""

@@ -190,12 +190,21 @@ class ResultBackend(Protocol):
     """Keeps finished jobs (state, result, errors) for callers to read.
 
     When the queue and result backends are the same object, the worker does not
-    call ``save``: ``QueueBackend.finish`` already stored the result.
+    call ``save``: ``QueueBackend.finish`` already stored the result.  When they
+    differ, the worker saves every terminal job after the queue accepted its
+    outcome, retrying a failed save until it succeeds (never dropping it).
     """
 
     def save(self, job: Job) -> None: ...
 
     def get_result(self, job_id: str) -> Job | None: ...
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job | None:
+        """Block until the finished job is stored (then return it) or ``timeout``
+        seconds pass (then ``None``).  :class:`~nuvom_kernel.backend_base.ResultStoreBase`
+        provides a polling default; a backend with a notification mechanism may
+        do better."""
+        ...
 
     def purge(self, *, older_than: float | None = None) -> int: ...
 

@@ -317,15 +317,16 @@ class JobHandle(Generic[R]):
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job reaches a terminal state; ``TimeoutError`` after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.002
-        while True:
-            job = self.job()
-            if job.is_terminal():
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
+        job = self.job()  # JobNotFoundError for an unknown id
+        while not job.is_terminal():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.id} is still {job.state} after {timeout} s")
-            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
-            delay = min(delay * 1.5, 0.1)
+            # the result store's blocking wait, in slices: in between, the job's
+            # state is read again (an operator may cancel it in the queue)
+            done = self.app.results.wait(self.id, 1.0 if left is None else min(1.0, left))
+            job = done if done is not None else self.job()
+        return job
 
     def result(self, timeout: float | None = None) -> R:
         """The task's return value; raises the task's error if it failed."""

@@ -118,6 +118,10 @@ class Worker:
         self._avg_run_secs: float | None = None
         self._shares_storage: bool | None = None  # app.shares_storage, read once per run
         self._retry_etas: list[float] = []  # heap: when retries this worker scheduled become due
+        self._unsaved: deque[Job] = deque()  # finished jobs the separate result store refused so far
+        self._save_backoff = 0.05
+        self._next_save_at = 0.0
+        self._stop_deadline: float | None = None
 
     # -- control -----------------------------------------------------------------
 
@@ -201,6 +205,7 @@ class Worker:
         while True:
             if self._hard_stop.is_set():
                 return
+            self._retry_saves()
             fresh = self._drain_completions() + self._cancel_buffered()
             if fresh:
                 if not pending:
@@ -249,7 +254,15 @@ class Worker:
                 with self._held_lock:
                     busy = bool(self._held)
                 if not busy and not pending and self._done.empty():
-                    return
+                    if not self._unsaved:
+                        return
+                    if self._stop_deadline is None:
+                        self._stop_deadline = time.monotonic() + 30.0
+                    elif time.monotonic() > self._stop_deadline:
+                        log.error("worker %s: stopping with %d result(s) the %s result store still refuses: %s; "
+                                  "the queue backend holds their outcomes", self.id, len(self._unsaved),
+                                  self.settings.result_backend, ", ".join(r.id for r in self._unsaved))
+                        return
             if self.burst and want_claim and not claimed and not pending and not self._buffer:
                 with self._held_lock:
                     busy = bool(self._held)
@@ -453,6 +466,8 @@ class Worker:
     def _idle_wait(self, poll: float) -> float:
         """Sleep until the next poll, or until a retry this worker scheduled is due
         (a retry rings no doorbell when its delay ends)."""
+        if self._unsaved:
+            poll = min(poll, max(0.001, self._next_save_at - time.monotonic()))
         etas = self._retry_etas
         at = now()
         while etas and etas[0] <= at:
@@ -470,10 +485,7 @@ class Worker:
         if self._shares_storage is None:
             self._shares_storage = self.app.shares_storage
         if not self._shares_storage and record.is_terminal():
-            try:
-                self.app.results.save(record)
-            except Exception:
-                log.exception("job %s: storing the result in %s failed", record.id, self.settings.result_backend)
+            self._save_result(record)
         plugins = self.app.plugins
         if kind == "retry":
             delay = max(0.0, (outcome.eta or outcome.at) - outcome.at)
@@ -483,6 +495,35 @@ class Worker:
         plugins.job_finished(before, record)
         if record.state == JobState.FAILED and outcome.error is not None:
             log.warning("job %s (%s) failed: %s: %s", record.id, record.task, outcome.error.type, outcome.error.message)
+
+    def _save_result(self, record: Job) -> bool:
+        """Store a finished job in the separate result store; a failure keeps it
+        for another try (``_retry_saves``), never dropping it."""
+        try:
+            self.app.results.save(record)
+            return True
+        except Exception as exc:
+            if not self._unsaved:
+                self._next_save_at = time.monotonic() + self._save_backoff
+            self._unsaved.append(record)
+            log.warning("job %s: storing its result in the %s result store failed (%s: %s); will retry",
+                        record.id, self.settings.result_backend, type(exc).__name__, exc)
+            return False
+
+    def _retry_saves(self, force: bool = False) -> None:
+        if not self._unsaved or (not force and time.monotonic() < self._next_save_at):
+            return
+        while self._unsaved:
+            record = self._unsaved[0]
+            try:
+                self.app.results.save(record)
+            except Exception:
+                self._save_backoff = min(5.0, self._save_backoff * 2)
+                self._next_save_at = time.monotonic() + self._save_backoff
+                return
+            self._unsaved.popleft()
+            self._save_backoff = 0.05
+        log.info("worker %s: every pending result is stored now", self.id)
 
     def _shutdown(self, ctx: NuvomContext) -> None:
         queue = self.app.queue

@@ -62,3 +62,19 @@ class ResultBackendContract:
         assert result_backend.purge(older_than=now() - 3600) == 1
         assert result_backend.get_result(old.id) is None
         assert result_backend.get_result(new.id) is not None
+
+    def test_wait_returns_the_job_once_saved_or_none_after_the_timeout(self, result_backend: ResultBackend) -> None:
+        import threading
+        import time
+
+        job = finished_job(result="waited for")
+        assert result_backend.wait(job.id, timeout=0.2) is None
+        timer = threading.Timer(0.3, result_backend.save, args=(job,))
+        begin = time.monotonic()
+        timer.start()
+        try:
+            got = result_backend.wait(job.id, timeout=30)
+        finally:
+            timer.join()
+        assert got is not None and got.result == "waited for"
+        assert time.monotonic() - begin < 25  # returned when saved, not at the timeout

@@ -12,11 +12,12 @@ import os
 import uuid
 from pathlib import Path
 
+from nuvom_kernel.backend_base import ResultStoreBase
 from nuvom_kernel.models import Job, validate_id
 
 
-class JsonFileResultBackend:
-    """Implements ResultBackend (nuvom_kernel.contracts)."""
+class JsonFileResultBackend(ResultStoreBase):
+    """Implements ResultBackend (nuvom_kernel.contracts); ``wait`` polls ``get_result``."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
