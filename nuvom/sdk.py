@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from nuvom_kernel.app import Nuvom, get_app
+from nuvom_kernel.contracts import JobFilter, JobPage
 from nuvom_kernel.errors import InvalidStateError, NuvomError
 from nuvom_kernel.models import (
     RETRYABLE_STATES,
@@ -168,6 +169,31 @@ def list_jobs(
                                limit=limit or 2**31 - 1, offset=offset)
 
 
+def query_jobs(
+    *,
+    state: str | JobState | Iterable[str | JobState] | None = None,
+    task: str | None = None,
+    queue: str | None = None,
+    since: datetime | float | str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    app: Nuvom | None = None,
+) -> JobPage:
+    """One page of jobs newest first, filtered like :func:`list_jobs` plus
+    ``search`` (a substring of the id or task name); pass the returned
+    ``page.cursor`` back as ``cursor`` for the next page (``None``: last page).
+    Keyset paging: a deep page costs what the first one does."""
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    if queue is not None:
+        validate_id(queue, "queue name")
+    states = normalize_states(state)
+    wanted = JobFilter(states=frozenset(states) if states else None, task=task, queue=queue,
+                       since=None if since is None else parse_time(since), search=search or None)
+    return _app(app).query_jobs(wanted, limit=limit, cursor=cursor)
+
+
 def iter_jobs(
     *,
     state: str | JobState | Iterable[str | JobState] | None = None,
@@ -177,13 +203,13 @@ def iter_jobs(
     app: Nuvom | None = None,
 ) -> Iterator[Job]:
     """Every matching job, newest first, read page by page (500 at a time)."""
-    offset = 0
+    cursor: str | None = None
     while True:
-        page = list_jobs(state=state, task=task, queue=queue, since=since, limit=_PAGE, offset=offset, app=app)
-        yield from page
-        if len(page) < _PAGE:
+        page = query_jobs(state=state, task=task, queue=queue, since=since, limit=_PAGE, cursor=cursor, app=app)
+        yield from page.jobs
+        if page.cursor is None:
             return
-        offset += _PAGE
+        cursor = page.cursor
 
 
 def retry_jobs(
@@ -406,6 +432,7 @@ __all__ = [
     "get_job_status",
     "iter_jobs",
     "list_jobs",
+    "query_jobs",
     "normalize_states",
     "parse_duration",
     "parse_time",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nuvom_kernel.builtin_serializers import JsonSerializer
-from nuvom_kernel.contracts import QueueBackend, ResultBackend, Serializer
+from nuvom_kernel.contracts import JobFilter, JobPage, QueueBackend, ResultBackend, Serializer
 from nuvom_kernel.errors import (
     InvalidStateError,
     JobNotFoundError,
@@ -228,8 +228,23 @@ class Nuvom:
         limit: int = 50,
         offset: int = 0,
     ) -> list[Job]:
-        parsed = [JobState(s) if not isinstance(s, JobState) else s for s in states] if states else None
-        return self.queue.list_jobs(states=parsed, task=task, queue=queue, since=since, limit=limit, offset=offset)
+        """Jobs newest first; ``offset`` (0.11's paging) walks keyset pages, so
+        prefer :meth:`query_jobs` and its cursor for deep pages."""
+        parsed = frozenset(JobState(s) for s in states) if states else None
+        wanted = JobFilter(states=parsed, task=task, queue=queue, since=since)
+        cursor: str | None = None
+        skip = max(0, offset)
+        while skip:
+            page = self.query_jobs(wanted, limit=min(skip, 1000), cursor=cursor)
+            skip -= len(page.jobs)
+            cursor = page.cursor
+            if cursor is None:
+                return []
+        return self.query_jobs(wanted, limit=limit, cursor=cursor).jobs
+
+    def query_jobs(self, filter: JobFilter | None = None, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+        """One page of jobs, newest first, from the job store (keyset cursor)."""
+        return self.queue.query_jobs(filter, limit=limit, cursor=cursor)
 
 
 def _fits_json(value: Any, budget: int, depth: int = 0) -> bool:

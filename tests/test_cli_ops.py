@@ -142,6 +142,25 @@ def test_history_filters_pages_and_0_11_spelling(app: Nuvom, cli: Cli) -> None:
     assert cli("history", "--since", "yesterday").exit_code == 2
 
 
+def test_history_pages_with_a_cursor_and_searches(app: Nuvom, cli: Cli) -> None:
+    handles = [add.delay(i, 1) for i in range(5)]
+    newest_first = [h.id for h in reversed(handles)]
+    first = cli("history", "--limit", "2", "--json")
+    assert [r["id"] for r in json.loads(first.stdout)] == newest_first[:2]
+    hint = first.stderr.strip()
+    assert hint.startswith("more: add --cursor ")
+    cursor = hint.removeprefix("more: add --cursor ")
+    second = cli("history", "--limit", "2", "--cursor", cursor, "--json")
+    assert [r["id"] for r in json.loads(second.stdout)] == newest_first[2:4]
+    table = cli("history", "--limit", "2", "--cursor", cursor)
+    assert table.exit_code == 0 and "more: add --cursor" in table.stderr
+    found = json.loads(cli("history", "--search", handles[3].id[:10], "--json").stdout)
+    assert [r["id"] for r in found] == [handles[3].id]
+    assert json.loads(cli("history", "--search", "CLIOPS.ADD", "--json").stdout)  # the task name, any case
+    bad = cli("history", "--cursor", "nonsense")
+    assert bad.exit_code == 2 and "invalid cursor" in bad.stderr
+
+
 def test_stats_table_json_and_watch(app: Nuvom, cli: Cli) -> None:
     done = add.delay(1, 1)
     _finish(app, done)

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from nuvom_kernel.contracts import Completion, QueueBackend
+from nuvom_kernel.contracts import Completion, JobFilter, QueueBackend, ResultBackend
 from nuvom_kernel.errors import InvalidIdError
 from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, WorkerInfo, now
 
@@ -124,7 +124,7 @@ class QueueBackendContract:
         assert second.id == first.id and second.args == [1]
         [c] = backend.claim(["default"], 5, self.lease, "w")
         assert c.id == "fixed-id-1" and backend.claim(["default"], 5, self.lease, "w") == []
-        assert len(backend.list_jobs(limit=10)) == 1
+        assert len(backend.query_jobs(limit=10).jobs) == 1
 
     def test_same_job_id_racing_is_one_job(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
         answers: list[tuple[str, list[Any]]] = []
@@ -402,7 +402,7 @@ class QueueBackendContract:
         first = backend.enqueue(make_job(unique_key="report:42"))
         second = backend.enqueue(make_job(unique_key="report:42"))
         assert second.id == first.id
-        assert len(backend.list_jobs(limit=10)) == 1
+        assert len(backend.query_jobs(limit=10).jobs) == 1
         [c] = backend.claim(["default"], 1, self.lease, "w")
         assert backend.enqueue(make_job(unique_key="report:42")).id == first.id  # still running
         assert backend.finish(c.id, c.token or 0, succeed())
@@ -478,20 +478,57 @@ class QueueBackendContract:
 
     # -- listing, counting, purging ----------------------------------------------------------------
 
-    def test_list_jobs_newest_first_with_filters(self, backend: QueueBackend) -> None:
+    def test_query_jobs_newest_first_with_filters(self, backend: QueueBackend) -> None:
+        def ids(**kw: Any) -> list[str]:
+            return [j.id for j in backend.query_jobs(JobFilter(**kw)).jobs]
+
         a = backend.enqueue(make_job("t.a", created_at=100.0))
         b = backend.enqueue(make_job("t.b", created_at=200.0, queue="other"))
         c = backend.enqueue(make_job("t.a", created_at=300.0))
-        assert [j.id for j in backend.list_jobs()] == [c.id, b.id, a.id]
-        assert [j.id for j in backend.list_jobs(task="t.a")] == [c.id, a.id]
-        assert [j.id for j in backend.list_jobs(queue="other")] == [b.id]
-        assert [j.id for j in backend.list_jobs(since=150.0)] == [c.id, b.id]
-        assert [j.id for j in backend.list_jobs(limit=1, offset=1)] == [b.id]
+        assert ids() == [c.id, b.id, a.id]
+        assert ids(task="t.a") == [c.id, a.id]
+        assert ids(queue="other") == [b.id]
+        assert ids(since=150.0) == [c.id, b.id]
+        assert ids(until=300.0) == [b.id, a.id]
+        assert ids(search="T.B") == [b.id]  # case-insensitive, task name or id
+        assert ids(search=a.id[:12]) == [a.id]
+        assert ids(states=frozenset()) == []
         [claimed] = backend.claim(["default"], 1, self.lease, "w")
-        assert [j.id for j in backend.list_jobs(states=[JobState.CLAIMED])] == [claimed.id]
-        assert backend.list_jobs(states=[JobState.RUNNING]) == []
+        assert ids(states=frozenset({JobState.CLAIMED})) == [claimed.id]
+        assert ids(states=frozenset({JobState.RUNNING})) == []
         assert backend.start({claimed.id: claimed.token or 0}) == {claimed.id}
-        assert [j.id for j in backend.list_jobs(states=[JobState.RUNNING])] == [claimed.id]
+        assert ids(states=frozenset({JobState.RUNNING})) == [claimed.id]
+
+    def test_get_result_of_a_live_job_is_none(self, backend: QueueBackend) -> None:
+        """The defined answer everywhere: a result exists only once the job finished."""
+        if not isinstance(backend, ResultBackend):
+            pytest.skip("this backend is not a result store")
+        job = backend.enqueue(make_job())
+        assert backend.get_result(job.id) is None
+        [c] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
+        assert backend.get_result(job.id) is None
+        assert backend.finish(job.id, c.token or 0, succeed(7))
+        done = backend.get_result(job.id)
+        assert done is not None and done.result == 7
+
+    def test_query_jobs_pages_with_a_keyset_cursor(self, backend: QueueBackend) -> None:
+        # equal creation times are ordered by id, so pages never skip or repeat a job
+        made = [backend.enqueue(make_job(id=f"page-{i:02d}", created_at=500.0 + (i // 3))) for i in range(10)]
+        expected = [j.id for j in sorted(made, key=lambda j: (j.created_at, j.id), reverse=True)]
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            page = backend.query_jobs(limit=4, cursor=cursor)
+            seen += [j.id for j in page.jobs]
+            pages += 1
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+            backend.enqueue(make_job(created_at=10_000.0))  # newer jobs do not shift later pages
+        assert seen == expected and pages == 3
+        with pytest.raises(ValueError, match="invalid cursor"):
+            backend.query_jobs(cursor="not-a-cursor")
 
     def test_counts_and_oldest(self, backend: QueueBackend) -> None:
         assert backend.oldest_queued_at() is None

@@ -83,5 +83,5 @@ def test_threads_sharing_one_instance(tmp_path: Path) -> None:
     for t in threads:
         t.join(120)
     assert not errors and len(seen) == len(set(seen)) == 600
-    assert all(j.state == JobState.SUCCEEDED for j in backend.list_jobs(limit=1000))
+    assert all(j.state == JobState.SUCCEEDED for j in backend.query_jobs(limit=1000).jobs)
     backend.close()

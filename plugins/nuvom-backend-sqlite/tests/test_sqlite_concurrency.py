@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from nuvom_backend_sqlite import SqliteBackend
 
-from nuvom_kernel.contracts import Completion
+from nuvom_kernel.contracts import Completion, JobFilter
 from nuvom_kernel.models import Job, JobState, Outcome
 
 HERE = Path(__file__).parent
@@ -70,7 +70,7 @@ def test_processes_claim_each_job_once(tmp_path: Path, procs) -> None:  # type: 
     tokens = [token for result in results for _, token in result]
     assert len(ids) == total and len(set(ids)) == total
     assert len(set(tokens)) == total
-    done = backend.list_jobs(states=[JobState.SUCCEEDED], limit=total)
+    done = backend.query_jobs(JobFilter(states=frozenset({JobState.SUCCEEDED})), limit=total).jobs
     assert len(done) == total and all(j.attempts == 1 for j in done)
     backend.close()
 

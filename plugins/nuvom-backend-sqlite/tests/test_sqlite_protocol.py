@@ -8,7 +8,7 @@ import nuvom_backend_sqlite.backend as backend_module
 import pytest
 from nuvom_backend_sqlite import SqliteBackend
 
-from nuvom_kernel.contracts import Completion, QueueBackend, ResultBackend
+from nuvom_kernel.contracts import Completion, JobFilter, QueueBackend, ResultBackend
 from nuvom_kernel.errors import InvalidIdError, InvalidStateError
 from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, WorkerInfo, now
 
@@ -217,18 +217,25 @@ def test_sweep_requeues_expired_leases_and_kills_exhausted_jobs(backend: SqliteB
     assert backend.get("healthy").state == JobState.RUNNING  # type: ignore[union-attr]
 
 
-def test_list_jobs_newest_first_with_filters_and_offset(backend: SqliteBackend) -> None:
+def test_query_jobs_newest_first_with_filters_and_cursor(backend: SqliteBackend) -> None:
     base = now() - 100
     for i in range(6):
         backend.enqueue(Job(id=f"j{i}", task="even" if i % 2 == 0 else "odd", queue="a" if i < 3 else "b", created_at=base + i))
     backend.claim(["a"], 1, 30, "w", start_now=1000)
-    assert [j.id for j in backend.list_jobs()] == ["j5", "j4", "j3", "j2", "j1", "j0"]
-    assert [j.id for j in backend.list_jobs(limit=2, offset=1)] == ["j4", "j3"]
-    assert [j.id for j in backend.list_jobs(task="even")] == ["j4", "j2", "j0"]
-    assert [j.id for j in backend.list_jobs(queue="a", states=[JobState.QUEUED])] == ["j2", "j1"]
-    assert [j.id for j in backend.list_jobs(states=[JobState.RUNNING])] == ["j0"]
-    assert [j.id for j in backend.list_jobs(since=base + 4)] == ["j5", "j4"]
-    assert backend.list_jobs(states=[]) == []
+
+    def ids(limit: int = 50, cursor: str | None = None, **kw: object) -> list[str]:
+        return [j.id for j in backend.query_jobs(JobFilter(**kw), limit=limit, cursor=cursor).jobs]  # type: ignore[arg-type]
+
+    assert ids() == ["j5", "j4", "j3", "j2", "j1", "j0"]
+    first = backend.query_jobs(limit=2)
+    assert [j.id for j in first.jobs] == ["j5", "j4"] and first.cursor is not None
+    assert ids(limit=2, cursor=first.cursor) == ["j3", "j2"]
+    assert ids(task="even") == ["j4", "j2", "j0"]
+    assert ids(queue="a", states=frozenset({JobState.QUEUED})) == ["j2", "j1"]
+    assert ids(states=frozenset({JobState.RUNNING})) == ["j0"]
+    assert ids(since=base + 4) == ["j5", "j4"]
+    assert ids(search="%") == [] and ids(search="j_") == []  # LIKE wildcards are literal
+    assert ids(states=frozenset()) == []
 
 
 def test_cancel_queued_running_and_finished(backend: SqliteBackend) -> None:
@@ -288,7 +295,7 @@ def test_purge_deletes_only_finished_jobs(backend: SqliteBackend) -> None:
     assert backend.purge(older_than=now() - 3600) == 0
     assert backend.purge(states=[JobState.FAILED, JobState.QUEUED, JobState.RUNNING]) == 1
     assert backend.purge(older_than=now() + 1) == 1
-    assert sorted(j.id for j in backend.list_jobs()) == ["j2", "j3"]
+    assert sorted(j.id for j in backend.query_jobs().jobs) == ["j2", "j3"]
     assert backend.purge() == 0
 
 
@@ -301,7 +308,7 @@ def test_purge_works_in_batches(backend: SqliteBackend, monkeypatch: pytest.Monk
         backend.save(Job(id=f"done{i}", task="t", state=JobState.SUCCEEDED, finished_at=at - 10))
     backend.enqueue(Job(id="live", task="t"))
     assert backend.purge() == 20
-    assert [j.id for j in backend.list_jobs()] == ["live"]
+    assert [j.id for j in backend.query_jobs().jobs] == ["live"]
 
 
 def test_result_role_save_get_purge(backend: SqliteBackend) -> None:

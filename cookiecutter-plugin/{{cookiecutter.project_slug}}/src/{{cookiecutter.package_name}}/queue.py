@@ -33,7 +33,15 @@ from nuvom_kernel.backend_base import (
     start_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import Completion, Exchanged
+from nuvom_kernel.contracts import (
+    Completion,
+    Exchanged,
+    JobFilter,
+    JobPage,
+    after_cursor,
+    decode_cursor,
+    encode_cursor,
+)
 from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo, now, validate_id
 
 RETRYABLE = (JobState.FAILED, JobState.DEAD, JobState.CANCELLED)
@@ -151,16 +159,18 @@ class DictQueueBackend(QueueBackendBase):
             job = self._jobs.get(job_id)
             return job.model_copy(deep=True) if job is not None else None
 
-    def list_jobs(self, *, states: Iterable[JobState] | None = None, task: str | None = None,
-                  queue: str | None = None, since: float | None = None, limit: int = 50,
-                  offset: int = 0) -> list[Job]:
-        wanted = set(states) if states else None
+    def query_jobs(self, filter: JobFilter | None = None, *, limit: int = 50,
+                   cursor: str | None = None) -> JobPage:
+        wanted = filter or JobFilter()
+        position = decode_cursor(cursor) if cursor else None
         with self._lock:
             rows = [j for j in self._jobs.values()
-                    if (wanted is None or j.state in wanted) and (task is None or j.task == task)
-                    and (queue is None or j.queue == queue) and (since is None or j.created_at >= since)]
+                    if wanted.matches(j.state, j.task, j.queue, j.created_at, j.id)
+                    and after_cursor(j.created_at, j.id, position)]
             rows.sort(key=lambda j: (j.created_at, j.id), reverse=True)
-            return [j.model_copy(deep=True) for j in rows[offset: offset + limit]]
+            page = [j.model_copy(deep=True) for j in rows[:limit]]
+        more = len(rows) > len(page) and page
+        return JobPage(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
         validate_id(job_id)

@@ -197,8 +197,10 @@ class AdminMixin:
     def get_result(self, job_id: str) -> Job | None:
         self._check_open()
         validate_id(job_id)
+        """The finished job; ``None`` while it is live (a result exists only once it ended)."""
         record = self._read(self.layout.done_path(job_id))
-        return record.job if record is not None else self.get(job_id)
+        job = record.job if record is not None else self.get(job_id)
+        return job if job is not None and job.is_terminal() else None
 
     # -- sweep -----------------------------------------------------------------------
 

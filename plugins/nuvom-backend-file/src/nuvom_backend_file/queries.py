@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from nuvom_backend_file.ids import IdMarkers
 from nuvom_backend_file.layout import READY_SUFFIXES
 from nuvom_backend_file.records import write_file
+from nuvom_kernel.contracts import JobFilter, JobPage, after_cursor, decode_cursor, encode_cursor
 from nuvom_kernel.models import TERMINAL_STATES, Job, JobState, WorkerInfo, validate_id
 
 if TYPE_CHECKING:
@@ -100,35 +101,29 @@ class QueriesMixin:
             self._meta = fresh
         return found
 
-    def list_jobs(
-        self,
-        *,
-        states: Iterable[JobState] | None = None,
-        task: str | None = None,
-        queue: str | None = None,
-        since: float | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Job]:
-        """Jobs newest first (by ``created_at``), filtered.  Reads only the page's files."""
+    def query_jobs(self, filter: JobFilter | None = None, *, limit: int = 50,
+                   cursor: str | None = None) -> JobPage:
+        """Newest first by ``(created_at, id)``, filtered on the cached metadata;
+        reads only the page's files."""
         self._check_open()
-        wanted = {JobState(s) for s in states} if states is not None else None
+        wanted = filter or JobFilter()
+        position = decode_cursor(cursor) if cursor else None
         metas = [
             (path, m)
             for path, m in self._scan().values()
-            if (wanted is None or m.state in wanted)
-            and (task is None or m.task == task)
-            and (queue is None or m.queue == queue)
-            and (since is None or m.created_at >= since)
+            if wanted.matches(m.state, m.task, m.queue, m.created_at, m.id)
+            and after_cursor(m.created_at, m.id, position)
         ]
         metas.sort(key=lambda pm: (pm[1].created_at, pm[1].id), reverse=True)
         out: list[Job] = []
-        for path, meta in metas[max(offset, 0) : max(offset, 0) + max(limit, 0)]:
+        size = max(0, limit)
+        for path, meta in metas[:size]:
             record = self._read(path)
             job = record.job if record is not None else self.get(meta.id)
             if job is not None:
                 out.append(job)
-        return out
+        last = metas[size - 1][1] if size and len(metas) > size else None
+        return JobPage(out, encode_cursor(last.created_at, last.id) if last is not None else None)
 
     def counts(self) -> dict[str, dict[str, int]]:
         self._check_open()

@@ -16,6 +16,7 @@ from nuvom_backend_sqlite.rows import (
     update_values,
 )
 from nuvom_kernel.backend_base import cancel_update, retry_update
+from nuvom_kernel.contracts import JobFilter, JobPage, decode_cursor, encode_cursor
 from nuvom_kernel.errors import CorruptJobError, InvalidStateError
 from nuvom_kernel.models import (
     RETRYABLE_STATES,
@@ -63,36 +64,44 @@ class AdminMixin:
         rows = self.db.query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return _row_job(rows[0]) if rows else None
 
-    def list_jobs(
-        self,
-        *,
-        states: Iterable[JobState] | None = None,
-        task: str | None = None,
-        queue: str | None = None,
-        since: float | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Job]:
-        """Jobs newest first (``created_at``, then insertion order), filtered;
-        ``since`` keeps jobs created at or after that time."""
+    def query_jobs(self, filter: JobFilter | None = None, *, limit: int = 50,
+                   cursor: str | None = None) -> JobPage:
+        """Newest first by ``(created_at, id)`` with a keyset cursor: a page costs
+        the same at the start of the table and a million rows in."""
+        wanted = filter or JobFilter()
         where: list[str] = []
         params: list[Any] = []
-        wanted = states_filter(states)
-        if wanted is not None:
-            if not wanted:
-                return []
-            where.append(f"state IN ({marks(len(wanted))})")
-            params += wanted
-        for column, value in (("task", task), ("queue", queue)):
+        if wanted.states is not None:
+            if not wanted.states:
+                return JobPage([])
+            states = sorted(s.value for s in wanted.states)
+            where.append(f"state IN ({marks(len(states))})")
+            params += states
+        for column, value in (("task", wanted.task), ("queue", wanted.queue)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if since is not None:
+        if wanted.since is not None:
             where.append("created_at >= ?")
-            params.append(since)
+            params.append(wanted.since)
+        if wanted.until is not None:
+            where.append("created_at < ?")
+            params.append(wanted.until)
+        if wanted.search:
+            pattern = "%" + wanted.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(lower(id) LIKE ? ESCAPE '\\' OR lower(task) LIKE ? ESCAPE '\\')")
+            params += [pattern, pattern]
+        if cursor:
+            at, after_id = decode_cursor(cursor)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [at, at, after_id]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
-        return [_row_job(row) for row in self.db.query(sql, (*params, max(0, limit), max(0, offset)))]
+        size = max(0, limit)
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC, id DESC LIMIT ?"
+        rows = self.db.query(sql, (*params, size + 1))
+        jobs = [_row_job(row) for row in rows[:size]]
+        more = len(rows) > size and jobs
+        return JobPage(jobs, encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None)
 
     def counts(self) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {}
@@ -204,4 +213,6 @@ class AdminMixin:
         self.db.write(lambda conn: conn.execute(_UPSERT_SQL, values))
 
     def get_result(self, job_id: str) -> Job | None:
-        return self.get(job_id)
+        """The finished job; ``None`` while it is live (a result exists only once it ended)."""
+        job = self.get(job_id)
+        return job if job is not None and job.is_terminal() else None

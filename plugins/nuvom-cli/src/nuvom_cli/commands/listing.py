@@ -20,20 +20,28 @@ from nuvom_kernel.models import Job, JobState
 
 
 def _history(st: CliState, states: list[str], task: str | None, queue: str | None, since: str | None,
-             limit: int, offset: int, as_json: bool) -> None:
+             limit: int, offset: int, as_json: bool, search: str | None = None, cursor: str | None = None) -> None:
     if queue is not None:
         checked_id(st, queue, "queue name")
+    next_cursor: str | None = None
     try:
-        jobs = sdk.list_jobs(state=states or None, task=task, queue=queue, since=since, limit=limit, offset=offset,
-                             app=st.app())
+        if offset:  # 0.11's paging: walks the keyset pages up to the offset
+            jobs = sdk.list_jobs(state=states or None, task=task, queue=queue, since=since, limit=limit,
+                                 offset=offset, app=st.app())
+        else:
+            page = sdk.query_jobs(state=states or None, task=task, queue=queue, since=since, search=search,
+                                  limit=limit or 2**31 - 1, cursor=cursor, app=st.app())
+            jobs, next_cursor = page.jobs, page.cursor
     except ValueError as exc:
         st.fail(str(exc), EXIT_USAGE)
     except NuvomError as exc:
         st.guard(exc)
     if as_json:
         st.print_json([_row(j) for j in jobs])
+        if next_cursor is not None:
+            st.err.print(f"more: add --cursor {next_cursor}", markup=False)
         return
-    table = Table(title=f"Jobs, newest first, times in UTC ({len(jobs)} shown from offset {offset})",
+    table = Table(title=f"Jobs, newest first, times in UTC ({len(jobs)} shown)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("Job ID", no_wrap=True)
     table.add_column("State", no_wrap=True)
@@ -47,8 +55,10 @@ def _history(st: CliState, states: list[str], task: str | None, queue: str | Non
         table.add_row(j.id, Text.assemble(state_text(j.state), f" {j.attempts}/{j.max_attempts}"), Text(j.task),
                       compact_time(j.created_at), Text(outcome))
     st.console.print(table)
-    if len(jobs) == limit and limit:
-        st.err.print(f"more may exist: add --offset {offset + limit}")
+    if next_cursor is not None:
+        st.err.print(f"more: add --cursor {next_cursor}", markup=False)
+    elif offset and len(jobs) == limit and limit:
+        st.err.print(f"more may exist: add --offset {offset + limit}", markup=False)
 
 
 def _row(job: Job) -> dict[str, Any]:
@@ -73,12 +83,14 @@ def register(app: typer.Typer) -> None:
         queue: str = typer.Option(None, "--queue", "-q", help="Only jobs of this queue."),
         since: str = typer.Option(None, "--since", help="Created within a duration (30m, 1h, 7d) or after an ISO time."),
         limit: int = typer.Option(20, "--limit", "-n", min=0, help="Jobs per page; 0 means all."),
-        offset: int = typer.Option(0, "--offset", min=0, help="Skip this many (next page: --offset LIMIT)."),
+        search: str = typer.Option(None, "--search", help="Only jobs whose id or task name contains this text."),
+        cursor: str = typer.Option(None, "--cursor", help="Start after this position (printed after each page)."),
+        offset: int = typer.Option(0, "--offset", min=0, help="Skip this many (0.11's paging; --cursor is cheaper)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     ) -> None:
         """Jobs newest first, filtered and paginated."""
         if ctx.invoked_subcommand is None:
-            _history(state(), states, task, queue, since, limit, offset, as_json)
+            _history(state(), states, task, queue, since, limit, offset, as_json, search, cursor)
 
     @history_app.command("recent")
     def recent(
