@@ -270,7 +270,7 @@ def purge_jobs(
         cutoff = parse_time(older_than)
     else:
         cutoff = now() - parse_duration(older_than)
-    deleted = a.queue.purge(states=states, older_than=cutoff)
+    deleted = a.jobs.purge(states=states, older_than=cutoff)
     if not a.shares_storage and states is None:
         a.results.purge(older_than=cutoff)
     return deleted
@@ -379,7 +379,7 @@ def stats(*, app: Nuvom | None = None, window_secs: float = 60.0, scan_limit: in
     job created earlier than that is not counted; ``throughput["exact"]`` is
     false when the scan hit ``scan_limit``."""
     a = _app(app)
-    q = a.queue
+    q = a.jobs
     at = now()
     per_queue = q.counts()
     states: dict[str, int] = {s.value: 0 for s in JobState}
@@ -389,7 +389,7 @@ def stats(*, app: Nuvom | None = None, window_secs: float = 60.0, scan_limit: in
     oldest = q.oldest_queued_at()
     stale_after = a.settings.lease_secs
     workers = []
-    for w in q.list_workers():
+    for w in a.workers.list_workers():
         age = max(0.0, at - w.heartbeat_at)
         status = w.state if w.state == "stopped" or age <= stale_after else "stale"
         workers.append({**w.model_dump(mode="json"), "heartbeat_age_secs": age, "status": status})

@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from nuvom_kernel.builtin_serializers import JsonSerializer
-from nuvom_kernel.contracts import JobFilter, JobPage, QueueBackend, ResultBackend, Serializer
+from nuvom_kernel.contracts import (
+    JobFilter,
+    JobPage,
+    JobStore,
+    QueueBackend,
+    ResultBackend,
+    Serializer,
+    WorkerRegistry,
+    capabilities_of,
+)
 from nuvom_kernel.errors import (
+    CapabilityError,
     InvalidStateError,
     JobNotFoundError,
     PayloadError,
@@ -62,6 +72,7 @@ class Nuvom:
         if queue is not None and results is None and isinstance(queue, ResultBackend):
             self._results = queue
         self._serializer: Serializer | None = None
+        self._caps: tuple[Any, frozenset[str]] | None = None  # the queue object and its roles
         self._configured = False
         apply_log_level(settings)
 
@@ -105,6 +116,40 @@ class Nuvom:
                     )
             assert self._results is not None
             return self._results
+
+    def _role(self, capability: str, what: str) -> Any:
+        queue = self.queue
+        caps = self._caps
+        if caps is None or caps[0] is not queue:
+            caps = self._caps = (queue, capabilities_of(queue))
+        if capability in caps[1]:
+            return queue
+        raise CapabilityError(
+            f"the {self.settings.queue_backend!r} queue backend provides no {what} "
+            f"(it declares: {', '.join(sorted(caps[1])) or 'nothing'}); "
+            "use a backend that does (memory, file, sqlite) or a plugin that adds the role"
+        )
+
+    def provides(self, capability: str) -> bool:
+        """True if the queue backend provides ``capability`` (see ``CAPABILITIES``)."""
+        try:
+            self._role(capability, capability)
+        except CapabilityError:
+            return False
+        return True
+
+    @property
+    def jobs(self) -> JobStore:
+        """The job store (get, list, counts, cancel, retry, purge, progress); the
+        queue backend's object when it provides the role, else ``CapabilityError``."""
+        store: JobStore = self._role("jobs", "job store (needed to read, list, cancel or retry jobs)")
+        return store
+
+    @property
+    def workers(self) -> WorkerRegistry:
+        """The worker registry; ``CapabilityError`` when the queue backend has none."""
+        registry: WorkerRegistry = self._role("workers", "worker registry (needed to list workers)")
+        return registry
 
     @property
     def shares_storage(self) -> bool:
@@ -180,7 +225,7 @@ class Nuvom:
 
     def get_job(self, job_id: str) -> Job:
         validate_id(job_id)
-        job = self.queue.get(job_id)
+        job = self.jobs.get(job_id)
         if job is not None and job.is_terminal() and not self.shares_storage and job.store_result:
             stored = self.results.get_result(job_id)
             if stored is not None:
@@ -195,7 +240,7 @@ class Nuvom:
         job = self.get_job(job_id)
         if job.is_terminal():
             raise InvalidStateError(f"job {job_id} is already {job.state}; only queued, scheduled or running jobs can be cancelled")
-        updated = self.queue.cancel(job_id, reason)
+        updated = self.jobs.cancel(job_id, reason)
         if updated is None:
             raise JobNotFoundError(f"no job with id {job_id!r}")
         return updated
@@ -208,7 +253,7 @@ class Nuvom:
                 + (" (it will run, or is running, already)" if not job.is_terminal() else
                    " (it succeeded; enqueue a new job to run it again)")
             )
-        updated = self.queue.retry(job_id)
+        updated = self.jobs.retry(job_id)
         if updated is None:
             if job.unique_key:
                 raise InvalidStateError(
@@ -244,7 +289,7 @@ class Nuvom:
 
     def query_jobs(self, filter: JobFilter | None = None, *, limit: int = 50, cursor: str | None = None) -> JobPage:
         """One page of jobs, newest first, from the job store (keyset cursor)."""
-        return self.queue.query_jobs(filter, limit=limit, cursor=cursor)
+        return self.jobs.query_jobs(filter, limit=limit, cursor=cursor)
 
 
 def _fits_json(value: Any, budget: int, depth: int = 0) -> bool:

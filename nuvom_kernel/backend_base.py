@@ -209,24 +209,30 @@ class Doorbell:
                 pass
 
 
+def poll_result(get_result: Callable[[str], Job | None], job_id: str, timeout: float | None) -> Job | None:
+    """Call ``get_result`` with a growing pause (2 ms to 50 ms) until it returns a
+    finished job, or ``None`` once ``timeout`` seconds passed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        job = get_result(job_id)
+        if job is not None and job.is_terminal():
+            return job
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(delay, left))
+        else:
+            time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+
+
 class ResultStoreBase:
     """A polling ``wait`` for result stores that have ``get_result``."""
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.002
-        while True:
-            job = self.get_result(job_id)  # type: ignore[attr-defined]
-            if job is not None and job.is_terminal():
-                return job  # type: ignore[no-any-return]
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                time.sleep(min(delay, left))
-            else:
-                time.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
+        return poll_result(self.get_result, job_id, timeout)  # type: ignore[attr-defined]
 
 
 class QueueBackendBase(ResultStoreBase, abc.ABC):
@@ -272,8 +278,9 @@ class QueueBackendBase(ResultStoreBase, abc.ABC):
     def heartbeat(self, worker: WorkerInfo | None, leases: Mapping[str, int], lease_secs: float) -> Beat:
         """Registration, renewal and cancellation requests, composed from the
         separate calls; a backend that can do it in one round trip overrides it."""
-        if worker is not None:
-            self.register_worker(worker)  # type: ignore[attr-defined]
+        register = getattr(self, "register_worker", None)
+        if worker is not None and register is not None:
+            register(worker)
         lost = self.renew(leases, lease_secs) if leases and lease_secs > 0 else set()  # type: ignore[attr-defined]
         watch = [jid for jid in leases if jid not in lost]
         cancel = self.cancel_requests(watch) if watch else set()

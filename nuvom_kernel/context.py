@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nuvom_kernel.models import Job
 
 if TYPE_CHECKING:
-    from nuvom_kernel.contracts import QueueBackend
+    from nuvom_kernel.contracts import JobStore
 
 
 @dataclass
@@ -20,7 +20,8 @@ class JobContext:
 
     job: Job
     deadline: float | None = None  # time.monotonic() value
-    queue: QueueBackend | None = None
+    #: the job store holding the job (progress is written there, fenced by the token)
+    queue: JobStore | None = None
     _cancel: threading.Event | None = field(default=None, repr=False)
 
     @property

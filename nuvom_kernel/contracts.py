@@ -110,7 +110,12 @@ class Completion:
 
 @runtime_checkable
 class QueueBackend(Protocol):
-    """Stores jobs and hands them to workers with leases.
+    """The hot path: stores new jobs and hands them to workers with leases.
+
+    Operator actions and listings are the :class:`JobStore` role, results the
+    :class:`ResultBackend` role, worker heartbeats the :class:`WorkerRegistry`
+    role; a backend declares the roles it provides (``capabilities``, see
+    :func:`capabilities_of`), and the kernel names a missing one clearly.
 
     Rules every implementation keeps (the contract suite checks each):
 
@@ -188,6 +193,22 @@ class QueueBackend(Protocol):
 
     def sweep(self) -> int: ...
 
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) when new work may be claimable;
+        returns a function that unsubscribes.  Polling remains the fallback."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Operations on stored jobs: what operators, the CLI and dashboards use.
+
+    Every backend that keeps jobs provides it (memory, file, SQLite do, in
+    the same object as the queue).  ``purge`` goes by ``finished_at``.
+    """
+
     def get(self, job_id: str) -> Job | None: ...
 
     def query_jobs(self, filter: JobFilter | None = None, *, limit: int = 50, cursor: str | None = None) -> JobPage:
@@ -224,16 +245,16 @@ class QueueBackend(Protocol):
         ``finished_at`` is before ``older_than``.  Never deletes live jobs."""
         ...
 
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from any thread) when new work may be claimable;
-        returns a function that unsubscribes.  Polling remains the fallback."""
-        ...
+
+
+@runtime_checkable
+class WorkerRegistry(Protocol):
+    """Which workers exist and when they last heart-beat."""
 
     def register_worker(self, info: WorkerInfo) -> None: ...
 
     def list_workers(self) -> list[WorkerInfo]: ...
 
-    def close(self) -> None: ...
 
 
 @runtime_checkable
@@ -363,6 +384,31 @@ class Serializer(Protocol):
     def dumps(self, value: Any) -> bytes: ...
 
     def loads(self, data: bytes) -> Any: ...
+
+
+@runtime_checkable
+class StorageBackend(QueueBackend, JobStore, WorkerRegistry, Protocol):
+    """Queue, job store and worker registry in one object, as the built-in
+    backends are (the result role usually too)."""
+
+
+#: The storage roles a backend may provide, and the protocol of each.
+CAPABILITIES: dict[str, type] = {
+    "queue": QueueBackend,
+    "jobs": JobStore,
+    "results": ResultBackend,
+    "workers": WorkerRegistry,
+}
+
+
+def capabilities_of(component: Any) -> frozenset[str]:
+    """The roles ``component`` provides: its ``capabilities`` attribute when it
+    declares one (a set of names from :data:`CAPABILITIES`), else every role
+    whose protocol it implements."""
+    declared = getattr(component, "capabilities", None)
+    if declared is not None:
+        return frozenset(declared)
+    return frozenset(name for name, proto in CAPABILITIES.items() if isinstance(component, proto))
 
 
 ComponentFactory = Callable[["NuvomSettings", dict[str, Any]], Any]

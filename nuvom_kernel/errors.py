@@ -23,6 +23,10 @@ class ComponentNotFoundError(PluginError):
     """The configured component is not provided by any loaded plugin."""
 
 
+class CapabilityError(PluginError):
+    """The selected backend does not provide a storage role an operation needs."""
+
+
 class InvalidIdError(NuvomError, ValueError):
     """An id or name is unsafe to use as a file name or SQL value."""
 

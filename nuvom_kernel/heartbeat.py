@@ -55,9 +55,9 @@ class Heartbeat:
                         log.info("worker %s: returned %d expired lease(s) to the queue", self.w.id, moved)
                         self.w._wake.set()
                 ttl = self.w.settings.result_ttl_secs
-                if ttl and t - last_purge >= 3600:
+                if ttl and t - last_purge >= 3600 and self.w.app.provides("jobs"):
                     last_purge = t
-                    queue.purge(older_than=now() - ttl)
+                    self.w.app.jobs.purge(older_than=now() - ttl)
                 self.check_stop_files()
             except Exception:
                 log.exception("worker %s: heartbeat failed (will retry)", self.w.id)
@@ -107,8 +107,10 @@ class Heartbeat:
         )
 
     def register(self, state: str) -> None:
+        if not self.w.app.provides("workers"):
+            return
         try:
-            self.w.app.queue.register_worker(self.info(state))
+            self.w.app.workers.register_worker(self.info(state))
         except Exception:
             log.exception("worker %s: registering failed", self.w.id)
 

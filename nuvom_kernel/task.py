@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from nuvom_kernel.backend_base import poll_result
 from nuvom_kernel.errors import (
     JobCancelledError,
     JobDeadError,
@@ -324,7 +325,9 @@ class JobHandle(Generic[R]):
                 raise TimeoutError(f"job {self.id} is still {job.state} after {timeout} s")
             # the result store's blocking wait, in slices: in between, the job's
             # state is read again (an operator may cancel it in the queue)
-            done = self.app.results.wait(self.id, 1.0 if left is None else min(1.0, left))
+            step = 1.0 if left is None else min(1.0, left)
+            wait = getattr(self.app.results, "wait", None)  # result stores written before wait() existed
+            done = wait(self.id, step) if wait is not None else poll_result(self.app.results.get_result, self.id, step)
             job = done if done is not None else self.job()
         return job
 

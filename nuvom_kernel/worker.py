@@ -117,6 +117,7 @@ class Worker:
         self._running = 0  # attempts handed to executors whose first report is pending
         self._avg_run_secs: float | None = None
         self._shares_storage: bool | None = None  # app.shares_storage, read once per run
+        self._job_store: Any = None  # app.jobs, where progress goes; read once per run
         self._retry_etas: list[float] = []  # heap: when retries this worker scheduled become due
         self._unsaved: deque[Job] = deque()  # finished jobs the separate result store refused so far
         self._save_backoff = 0.05
@@ -149,6 +150,7 @@ class Worker:
     def run(self) -> WorkerStats:
         ctx = NuvomContext(settings=self.settings, role="worker", worker_id=self.id)
         queue = self.app.queue
+        self._job_store = self.app.jobs if self.app.provides("jobs") else None
         self.executor.start(self.concurrency)
         for ex in self.extra_executors.values():
             ex.start(self.concurrency)
@@ -373,7 +375,7 @@ class Worker:
             self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": reason})))
             return
         deadline = None if not job.timeout_secs else time.monotonic() + job.timeout_secs
-        ctx = JobContext(job=job, deadline=deadline, queue=self.app.queue)
+        ctx = JobContext(job=job, deadline=deadline, queue=self._job_store)
         held.ctx = ctx
         held.started = time.monotonic()
         executor = self._executor_for(task, job)

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from nuvom_kernel.contracts import Completion, JobFilter, QueueBackend, ResultBackend
+from nuvom_kernel.contracts import Completion, JobFilter, ResultBackend, StorageBackend
 from nuvom_kernel.errors import InvalidIdError
 from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, WorkerInfo, now
 
@@ -64,12 +64,12 @@ class QueueBackendContract:
     lease = 30.0
 
     @pytest.fixture
-    def backend_factory(self, backend: QueueBackend) -> Callable[[], QueueBackend]:
+    def backend_factory(self, backend: StorageBackend) -> Callable[[], StorageBackend]:
         return lambda: backend
 
     # -- enqueue / claim / finish ----------------------------------------------------
 
-    def test_enqueue_then_get(self, backend: QueueBackend) -> None:
+    def test_enqueue_then_get(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(args=[1, "a"], kwargs={"k": [1, 2]}, tags=["t"]))
         assert job.state == JobState.QUEUED
         got = backend.get(job.id)
@@ -77,10 +77,10 @@ class QueueBackendContract:
         assert (got.task, got.args, got.kwargs, got.tags, got.attempts) == ("contract.task", [1, "a"], {"k": [1, 2]}, ["t"], 0)
         assert got.history and got.history[-1].state == JobState.QUEUED
 
-    def test_get_unknown_is_none(self, backend: QueueBackend) -> None:
+    def test_get_unknown_is_none(self, backend: StorageBackend) -> None:
         assert backend.get("no-such-job") is None
 
-    def test_claim_takes_a_lease_and_start_counts_the_attempt(self, backend: QueueBackend) -> None:
+    def test_claim_takes_a_lease_and_start_counts_the_attempt(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         before = now()
         [claimed] = backend.claim(["default"], 10, self.lease, "w1")
@@ -99,7 +99,7 @@ class QueueBackendContract:
         assert running is not None and running.state == JobState.RUNNING and running.attempts == 1
         assert running.started_at is not None and running.token == claimed.token
 
-    def test_claim_can_start_the_first_jobs_at_once(self, backend: QueueBackend) -> None:
+    def test_claim_can_start_the_first_jobs_at_once(self, backend: StorageBackend) -> None:
         backend.enqueue_many([make_job(args=[i], created_at=1000.0 + i) for i in range(3)])
         got = backend.claim(["default"], 3, self.lease, "w", start_now=2)
         assert [j.args[0] for j in got] == [0, 1, 2]
@@ -108,7 +108,7 @@ class QueueBackendContract:
         assert [(j.state, j.attempts) for j in (backend.get(x.id) for x in got) if j is not None] == [
             (JobState.RUNNING, 1), (JobState.RUNNING, 1), (JobState.CLAIMED, 0)]
 
-    def test_a_cancelled_claim_is_never_started(self, backend: QueueBackend) -> None:
+    def test_a_cancelled_claim_is_never_started(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         [c] = backend.claim(["default"], 1, self.lease, "w")
         cancelled = backend.cancel(job.id, "not needed")
@@ -118,7 +118,7 @@ class QueueBackendContract:
         final = backend.get(job.id)
         assert final is not None and final.state == JobState.CANCELLED and final.attempts == 0
 
-    def test_same_job_id_twice_is_one_job(self, backend: QueueBackend) -> None:
+    def test_same_job_id_twice_is_one_job(self, backend: StorageBackend) -> None:
         first = backend.enqueue(make_job(id="fixed-id-1", args=[1]))
         second = backend.enqueue(make_job(id="fixed-id-1", args=[2]))
         assert second.id == first.id and second.args == [1]
@@ -126,7 +126,7 @@ class QueueBackendContract:
         assert c.id == "fixed-id-1" and backend.claim(["default"], 5, self.lease, "w") == []
         assert len(backend.query_jobs(limit=10).jobs) == 1
 
-    def test_same_job_id_racing_is_one_job(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+    def test_same_job_id_racing_is_one_job(self, backend: StorageBackend, backend_factory: Callable[[], StorageBackend]) -> None:
         answers: list[tuple[str, list[Any]]] = []
         lock = threading.Lock()
 
@@ -145,7 +145,7 @@ class QueueBackendContract:
         claimed = backend.claim(["default"], 10, self.lease, "w")
         assert [j.id for j in claimed] == ["racing-id"]
 
-    def test_finish_with_live_token_stores_result(self, backend: QueueBackend) -> None:
+    def test_finish_with_live_token_stores_result(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         [claimed] = backend.claim(["default"], 1, self.lease, "w1", start_now=1)
         assert claimed.token is not None
@@ -157,7 +157,7 @@ class QueueBackendContract:
         assert done.finished_at is not None and done.token is None
         assert [t.state for t in done.history][-2:] == [JobState.RUNNING, JobState.SUCCEEDED]
 
-    def test_stale_token_is_refused(self, backend: QueueBackend) -> None:
+    def test_stale_token_is_refused(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         [claimed] = backend.claim(["default"], 1, self.lease, "w1")
         assert claimed.token is not None
@@ -167,7 +167,7 @@ class QueueBackendContract:
         done = backend.get(job.id)
         assert done is not None and done.result == "ok"
 
-    def test_failed_outcome_keeps_every_error(self, backend: QueueBackend) -> None:
+    def test_failed_outcome_keeps_every_error(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=1))
         [c1] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         assert c1.token is not None
@@ -182,7 +182,7 @@ class QueueBackendContract:
         assert [(e.attempt, e.type, e.message, e.traceback) for e in done.errors] == [
             (1, "builtins.ValueError", "first", "tb1"), (2, "builtins.KeyError", "second", "tb2")]
 
-    def test_retry_with_eta_is_scheduled(self, backend: QueueBackend) -> None:
+    def test_retry_with_eta_is_scheduled(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=1))
         [c] = backend.claim(["default"], 1, self.lease, "w")
         assert c.token is not None
@@ -191,7 +191,7 @@ class QueueBackendContract:
         assert stored is not None and stored.state == JobState.SCHEDULED
         assert backend.claim(["default"], 1, self.lease, "w") == []
 
-    def test_dead_and_cancelled_outcomes(self, backend: QueueBackend) -> None:
+    def test_dead_and_cancelled_outcomes(self, backend: StorageBackend) -> None:
         a = backend.enqueue(make_job())
         b = backend.enqueue(make_job())
         claimed = {j.id: j for j in backend.claim(["default"], 2, self.lease, "w")}
@@ -203,26 +203,26 @@ class QueueBackendContract:
 
     # -- ordering ------------------------------------------------------------------------
 
-    def test_fifo_within_a_priority(self, backend: QueueBackend) -> None:
+    def test_fifo_within_a_priority(self, backend: StorageBackend) -> None:
         ids = [backend.enqueue(make_job(created_at=1000.0 + i)).id for i in range(10)]
         got = [backend.claim(["default"], 1, self.lease, "w")[0].id for _ in range(10)]
         assert got == ids
 
-    def test_higher_priority_first(self, backend: QueueBackend) -> None:
+    def test_higher_priority_first(self, backend: StorageBackend) -> None:
         low = backend.enqueue(make_job(priority=0, created_at=1.0))
         high = backend.enqueue(make_job(priority=9, created_at=2.0))
         mid = backend.enqueue(make_job(priority=5, created_at=3.0))
         got = [j.id for j in backend.claim(["default"], 3, self.lease, "w")]
         assert got == [high.id, mid.id, low.id]
 
-    def test_eta_in_future_is_scheduled_until_due(self, backend: QueueBackend) -> None:
+    def test_eta_in_future_is_scheduled_until_due(self, backend: StorageBackend) -> None:
         later = backend.enqueue(make_job(eta=now() + 0.5))
         assert later.state == JobState.SCHEDULED
         assert backend.claim(["default"], 5, self.lease, "w") == []
         claimed = wait_for(lambda: backend.claim(["default"], 5, self.lease, "w"))
         assert [j.id for j in claimed] == [later.id]
 
-    def test_claims_only_named_queues(self, backend: QueueBackend) -> None:
+    def test_claims_only_named_queues(self, backend: StorageBackend) -> None:
         a = backend.enqueue(make_job(queue="alpha"))
         b = backend.enqueue(make_job(queue="beta"))
         assert backend.claim(["default"], 5, self.lease, "w") == []
@@ -231,7 +231,7 @@ class QueueBackendContract:
 
     # -- batches and concurrency -----------------------------------------------------------
 
-    def test_batch_claims(self, backend: QueueBackend) -> None:
+    def test_batch_claims(self, backend: StorageBackend) -> None:
         jobs = backend.enqueue_many([make_job(args=[i]) for i in range(50)])
         assert len({j.id for j in jobs}) == 50
         first = backend.claim(["default"], 20, self.lease, "w")
@@ -240,7 +240,7 @@ class QueueBackendContract:
         assert (len(first), len(second), len(third)) == (20, 20, 10)
         assert len({j.id for j in first + second + third}) == 50
 
-    def test_exchange_finishes_then_claims(self, backend: QueueBackend) -> None:
+    def test_exchange_finishes_then_claims(self, backend: StorageBackend) -> None:
         a = backend.enqueue(make_job())
         [ca] = backend.claim(["default"], 1, self.lease, "w")
         b = backend.enqueue(make_job())
@@ -260,7 +260,7 @@ class QueueBackendContract:
         running = backend.get(c.id)
         assert running is not None and running.state == JobState.RUNNING and running.attempts == 1
 
-    def test_concurrent_claims_never_share_a_job(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+    def test_concurrent_claims_never_share_a_job(self, backend: StorageBackend, backend_factory: Callable[[], StorageBackend]) -> None:
         total = 400
         backend.enqueue_many([make_job(args=[i]) for i in range(total)])
         seen: list[str] = []
@@ -291,7 +291,7 @@ class QueueBackendContract:
 
     # -- leases ------------------------------------------------------------------------------
 
-    def test_renew_extends_live_leases_and_reports_lost(self, backend: QueueBackend) -> None:
+    def test_renew_extends_live_leases_and_reports_lost(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         [c] = backend.claim(["default"], 1, 1.0, "w")
         assert c.token is not None and c.lease_expires_at is not None
@@ -302,7 +302,7 @@ class QueueBackendContract:
         assert renewed.lease_expires_at > c.lease_expires_at + 30
         assert backend.renew({job.id: c.token + 1}, 60.0) == {job.id}
 
-    def test_heartbeat_registers_renews_and_reports_lost_and_cancelled(self, backend: QueueBackend) -> None:
+    def test_heartbeat_registers_renews_and_reports_lost_and_cancelled(self, backend: StorageBackend) -> None:
         a, b, c = (backend.enqueue(make_job(created_at=1000.0 + i)) for i in range(3))
         ca, cb, cc = backend.claim(["default"], 3, 1.0, "w-beat", start_now=2)
         assert cc.state == JobState.CLAIMED
@@ -320,7 +320,7 @@ class QueueBackendContract:
         quiet = backend.heartbeat(None, {a.id: ca.token or 0}, 0.0)  # a check only: nothing renewed
         assert quiet.lost == set() and quiet.cancel_requested == set()
 
-    def test_expired_lease_is_redelivered_with_a_new_token(self, backend: QueueBackend) -> None:
+    def test_expired_lease_is_redelivered_with_a_new_token(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0))
         [c1] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
         wait_for(lambda: backend.sweep() > 0)
@@ -335,7 +335,7 @@ class QueueBackendContract:
         done = backend.get(job.id)
         assert done is not None and done.result == "fresh"
 
-    def test_an_expired_claim_that_never_started_costs_nothing(self, backend: QueueBackend) -> None:
+    def test_an_expired_claim_that_never_started_costs_nothing(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0, max_lease_expiries=0))
         for _ in range(3):
             [c] = backend.claim(["default"], 1, 0.2, "dead-worker")
@@ -345,7 +345,7 @@ class QueueBackendContract:
             assert back is not None and back.state == JobState.QUEUED
             assert (back.attempts, back.lease_expiries) == (0, 0)
 
-    def test_sweep_dead_letters_past_the_lease_expiry_budget(self, backend: QueueBackend) -> None:
+    def test_sweep_dead_letters_past_the_lease_expiry_budget(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=5, max_lease_expiries=1))
         for expected in (JobState.QUEUED, JobState.DEAD):
             [c] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
@@ -358,7 +358,7 @@ class QueueBackendContract:
         assert dead.reason and "lease expired 2 times" in dead.reason
 
     @pytest.mark.parametrize("skew", [60.0, -60.0])
-    def test_the_backend_clock_decides_leases_and_etas(self, backend: QueueBackend, skew: float) -> None:
+    def test_the_backend_clock_decides_leases_and_etas(self, backend: StorageBackend, skew: float) -> None:
         """A worker whose clock is off by a minute neither loses nor steals leases,
         and its retry delays count from the backend's clock (R14)."""
         job = backend.enqueue(make_job(max_retries=1))
@@ -376,7 +376,7 @@ class QueueBackendContract:
         again = wait_for(lambda: backend.claim(["default"], 1, self.lease, "w"))
         assert [j.id for j in again] == [job.id]
 
-    def test_sweep_leaves_live_leases_alone(self, backend: QueueBackend) -> None:
+    def test_sweep_leaves_live_leases_alone(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         other = backend.enqueue(make_job())
         backend.claim(["default"], 2, 3600, "w", start_now=1)
@@ -385,7 +385,7 @@ class QueueBackendContract:
         assert held is not None and held.state == JobState.RUNNING
         assert claimed is not None and claimed.state == JobState.CLAIMED
 
-    def test_release_does_not_count_the_attempt(self, backend: QueueBackend) -> None:
+    def test_release_does_not_count_the_attempt(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         [c] = backend.claim(["default"], 1, self.lease, "w")
         assert backend.release(job.id, (c.token or 0) + 1) is False
@@ -398,7 +398,7 @@ class QueueBackendContract:
 
     # -- unique jobs, cancel, retry, progress --------------------------------------------------
 
-    def test_unique_key_returns_the_live_job(self, backend: QueueBackend) -> None:
+    def test_unique_key_returns_the_live_job(self, backend: StorageBackend) -> None:
         first = backend.enqueue(make_job(unique_key="report:42"))
         second = backend.enqueue(make_job(unique_key="report:42"))
         assert second.id == first.id
@@ -409,7 +409,7 @@ class QueueBackendContract:
         third = backend.enqueue(make_job(unique_key="report:42"))
         assert third.id != first.id
 
-    def test_unique_key_is_atomic_under_concurrency(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+    def test_unique_key_is_atomic_under_concurrency(self, backend: StorageBackend, backend_factory: Callable[[], StorageBackend]) -> None:
         ids: list[str] = []
         lock = threading.Lock()
 
@@ -427,7 +427,7 @@ class QueueBackendContract:
             t.join(60)
         assert len(ids) == 30 and len(set(ids)) == 1
 
-    def test_cancel_queued_at_once_and_running_by_request(self, backend: QueueBackend) -> None:
+    def test_cancel_queued_at_once_and_running_by_request(self, backend: StorageBackend) -> None:
         queued = backend.enqueue(make_job())
         later = backend.enqueue(make_job(eta=now() + 3600))
         cancelled = backend.cancel(queued.id, "no longer needed")
@@ -446,7 +446,7 @@ class QueueBackendContract:
         final = backend.get(running.id)
         assert final is not None and final.state == JobState.CANCELLED and not final.cancel_requested
 
-    def test_retry_requeues_same_job_with_history(self, backend: QueueBackend) -> None:
+    def test_retry_requeues_same_job_with_history(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0))
         [c] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         err = ErrorInfo(attempt=1, type="builtins.RuntimeError", message="nope")
@@ -462,13 +462,13 @@ class QueueBackendContract:
         assert states.count(JobState.RUNNING) == 2 and JobState.FAILED in states
         assert backend.retry(job.id) is None  # succeeded jobs are not retried
 
-    def test_retry_refuses_live_jobs(self, backend: QueueBackend) -> None:
+    def test_retry_refuses_live_jobs(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         assert backend.retry(job.id) is None
         backend.claim(["default"], 1, self.lease, "w")
         assert backend.retry(job.id) is None
 
-    def test_progress_needs_the_live_token(self, backend: QueueBackend) -> None:
+    def test_progress_needs_the_live_token(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         [c] = backend.claim(["default"], 1, self.lease, "w", start_now=1)
         assert backend.set_progress(job.id, c.token or 0, {"done": 3, "total": 10})
@@ -478,7 +478,7 @@ class QueueBackendContract:
 
     # -- listing, counting, purging ----------------------------------------------------------------
 
-    def test_query_jobs_newest_first_with_filters(self, backend: QueueBackend) -> None:
+    def test_query_jobs_newest_first_with_filters(self, backend: StorageBackend) -> None:
         def ids(**kw: Any) -> list[str]:
             return [j.id for j in backend.query_jobs(JobFilter(**kw)).jobs]
 
@@ -499,7 +499,7 @@ class QueueBackendContract:
         assert backend.start({claimed.id: claimed.token or 0}) == {claimed.id}
         assert ids(states=frozenset({JobState.RUNNING})) == [claimed.id]
 
-    def test_get_result_of_a_live_job_is_none(self, backend: QueueBackend) -> None:
+    def test_get_result_of_a_live_job_is_none(self, backend: StorageBackend) -> None:
         """The defined answer everywhere: a result exists only once the job finished."""
         if not isinstance(backend, ResultBackend):
             pytest.skip("this backend is not a result store")
@@ -511,7 +511,7 @@ class QueueBackendContract:
         done = backend.get_result(job.id)
         assert done is not None and done.result == 7
 
-    def test_query_jobs_pages_with_a_keyset_cursor(self, backend: QueueBackend) -> None:
+    def test_query_jobs_pages_with_a_keyset_cursor(self, backend: StorageBackend) -> None:
         # equal creation times are ordered by id, so pages never skip or repeat a job
         made = [backend.enqueue(make_job(id=f"page-{i:02d}", created_at=500.0 + (i // 3))) for i in range(10)]
         expected = [j.id for j in sorted(made, key=lambda j: (j.created_at, j.id), reverse=True)]
@@ -530,7 +530,7 @@ class QueueBackendContract:
         with pytest.raises(ValueError, match="invalid cursor"):
             backend.query_jobs(cursor="not-a-cursor")
 
-    def test_counts_and_oldest(self, backend: QueueBackend) -> None:
+    def test_counts_and_oldest(self, backend: StorageBackend) -> None:
         assert backend.oldest_queued_at() is None
         backend.enqueue(make_job(created_at=50.0))
         backend.enqueue(make_job(created_at=60.0))
@@ -542,7 +542,7 @@ class QueueBackendContract:
         assert counts["other"]["running"] == 1 and counts["other"]["claimed"] == 1
         assert backend.oldest_queued_at() == 50.0
 
-    def test_purge_removes_only_old_terminal_jobs(self, backend: QueueBackend) -> None:
+    def test_purge_removes_only_old_terminal_jobs(self, backend: StorageBackend) -> None:
         done = backend.enqueue(make_job())
         failed = backend.enqueue(make_job())
         live = backend.enqueue(make_job(eta=now() + 3600))
@@ -559,13 +559,13 @@ class QueueBackendContract:
     # -- safety, workers, wake-ups -----------------------------------------------------------------
 
     @pytest.mark.parametrize("bad", ["../x", "..\\x", "a/b", "CON", "nul.txt", "x\x00y", "z" * 65, ""])
-    def test_unsafe_ids_are_refused(self, backend: QueueBackend, bad: str) -> None:
+    def test_unsafe_ids_are_refused(self, backend: StorageBackend, bad: str) -> None:
         with pytest.raises(InvalidIdError):
             backend.get(bad)
         with pytest.raises(InvalidIdError):
             backend.enqueue(make_job(id=bad))
 
-    def test_workers_register_and_list(self, backend: QueueBackend) -> None:
+    def test_workers_register_and_list(self, backend: StorageBackend) -> None:
         info = WorkerInfo(id="w-1", host="h", pid=1, queues=["default"], concurrency=4, executor="thread",
                           started_at=now(), heartbeat_at=now())
         backend.register_worker(info)
@@ -573,7 +573,7 @@ class QueueBackendContract:
         workers = backend.list_workers()
         assert [(w.id, w.jobs_done) for w in workers] == [("w-1", 5)]
 
-    def test_subscribers_are_woken_by_enqueue(self, backend: QueueBackend, backend_factory: Callable[[], QueueBackend]) -> None:
+    def test_subscribers_are_woken_by_enqueue(self, backend: StorageBackend, backend_factory: Callable[[], StorageBackend]) -> None:
         rang = threading.Event()
         unsubscribe = backend.subscribe(rang.set)
         try:
@@ -582,7 +582,7 @@ class QueueBackendContract:
         finally:
             unsubscribe()
 
-    def test_enqueue_many_large_batch(self, backend: QueueBackend) -> None:
+    def test_enqueue_many_large_batch(self, backend: StorageBackend) -> None:
         jobs = backend.enqueue_many([make_job(args=[i]) for i in range(2000)])
         assert len(jobs) == 2000
         assert sum(c.get("queued", 0) for c in backend.counts().values()) == 2000
