@@ -191,9 +191,14 @@ class Nuvom:
         serializer = self._serializer or self.serializer
         if type(serializer) is JsonSerializer and _fits_json(value, self.settings.max_payload_bytes):
             return  # small plain values: provably encodable within the limit, no need to encode
+        if _nested_deeper_than(value, MAX_NESTING):
+            raise PayloadError(
+                f"{what} is nested more than {MAX_NESTING} levels deep, which the job store cannot "
+                "encode; flatten it or store it elsewhere and pass a reference"
+            )
         try:
             data = serializer.dumps(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise PayloadError(
                 f"{what} cannot be serialised with {self.serializer.name}: {exc}; "
                 "pass JSON-compatible values (str, int, float, bool, None, lists, dicts with str keys)"
@@ -290,6 +295,27 @@ class Nuvom:
     def query_jobs(self, filter: JobFilter | None = None, *, limit: int = 50, cursor: str | None = None) -> JobPage:
         """One page of jobs, newest first, from the job store (keyset cursor)."""
         return self.jobs.query_jobs(filter, limit=limit, cursor=cursor)
+
+
+#: Deepest nesting of lists/dicts accepted in arguments and results: the job
+#: store encodes a job (itself a few levels) with a serializer that stops at 255.
+MAX_NESTING = 100
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """True if ``value`` has lists/tuples/dicts nested more than ``limit`` deep
+    (iterative: a hostile value cannot exhaust the stack here)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is list or kind is tuple or kind is dict:
+            if depth >= limit:
+                return True
+            children = item.values() if kind is dict else item
+            stack.extend((child, depth + 1) for child in children
+                         if type(child) is list or type(child) is tuple or type(child) is dict)
+    return False
 
 
 def _fits_json(value: Any, budget: int, depth: int = 0) -> bool:

@@ -235,14 +235,21 @@ class Worker:
                         starts={job.id: job.token for job in starts if job.token is not None},
                         start_now=budget if want_claim else 0,
                     )
-                except Exception:
+                except Exception as exc:
                     # a backend hiccup (disk full, lock timeout, corrupt row) must not kill the
                     # worker or lose outcomes: keep them and try again after a pause
                     self._buffer.extendleft(reversed(starts))
+                    if self._fail_unstorable(pending):
+                        continue  # an outcome the store cannot encode failed alone; retry at once
                     backoff = min(5.0, backoff * 2 or 0.05)
-                    log.exception("worker %s: the %s backend failed; retrying in %.2f s",
-                                  self.id, self.settings.queue_backend, backoff)
-                    self._stop.wait(backoff)
+                    if backoff < 5.0:
+                        log.exception("worker %s: the %s backend failed; retrying in %.2f s",
+                                      self.id, self.settings.queue_backend, backoff)
+                    else:  # one line per retry from here on, not a traceback every 5 s
+                        log.error("worker %s: the %s backend still fails (%s: %s); retrying every %.0f s",
+                                  self.id, self.settings.queue_backend, type(exc).__name__, exc, backoff)
+                    # even when stopping: a stop request must not turn this pause into a busy loop
+                    self._hard_stop.wait(backoff)
                     continue
                 backoff = 0.0
                 done_now, pending = pending, []
@@ -277,6 +284,24 @@ class Worker:
                 continue
             self._wake.wait(0.005 if pending else self._idle_wait(poll))
             self._wake.clear()
+
+    def _fail_unstorable(self, pending: list[Completion]) -> bool:
+        """After a failed round trip: replace outcomes the store cannot encode
+        (a result nested too deep, say) by a failure naming the cause, so one
+        poison result never blocks the others.  True if any was replaced."""
+        replaced = False
+        for i, completion in enumerate(pending):
+            try:
+                completion.outcome.model_dump_json()
+            except Exception as exc:
+                attempt = completion.outcome.error.attempt if completion.outcome.error else 0
+                message = f"the outcome could not be stored: {type(exc).__name__}: {exc}"
+                log.error("job %s: %s; the job fails", completion.job_id, message)
+                pending[i] = Completion(completion.job_id, completion.token, Outcome(
+                    kind="failed", note="result could not be stored",
+                    error=ErrorInfo(attempt=attempt, type="nuvom_kernel.errors.PayloadError", message=message)))
+                replaced = True
+        return replaced
 
     def _after_start(self, starts: list[Job], started: set[str]) -> None:
         """Started jobs wait for a slot; a refused start (cancelled meanwhile, or
