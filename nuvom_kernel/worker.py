@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nuvom.worker")
 
+_COUNTERS = {"succeeded": "succeeded", "failed": "failed", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}
+#: observer hooks the worker calls per job; it skips the work for those no plugin implements
+_JOB_HOOKS = ("nuvom_job_started", "nuvom_job_finished", "nuvom_job_retrying", "nuvom_job_dead")
+
 
 @dataclass
 class _Held:
@@ -118,6 +122,7 @@ class Worker:
         self._avg_run_secs: float | None = None
         self._shares_storage: bool | None = None  # app.shares_storage, read once per run
         self._job_store: Any = None  # app.jobs, where progress goes; read once per run
+        self._observed: dict[str, bool] = dict.fromkeys(_JOB_HOOKS, True)  # until run() looks
         self._retry_etas: list[float] = []  # heap: when retries this worker scheduled become due
         self._unsaved: deque[Job] = deque()  # finished jobs the separate result store refused so far
         self._save_backoff = 0.05
@@ -151,6 +156,7 @@ class Worker:
         ctx = NuvomContext(settings=self.settings, role="worker", worker_id=self.id)
         queue = self.app.queue
         self._job_store = self.app.jobs if self.app.provides("jobs") else None
+        self._observed = self._observed_hooks()
         self.executor.start(self.concurrency)
         for ex in self.extra_executors.values():
             ex.start(self.concurrency)
@@ -285,6 +291,16 @@ class Worker:
             self._wake.wait(0.005 if pending else self._idle_wait(poll))
             self._wake.clear()
 
+    def _observed_hooks(self) -> dict[str, bool]:
+        """Which per-job hooks some loaded plugin implements (plugins load once)."""
+        plugins = self.app.plugins
+        plugins.load()
+        out: dict[str, bool] = {}
+        for name in _JOB_HOOKS:
+            caller = getattr(plugins.pm.hook, name, None)
+            out[name] = caller is None or bool(caller.get_hookimpls())
+        return out
+
     def _fail_unstorable(self, pending: list[Completion]) -> bool:
         """After a failed round trip: replace outcomes the store cannot encode
         (a result nested too deep, say) by a failure naming the cause, so one
@@ -408,7 +424,8 @@ class Worker:
             call: Any = lambda: run_async(task, ctx)  # noqa: E731
         else:
             call = lambda: run_sync(task, ctx)  # noqa: E731
-        self.app.plugins.job_started(job)
+        if self._observed["nuvom_job_started"]:
+            self.app.plugins.job_started(job)
         item = WorkItem(job=job, call=call, timeout_secs=job.timeout_secs, is_async=task.is_async,
                         modules=(task.module,), context=ctx)
 
@@ -504,14 +521,22 @@ class Worker:
         return min(poll, max(0.001, etas[0] - at + 0.001))
 
     def _record(self, held: _Held, outcome: Outcome) -> None:
-        before = held.job  # not changed after its outcome: the record is a copy
-        record = apply_outcome(held.job.snapshot(), outcome)
         kind = outcome.kind
-        counter = {"succeeded": "succeeded", "failed": "failed", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}[kind]
+        counter = _COUNTERS[kind]
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        if kind == "failed" and outcome.error is not None:
+            log.warning("job %s (%s) failed: %s: %s", held.job.id, held.job.task, outcome.error.type, outcome.error.message)
         if self._shares_storage is None:
             self._shares_storage = self.app.shares_storage
-        if not self._shares_storage and record.is_terminal():
+        terminal = kind != "retry"
+        save = terminal and not self._shares_storage
+        observed = self._observed
+        if not (save or observed["nuvom_job_finished"] or (kind == "retry" and observed["nuvom_job_retrying"])
+                or (kind == "dead" and observed["nuvom_job_dead"])):
+            return  # nothing needs the finished job: skip building it (the hot path)
+        before = held.job  # not changed after its outcome: the record is a copy
+        record = apply_outcome(held.job.snapshot(), outcome)
+        if save:
             self._save_result(record)
         plugins = self.app.plugins
         if kind == "retry":
@@ -520,8 +545,6 @@ class Worker:
         elif kind == "dead":
             plugins.job_dead(record, outcome.reason or "dead")
         plugins.job_finished(before, record)
-        if record.state == JobState.FAILED and outcome.error is not None:
-            log.warning("job %s (%s) failed: %s: %s", record.id, record.task, outcome.error.type, outcome.error.message)
 
     def _save_result(self, record: Job) -> bool:
         """Store a finished job in the separate result store; a failure keeps it
