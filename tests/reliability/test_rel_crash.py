@@ -96,3 +96,73 @@ def test_r2_several_processes_run_every_job_exactly_once(backend: str, processes
     assert not report.lost and not report.unfinished and not report.duplicates, detail
     assert not report.phantom and not report.strangers and report.torn_lines == 0, detail
     assert report.states == {"succeeded": len(enqueued)}, detail
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_r1_default_settings_three_workers_two_producers_lose_nothing(backend: str, tmp_path: Path) -> None:
+    """Issue 16's measurement: 3 workers x 4 threads, 2 producer processes, a random
+    worker killed every 0.5 s, jobs with default settings (retries=0): 0 lost,
+    0 dead (none that never started), duplicates within the documented bound."""
+    import subprocess
+    import sys
+    import threading
+
+    from reliability.harness import HERE
+
+    rng, seed = make_rng(f"R1-defaults[{backend}]")
+    jobs, kills = size(3000, 20_000), size(10, 100)
+    threads = 4
+    project = Project(tmp_path / "proj", backend)
+    started = time.monotonic()
+    returned: list[str] = []
+    lock = threading.Lock()
+    try:
+        project.app.queue  # noqa: B018 - create the storage before the producers race to
+        for _ in range(3):
+            project.start_worker(concurrency=threads)
+        for w in project.live_workers():
+            w.wait_ready()
+        producers = []
+        for k in range(2):
+            err = open(project.logs / f"producer-{k}.stderr", "wb")  # noqa: SIM115 - closed below
+            producers.append((subprocess.Popen(
+                [sys.executable, str(HERE / "rel_producer.py"), str(jobs // 2)], cwd=project.root,
+                env=project.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err), err))
+
+        def read(proc: subprocess.Popen[bytes]) -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                with lock:
+                    returned.append(line.decode().strip())
+
+        readers = [threading.Thread(target=read, args=(p,), daemon=True) for p, _ in producers]
+        for r in readers:
+            r.start()
+        for _ in range(kills):
+            time.sleep(0.5)
+            ready = [w for w in project.live_workers() if w.is_ready()] or project.live_workers()[:1]
+            project.kill(rng.choice(ready))
+            project.start_worker(concurrency=threads)
+        for (proc, err), reader in zip(producers, readers):
+            assert proc.wait(600) == 0, (project.logs / "producer-0.stderr").read_text()[-2000:]
+            reader.join(60)
+            err.close()
+        kill_phase = time.monotonic() - started
+        project.wait_drained(timeout=size(300, 900))
+        project.stop_all()
+        executions, torn = read_executions(project.exec_dir)
+        report = check(returned, executions, project.final_jobs(returned), project.kills, torn)
+    finally:
+        project.close()
+    bound = threads + project.app.settings.max_unrecorded
+    describe({"property": "R1-defaults", "backend": backend, "seed": seed, "jobs": len(returned),
+              "kills": len(project.kills), "lost": len(report.lost), "duplicates": report.duplicate_count,
+              "bound": len(project.kills) * bound, "states": report.states,
+              "duration_s": round(time.monotonic() - started, 1), "kill_phase_s": round(kill_phase, 1)})
+    detail = f"seed {seed}: {report.summary()} {report.examples()}"
+    assert len(returned) == jobs
+    assert not report.lost and not report.unfinished, detail
+    assert not report.unexplained and not report.phantom and not report.reused_tokens, detail
+    assert report.states == {"succeeded": jobs}, detail  # none dead, above all none that never started
+    assert report.duplicate_count <= len(project.kills) * bound, detail
