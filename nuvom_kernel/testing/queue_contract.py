@@ -12,13 +12,17 @@ Use it from a plugin's tests::
             yield b
             b.close()
 
-        # optional: another instance on the same storage (other connection,
-        # other process view); the default reuses ``backend``
+        # another object on the same storage (another connection, another
+        # process's view); the default reuses ``backend``, which a store
+        # that lives in one object (memory) must accept
         @pytest.fixture
         def backend_factory(self, backend, tmp_path):
             return lambda: MyBackend(tmp_path / "q")
 
-Every test starts from an empty backend.  No test sleeps to synchronise:
+Many tests use two objects on one store, ``backend`` and ``peer`` (one made
+by ``backend_factory``): jobs enqueued through one are claimed, started,
+finished and read through the other, as producers and workers in separate
+processes do.  Every test starts from an empty backend.  No test sleeps to synchronise:
 waits poll a condition with a generous deadline.
 """
 
@@ -67,6 +71,11 @@ class QueueBackendContract:
     def backend_factory(self, backend: StorageBackend) -> Callable[[], StorageBackend]:
         return lambda: backend
 
+    @pytest.fixture
+    def peer(self, backend_factory: Callable[[], StorageBackend]) -> StorageBackend:
+        """A second object on the backend's store (the same one without a factory)."""
+        return backend_factory()
+
     # -- enqueue / claim / finish ----------------------------------------------------
 
     def test_enqueue_then_get(self, backend: StorageBackend) -> None:
@@ -80,10 +89,10 @@ class QueueBackendContract:
     def test_get_unknown_is_none(self, backend: StorageBackend) -> None:
         assert backend.get("no-such-job") is None
 
-    def test_claim_takes_a_lease_and_start_counts_the_attempt(self, backend: StorageBackend) -> None:
+    def test_claim_takes_a_lease_and_start_counts_the_attempt(self, backend: StorageBackend, peer: StorageBackend) -> None:
         job = backend.enqueue(make_job())
         before = now()
-        [claimed] = backend.claim(["default"], 10, self.lease, "w1")
+        [claimed] = peer.claim(["default"], 10, self.lease, "w1")
         assert claimed.id == job.id
         assert claimed.state == JobState.CLAIMED and claimed.attempts == 0
         assert claimed.token is not None
@@ -92,9 +101,9 @@ class QueueBackendContract:
         assert backend.claim(["default"], 10, self.lease, "w2") == []
         stored = backend.get(job.id)
         assert stored is not None and stored.state == JobState.CLAIMED and stored.attempts == 0
-        assert backend.start({job.id: claimed.token + 1}) == set()
-        assert backend.start({job.id: claimed.token}) == {job.id}
-        assert backend.start({job.id: claimed.token}) == set()  # once
+        assert peer.start({job.id: claimed.token + 1}) == set()
+        assert peer.start({job.id: claimed.token}) == {job.id}
+        assert backend.start({job.id: claimed.token}) == set()  # once, whichever object asks
         running = backend.get(job.id)
         assert running is not None and running.state == JobState.RUNNING and running.attempts == 1
         assert running.started_at is not None and running.token == claimed.token
@@ -108,19 +117,19 @@ class QueueBackendContract:
         assert [(j.state, j.attempts) for j in (backend.get(x.id) for x in got) if j is not None] == [
             (JobState.RUNNING, 1), (JobState.RUNNING, 1), (JobState.CLAIMED, 0)]
 
-    def test_a_cancelled_claim_is_never_started(self, backend: StorageBackend) -> None:
+    def test_a_cancelled_claim_is_never_started(self, backend: StorageBackend, peer: StorageBackend) -> None:
         job = backend.enqueue(make_job())
-        [c] = backend.claim(["default"], 1, self.lease, "w")
+        [c] = peer.claim(["default"], 1, self.lease, "w")
         cancelled = backend.cancel(job.id, "not needed")
         assert cancelled is not None and cancelled.state == JobState.CANCELLED
-        assert backend.start({job.id: c.token or 0}) == set()
-        assert backend.finish(job.id, c.token or 0, succeed()) is False
+        assert peer.start({job.id: c.token or 0}) == set()
+        assert peer.finish(job.id, c.token or 0, succeed()) is False
         final = backend.get(job.id)
         assert final is not None and final.state == JobState.CANCELLED and final.attempts == 0
 
-    def test_same_job_id_twice_is_one_job(self, backend: StorageBackend) -> None:
+    def test_same_job_id_twice_is_one_job(self, backend: StorageBackend, peer: StorageBackend) -> None:
         first = backend.enqueue(make_job(id="fixed-id-1", args=[1]))
-        second = backend.enqueue(make_job(id="fixed-id-1", args=[2]))
+        second = peer.enqueue(make_job(id="fixed-id-1", args=[2]))
         assert second.id == first.id and second.args == [1]
         [c] = backend.claim(["default"], 5, self.lease, "w")
         assert c.id == "fixed-id-1" and backend.claim(["default"], 5, self.lease, "w") == []
@@ -145,12 +154,12 @@ class QueueBackendContract:
         claimed = backend.claim(["default"], 10, self.lease, "w")
         assert [j.id for j in claimed] == ["racing-id"]
 
-    def test_finish_with_live_token_stores_result(self, backend: StorageBackend) -> None:
+    def test_finish_with_live_token_stores_result(self, backend: StorageBackend, peer: StorageBackend) -> None:
         job = backend.enqueue(make_job())
-        [claimed] = backend.claim(["default"], 1, self.lease, "w1", start_now=1)
+        [claimed] = peer.claim(["default"], 1, self.lease, "w1", start_now=1)
         assert claimed.token is not None
         value = {"n": 1, "list": [1, 2.5, "x", None, True], "nested": {"ü": "ñ"}}
-        assert backend.finish(job.id, claimed.token, succeed(value)) is True
+        assert peer.finish(job.id, claimed.token, succeed(value)) is True
         done = backend.get(job.id)
         assert done is not None
         assert done.state == JobState.SUCCEEDED and done.result == value
@@ -302,12 +311,12 @@ class QueueBackendContract:
         assert renewed.lease_expires_at > c.lease_expires_at + 30
         assert backend.renew({job.id: c.token + 1}, 60.0) == {job.id}
 
-    def test_heartbeat_registers_renews_and_reports_lost_and_cancelled(self, backend: StorageBackend) -> None:
+    def test_heartbeat_registers_renews_and_reports_lost_and_cancelled(self, backend: StorageBackend, peer: StorageBackend) -> None:
         a, b, c = (backend.enqueue(make_job(created_at=1000.0 + i)) for i in range(3))
         ca, cb, cc = backend.claim(["default"], 3, 1.0, "w-beat", start_now=2)
         assert cc.state == JobState.CLAIMED
-        backend.cancel(b.id)  # running: flagged
-        backend.cancel(c.id)  # claimed: cancelled at once, so this worker's lease is lost
+        peer.cancel(b.id)  # running: flagged (by an operator's process)
+        peer.cancel(c.id)  # claimed: cancelled at once, so this worker's lease is lost
         info = WorkerInfo(id="w-beat", host="h", pid=1, queues=["default"], concurrency=2, executor="thread",
                           started_at=now(), heartbeat_at=now())
         leases = {a.id: ca.token or 0, b.id: cb.token or 0, c.id: cc.token or 0}
@@ -320,15 +329,15 @@ class QueueBackendContract:
         quiet = backend.heartbeat(None, {a.id: ca.token or 0}, 0.0)  # a check only: nothing renewed
         assert quiet.lost == set() and quiet.cancel_requested == set()
 
-    def test_expired_lease_is_redelivered_with_a_new_token(self, backend: StorageBackend) -> None:
+    def test_expired_lease_is_redelivered_with_a_new_token(self, backend: StorageBackend, peer: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0))
         [c1] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
-        wait_for(lambda: backend.sweep() > 0)
+        wait_for(lambda: peer.sweep() > 0)  # another process's sweeper
         requeued = backend.get(job.id)
         # a worker's death is not the task's failure: no retry used, one lease expiry counted
         assert requeued is not None and requeued.state == JobState.QUEUED
         assert (requeued.attempts, requeued.lease_expiries) == (0, 1)
-        [c2] = backend.claim(["default"], 1, self.lease, "w2", start_now=1)
+        [c2] = peer.claim(["default"], 1, self.lease, "w2", start_now=1)
         assert c2.id == job.id and (c2.token or 0) > (c1.token or 0) and c2.attempts == 1
         assert backend.finish(job.id, c1.token or 0, succeed("stale")) is False
         assert backend.finish(job.id, c2.token or 0, succeed("fresh")) is True
@@ -358,14 +367,14 @@ class QueueBackendContract:
         assert dead.reason and "lease expired 2 times" in dead.reason
 
     @pytest.mark.parametrize("skew", [60.0, -60.0])
-    def test_the_backend_clock_decides_leases_and_etas(self, backend: StorageBackend, skew: float) -> None:
+    def test_the_backend_clock_decides_leases_and_etas(self, backend: StorageBackend, peer: StorageBackend, skew: float) -> None:
         """A worker whose clock is off by a minute neither loses nor steals leases,
         and its retry delays count from the backend's clock (R14)."""
         job = backend.enqueue(make_job(max_retries=1))
         [c] = backend.claim(["default"], 1, self.lease, "skewed-worker", start_now=1)
         assert c.lease_expires_at is not None and abs(c.lease_expires_at - (now() + self.lease)) < 5
         assert backend.renew({job.id: c.token or 0}, self.lease) == set()
-        assert backend.sweep() == 0  # another worker's sweep: nothing expired
+        assert peer.sweep() == 0  # another worker's sweep: nothing expired
         worker_now = now() + skew  # what the skewed worker stamps on its outcome
         retry = Outcome(kind="retry", eta=worker_now + 0.5, at=worker_now)
         assert backend.finish(job.id, c.token or 0, retry)
@@ -373,7 +382,7 @@ class QueueBackendContract:
         assert stored is not None and stored.state == JobState.SCHEDULED
         assert stored.eta is not None and abs(stored.eta - (now() + 0.5)) < 5
         assert backend.claim(["default"], 1, self.lease, "w") == []  # not due yet on the backend's clock
-        again = wait_for(lambda: backend.claim(["default"], 1, self.lease, "w"))
+        again = wait_for(lambda: peer.claim(["default"], 1, self.lease, "w"))
         assert [j.id for j in again] == [job.id]
 
     def test_sweep_leaves_live_leases_alone(self, backend: StorageBackend) -> None:
@@ -511,7 +520,7 @@ class QueueBackendContract:
         done = backend.get_result(job.id)
         assert done is not None and done.result == 7
 
-    def test_query_jobs_pages_with_a_keyset_cursor(self, backend: StorageBackend) -> None:
+    def test_query_jobs_pages_with_a_keyset_cursor(self, backend: StorageBackend, peer: StorageBackend) -> None:
         # equal creation times are ordered by id, so pages never skip or repeat a job
         made = [backend.enqueue(make_job(id=f"page-{i:02d}", created_at=500.0 + (i // 3))) for i in range(10)]
         expected = [j.id for j in sorted(made, key=lambda j: (j.created_at, j.id), reverse=True)]
@@ -519,7 +528,7 @@ class QueueBackendContract:
         cursor = None
         pages = 0
         while True:
-            page = backend.query_jobs(limit=4, cursor=cursor)
+            page = (backend if pages % 2 == 0 else peer).query_jobs(limit=4, cursor=cursor)  # a cursor works on any object
             seen += [j.id for j in page.jobs]
             pages += 1
             if page.cursor is None:
