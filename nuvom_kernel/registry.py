@@ -20,14 +20,21 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("result_backends", "sqlite"): "nuvom-backend-sqlite",
     ("queue_backends", "file"): "nuvom-backend-file",
     ("result_backends", "file"): "nuvom-backend-file",
-    ("queue_backends", "redis"): "nuvom-backend-redis",
-    ("result_backends", "redis"): "nuvom-backend-redis",
-    ("queue_backends", "postgres"): "nuvom-backend-postgres",
-    ("result_backends", "postgres"): "nuvom-backend-postgres",
     ("executors", "thread"): "nuvom-executor-thread",
     ("executors", "process"): "nuvom-executor-process",
     ("discoverers", "ast"): "nuvom-discovery-ast",
-    ("serializers", "msgpack"): "nuvom-serializer-msgpack",
+}
+
+#: Distributions that `pip install nuvom` does not include: their extra of ``nuvom``.
+OPTIONAL_PROVIDERS = {"nuvom-executor-process": "process"}
+
+#: Well-known names no published distribution provides yet (so no install advice).
+PLANNED: dict[tuple[str, str], str] = {
+    ("queue_backends", "redis"): "a Redis backend",
+    ("result_backends", "redis"): "a Redis backend",
+    ("queue_backends", "postgres"): "a PostgreSQL backend",
+    ("result_backends", "postgres"): "a PostgreSQL backend",
+    ("serializers", "msgpack"): "a msgpack serializer",
 }
 
 _SETTING_FOR_KIND = {
@@ -90,12 +97,11 @@ class ComponentRegistry:
         hint = ""
         provider = KNOWN_PROVIDERS.get((self.kind, key))
         if provider:
+            extra = OPTIONAL_PROVIDERS.get(provider)
             hint = f"; it is provided by {provider}: pip install {provider}"
-            extra = provider.rsplit("-", 1)[-1]
-            if extra in ("redis", "postgres"):
-                hint += f' (or pip install "nuvom[{extra}]")'
-            elif provider != "nuvom-serializer-msgpack":
-                hint += ' (or pip install "nuvom[standard]")'
+            hint += f' (or pip install "nuvom[{extra}]")' if extra else " (pip install nuvom includes it)"
+        elif (self.kind, key) in PLANNED:
+            hint = f"; {PLANNED[(self.kind, key)]} is planned but not published yet, so choose an installed one"
         else:
             close = difflib.get_close_matches(key, self.names(), n=1)
             if close:

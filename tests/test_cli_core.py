@@ -150,3 +150,12 @@ def test_stop_command_stops_a_running_worker(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_install_advice_keeps_extras_and_names_only_published_packages(tmp_path: Path) -> None:
+    out = run(["runworker", "--burst", "--executor", "process"], tmp_path,
+              NUVOM_DISABLE_PLUGINS="nuvom-executor-process")
+    assert out.returncode == 2
+    assert 'pip install nuvom-executor-process (or pip install "nuvom[process]")' in " ".join(out.stderr.split())
+    planned = run(["status", "0" * 32], tmp_path, NUVOM_QUEUE_BACKEND="redis")
+    assert "not published yet" in " ".join(planned.stderr.split()) and "pip install" not in planned.stderr

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from nuvom_cli.state import CliState, set_state
 from nuvom_kernel.errors import PluginError
@@ -31,11 +32,11 @@ def build_app(plugins: NuvomPluginManager | None = None, root: str | os.PathLike
     try:
         plugins.load()
     except PluginError as exc:  # NUVOM_STRICT_PLUGINS
-        state.err.print(f"[bold red]error:[/] {exc}")
+        state.err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
 
     def report(name: str, exc: BaseException) -> None:
-        state.err.print(f"[yellow]warning:[/] plugin {name} could not add its commands: {exc}")
+        state.err.print(f"[yellow]warning:[/] plugin {escape(name)} could not add its commands: {escape(str(exc))}")
 
     plugins.register_commands(app, on_error=report)
     return app

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import ConfigError, NuvomError
@@ -45,7 +46,8 @@ class CliState:
         self._app = app
 
     def fail(self, message: str, code: int = EXIT_FAILURE) -> NoReturn:
-        self.err.print(f"[bold red]error:[/] {message}")
+        # escape: messages quote install advice like "nuvom[process]", which is not markup
+        self.err.print(f"[bold red]error:[/] {escape(message)}")
         raise typer.Exit(code)
 
     def print_json(self, data: Any) -> None:

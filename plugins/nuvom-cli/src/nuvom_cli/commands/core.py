@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from nuvom_cli.state import EXIT_USAGE, state
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(ENV_PREFIX + key.upper(), str(value), loaded.sources.get(key, "default"))
         st.console.print(table)
         for note in loaded.warnings:
-            st.err.print(f"[yellow]warning:[/] {note}")
+            st.err.print(f"[yellow]warning:[/] {escape(note)}")
 
 
 __all__ = ["register", "NuvomSettings"]

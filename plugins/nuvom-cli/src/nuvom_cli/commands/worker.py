@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from nuvom_cli.state import EXIT_USAGE, state
 from nuvom_kernel.devreload import DevReloader
@@ -46,9 +47,9 @@ def register(app: typer.Typer) -> None:
                 st.fail(str(exc), EXIT_USAGE)
             problems += loaded.problems
             if loaded.note and not modules:
-                st.err.print(f"[yellow]note:[/] {loaded.note}")
+                st.err.print(f"[yellow]note:[/] {escape(loaded.note)}")
         for p in problems:
-            st.err.print(f"[red]could not import task module {p.module}[/]: {p.error}")
+            st.err.print(f"[red]could not import task module {escape(p.module)}[/]: {escape(str(p.error))}")
         try:
             worker = Worker(app_, queues=_split(queues), concurrency=concurrency, burst=burst, worker_id=worker_id)
             app_.queue  # noqa: B018 - open the backend now so a bad path fails before the loop
