@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from nuvom_kernel.hookspecs import hookimpl, hookspec
 
-__version__ = "1.0.0.dev0"
+__version__ = "1.0.0"
 #: Major version of the plugin API; plugins declaring another major are refused.
 PLUGIN_API_VERSION = "1.0"
 

@@ -161,7 +161,7 @@ class NuvomPluginManager:
         from nuvom_kernel import builtin_serializers
 
         self._register(builtin_serializers, PluginRecord(
-            name="nuvom-kernel", origin="kernel", distribution="nuvom", version=_kernel_version(),
+            name="nuvom-kernel", origin="kernel", distribution="nuvom-kernel", version=_kernel_version(),
             module="nuvom_kernel.builtin_serializers",
         ))
         config = PluginsFile()

@@ -246,7 +246,7 @@ def test_scaffold_kinds_aliases_and_overwrite(tmp_path: Path) -> None:
     project = tmp_path / "nuvom-metrics"
     pyproject = (project / "pyproject.toml").read_text(encoding="utf-8")
     assert '[project.entry-points.nuvom]\nnuvom-metrics = "nuvom_metrics.plugin"' in pyproject
-    assert '"nuvom>=1.0.0.dev0,<2"' in pyproject and 'test = ["pytest>=8"]' in pyproject
+    assert '"nuvom-kernel>=1.0.0,<2"' in pyproject and 'test = ["pytest>=8"]' in pyproject
     modules = sorted(p.name for p in (project / "src" / "nuvom_metrics").iterdir())
     assert modules == ["__init__.py", "plugin.py", "py.typed", "queue.py"]
     again = run_nuvom(["plugin", "scaffold", "metrics", "--kind", "lifecycle", "--out", str(tmp_path)], tmp_path)

@@ -1,4 +1,5 @@
-"""``nuvom plugin scaffold``: render ``cookiecutter-plugin/`` with cookiecutter."""
+"""``nuvom plugin scaffold``: render the template shipped in this package
+(``nuvom_cli/plugin_template/``) with cookiecutter, the ``scaffold`` extra."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from nuvom_kernel.errors import NuvomError
 KINDS = ("queue-backend", "result-backend", "executor", "discoverer", "commands", "lifecycle")
 #: Nuvom 0.11's ``--capability`` spellings.
 KIND_ALIASES = {"queue_backend": "queue-backend", "result_backend": "result-backend"}
-TEMPLATE_DIR = "cookiecutter-plugin"
+#: The cookiecutter template, package data of nuvom-cli.
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "plugin_template"
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -40,35 +42,31 @@ def normalize_name(name: str) -> str:
 
 
 def find_template(explicit: str | None = None) -> str:
-    """``--template``, else the checkout's ``cookiecutter-plugin/`` found next to
-    the installed packages (editable installs and source checkouts)."""
+    """``--template`` (a path or git URL), else the template in this package."""
     if explicit:
         return explicit
-    import nuvom_cli
-    import nuvom_kernel
-
-    for start in (Path(nuvom_cli.__file__), Path(nuvom_kernel.__file__)):
-        for parent in start.resolve().parents:
-            candidate = parent / TEMPLATE_DIR
-            if (candidate / "cookiecutter.json").is_file():
-                return str(candidate)
-    raise ScaffoldError(
-        f"the plugin template ({TEMPLATE_DIR}/) is not next to this installation; pass --template with "
-        "a path to, or git URL of, the Nuvom repository's cookiecutter-plugin directory"
-    )
+    if not (TEMPLATE_DIR / "cookiecutter.json").is_file():
+        raise ScaffoldError(
+            f"the plugin template is missing from this installation ({TEMPLATE_DIR}); "
+            "reinstall nuvom-cli, or pass --template with a path to a copy of it"
+        )
+    return str(TEMPLATE_DIR)
 
 
 def render(name: str, kind: str | None, out: Path, *, force: bool = False, author: str = "Your Name",
            template: str | None = None) -> Path:
     """Render the template; returns the project directory (``<out>/nuvom-<name>``)."""
-    try:
-        from cookiecutter.exceptions import CookiecutterException, OutputDirExistsException
-        from cookiecutter.main import cookiecutter
-    except ImportError as exc:  # pragma: no cover - a dependency of nuvom-cli
-        raise ScaffoldError("nuvom plugin scaffold needs cookiecutter: pip install 'cookiecutter>=2.5'") from exc
     short = normalize_name(name)
     chosen = normalize_kind(kind)
     source = find_template(template)
+    try:
+        from cookiecutter.exceptions import CookiecutterException, OutputDirExistsException
+        from cookiecutter.main import cookiecutter
+    except ImportError as exc:
+        raise ScaffoldError(
+            "nuvom plugin scaffold renders its template with cookiecutter, which is not installed: "
+            "pip install \"nuvom-cli[scaffold]\" (or pip install \"nuvom[scaffold]\")"
+        ) from exc
     out = out.resolve()
     project = out / f"nuvom-{short}"
     if project.exists() and not force:

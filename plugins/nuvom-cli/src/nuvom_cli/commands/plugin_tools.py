@@ -107,9 +107,9 @@ def register(plugin_app: typer.Typer) -> None:
         out: Path = typer.Option(Path("."), "--out", "-o", help="Directory to create the project in."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing project directory."),
         author: str = typer.Option("Your Name", "--author", help="Author written to pyproject.toml."),
-        template: str = typer.Option(None, "--template", help="Another copy of cookiecutter-plugin/ (path or git URL)."),
+        template: str = typer.Option(None, "--template", help="Another cookiecutter template (path or git URL) instead of the built-in one."),
     ) -> None:
-        """Render a new plugin project from the cookiecutter-plugin template."""
+        """Render a new plugin project from the built-in template (needs nuvom-cli[scaffold])."""
         from nuvom_cli.commands.plugin_scaffold import ScaffoldError, render
 
         st = state()
