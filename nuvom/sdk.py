@@ -125,12 +125,42 @@ def get_job_status(job_id: str, *, app: Nuvom | None = None) -> dict[str, Any]:
 
 
 def retry_job(job_id: str, *, app: Nuvom | None = None) -> str:
-    """Re-run a failed, dead or cancelled job as a new attempt of the same job.
+    """Run a finished job again; returns the id of the job that will run.
 
-    Works also when its retries are exhausted.  Returns the job id (unchanged);
-    ``InvalidStateError`` for a job that is queued, running or succeeded.
-    """
-    return _app(app).retry_job(job_id).id
+    A failed, dead or cancelled job runs again as a new attempt of the same job
+    (same id, history kept), also when its retries are exhausted.  A succeeded
+    job is not overwritten: as in Nuvom 0.11, a copy is enqueued (see
+    :func:`rerun_job`) and the copy's new id is returned, while the original
+    keeps its result.  ``InvalidStateError`` for a job that is queued,
+    scheduled or running (it will run, or is running, already)."""
+    return retry_or_rerun(job_id, app=app).id
+
+
+def retry_or_rerun(job_id: str, *, app: Nuvom | None = None) -> Job:
+    """:func:`retry_job`, returning the job that will run (the same job, or a
+    copy of a succeeded one: compare ids)."""
+    a = _app(app)
+    if a.get_job(job_id).state == JobState.SUCCEEDED:
+        return rerun_job(job_id, app=a)
+    return a.retry_job(job_id)
+
+
+#: What a copy made by :func:`rerun_job` keeps: what to run and how.
+_RERUN_FIELDS = ("task", "args", "kwargs", "queue", "priority", "max_retries", "retry_delay_secs", "backoff",
+                 "backoff_max_secs", "jitter", "timeout_secs", "timeout_policy", "store_result", "unique_key",
+                 "executor", "tags")
+
+
+def rerun_job(job_id: str, *, app: Nuvom | None = None) -> Job:
+    """Enqueue a new job (new id, attempts from zero) running the same task with
+    the same arguments and options as a finished job, which is left as it is.
+
+    ``InvalidStateError`` if the job has not finished (it will run anyway)."""
+    a = _app(app)
+    job = a.get_job(job_id)
+    if not job.is_terminal():
+        raise InvalidStateError(f"job {job_id} is {job.state}; it has not finished, so there is nothing to run again")
+    return a.enqueue(Job(**{name: getattr(job, name) for name in _RERUN_FIELDS}))
 
 
 def cancel_job(job_id: str, *, app: Nuvom | None = None) -> Job:
@@ -438,8 +468,10 @@ __all__ = [
     "parse_time",
     "purge_jobs",
     "result",
+    "rerun_job",
     "retry_job",
     "retry_jobs",
+    "retry_or_rerun",
     "stats",
     "task_options_from_manifest",
 ]

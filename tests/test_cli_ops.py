@@ -89,8 +89,12 @@ def test_status_retry_cancel(app: Nuvom, cli: Cli) -> None:
     ok = add.delay(2, 3)
     _finish(app, ok)
     assert "result: 5" in cli("status", ok.id).stdout
-    refused = cli("retry", "job", ok.id)
-    assert refused.exit_code == 2 and "succeeded" in refused.stderr
+    rerun = cli("retry", "job", ok.id, "--json")
+    assert rerun.exit_code == 0, rerun.output
+    copy = json.loads(rerun.stdout)
+    assert copy["rerun_of"] == ok.id and copy["id"] != ok.id and copy["state"] == "queued"
+    assert json.loads(cli("status", ok.id, "--json").stdout)["state"] == "succeeded"
+    assert "enqueued a copy as job" in cli("retry", "job", ok.id).stdout
     missing = cli("status", "no-such-job")
     assert missing.exit_code == 3 and "no job with id 'no-such-job'" in missing.stderr
 

@@ -44,14 +44,20 @@ def test_retry_job_reruns_an_exhausted_job_as_the_same_job(app: Nuvom) -> None:
     assert any(t.note == "retried by operator" for t in again.history)
 
 
-def test_retry_refuses_live_and_succeeded_jobs(app: Nuvom) -> None:
-    queued = add.delay(1, 2)
+def test_retry_refuses_live_jobs_and_reruns_succeeded_ones_as_011_did(app: Nuvom) -> None:
+    queued = add.options(priority=3).delay(1, 2)
     with pytest.raises(InvalidStateError, match="queued"):
         sdk.retry_job(queued.id)
     with running_worker(app, burst=True, concurrency=1):
         assert queued.result(30) == 3
-    with pytest.raises(InvalidStateError, match="succeeded"):
-        sdk.retry_job(queued.id)
+    copy_id = sdk.retry_job(queued.id)
+    assert copy_id != queued.id  # 0.11 returned the new job's id
+    original = sdk.get_job(queued.id)
+    assert original.state == JobState.SUCCEEDED and original.result == 3  # kept, not overwritten
+    copy = sdk.get_job(copy_id)
+    assert (copy.state, copy.task, copy.args, copy.priority, copy.attempts) == (JobState.QUEUED, "sdkops.add", [1, 2], 3, 0)
+    with running_worker(app, burst=True, concurrency=1):
+        assert JobHandle(copy_id, app).result(30) == 3
 
 
 def test_unknown_and_unsafe_ids(app: Nuvom) -> None:

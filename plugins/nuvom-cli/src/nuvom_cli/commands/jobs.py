@@ -26,7 +26,7 @@ class Format(str, Enum):
 
 def register(app: typer.Typer) -> None:
     inspect_app = typer.Typer(help="Look at one object in detail.", no_args_is_help=True)
-    retry_app = typer.Typer(help="Run failed, dead or cancelled jobs again.", no_args_is_help=True)
+    retry_app = typer.Typer(help="Run finished jobs again.", no_args_is_help=True)
     cancel_app = typer.Typer(help="Cancel jobs.", no_args_is_help=True)
 
     @inspect_app.command("job")
@@ -80,13 +80,20 @@ def register(app: typer.Typer) -> None:
         job_id: str = typer.Argument(..., help="The job id."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     ) -> None:
-        """Run a failed, dead or cancelled job again (same id, history kept), also when
-        its retries are exhausted.  A queued, running or succeeded job is refused (exit 2)."""
+        """Run a finished job again.  A failed, dead or cancelled job runs again under the
+        same id (history kept), also when its retries are exhausted; a succeeded job keeps
+        its result and a copy is enqueued under a new id (as Nuvom 0.11 did).  A queued,
+        scheduled or running job is refused (exit 2)."""
         st = state()
-        job = job_op(st, job_id, Nuvom.retry_job)
+        job = job_op(st, job_id, lambda app, jid: sdk.retry_or_rerun(jid, app=app))
+        rerun = job.id != job_id
         if as_json:
             st.print_json({"id": job.id, "state": job.state.value, "attempts": job.attempts,
-                           "max_attempts": job.max_attempts})
+                           "max_attempts": job.max_attempts, "rerun_of": job_id if rerun else None})
+            return
+        if rerun:
+            st.console.print(Text(f"job {job_id} had succeeded and keeps its result; "
+                                  f"enqueued a copy as job {job.id}"))
             return
         st.console.print(Text(f"job {job.id} queued again: attempt {job.attempts + 1} "
                               f"(of {job.max_attempts} allowed) runs when a worker takes it"))
