@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from nuvom_kernel.context import JobContext, reset_current, set_current
 from nuvom_kernel.contracts import WorkResult
 from nuvom_kernel.errors import PayloadError, Retry
 from nuvom_kernel.models import ErrorInfo, Job, Outcome, now
+from nuvom_kernel.tracebacks import user_traceback
 
 if TYPE_CHECKING:
     from nuvom_kernel.task import Task
@@ -34,7 +34,7 @@ def error_info(exc: BaseException, attempt: int, *, timed_out: bool = False) -> 
         attempt=attempt,
         type=name,
         message=str(exc),
-        traceback="".join(traceback.format_exception(cls, exc, exc.__traceback__)),
+        traceback=user_traceback(exc),  # starts at the task, not in the worker
         timed_out=timed_out,
     )
 

@@ -10,11 +10,12 @@ import importlib
 import importlib.util
 import logging
 import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from nuvom_kernel.tracebacks import user_traceback
 
 log = logging.getLogger("nuvom.loader")
 
@@ -77,7 +78,7 @@ def import_task_modules(modules: list[str], root: Path) -> list[ImportProblem]:
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            tb = user_traceback(exc)
             problems.append(ImportProblem(spec, f"{type(exc).__name__}: {exc}", tb))
             log.error("could not import task module %s; its tasks will be dead-lettered as unknown "
                       "until it is fixed:\n%s", spec, tb)

@@ -12,7 +12,6 @@ import difflib
 import logging
 import os
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -177,6 +176,10 @@ def _describe_allowed(field_name: str) -> str:
     return text
 
 
+#: Setting warnings already logged by this process (each is logged once).
+_LOGGED_NOTES: set[str] = set()
+
+
 def load_settings(
     root: str | os.PathLike[str] | None = None,
     environ: dict[str, str] | None = None,
@@ -185,8 +188,8 @@ def load_settings(
     """Read every source, validate, and say where each value came from.
 
     Raises :class:`ConfigError` naming the key, the value and what is allowed.
-    Unknown ``NUVOM_*`` keys produce warnings with a suggestion (also emitted
-    as :class:`UserWarning`).
+    Unknown ``NUVOM_*`` keys produce warnings with a suggestion (also logged
+    once per process on the ``nuvom.settings`` logger).
     """
     env = dict(os.environ if environ is None else environ)
     root_path = Path(root).resolve() if root is not None else project_root(env)
@@ -237,8 +240,10 @@ def load_settings(
         raise ConfigError("; ".join(problems)) from None
     for name in names:
         sources.setdefault(name, "default")
-    for note in notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
+    for note in notes:  # one readable log line each, once per process (not a UserWarning with a source line)
+        if note not in _LOGGED_NOTES:
+            _LOGGED_NOTES.add(note)
+            logging.getLogger("nuvom.settings").warning("%s", note)
     return LoadedSettings(settings=settings, sources=sources, warnings=notes, root=root_path)
 
 

@@ -599,4 +599,4 @@ class Worker:
             stop_file(self.app.root, self.id).unlink()
         except (FileNotFoundError, OSError):
             pass
-        log.info("worker %s stopped: %s", self.id, self.stats)
+        log.info("worker %s stopped: %s", self.id, ", ".join(f"{n} {k}" for k, n in vars(self.stats).items() if isinstance(n, int)))

@@ -53,14 +53,13 @@ def test_invalid_values_name_key_value_and_allowed(tmp_path: Path, key: str, val
 
 
 def test_unknown_key_warns_with_suggestion(tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="did you mean NUVOM_MAX_WORKERS"):
-        loaded = load_settings(tmp_path, environ={"NUVOM_MAX_WORKRS": "3"})
-    assert loaded.warnings
+    loaded = load_settings(tmp_path, environ={"NUVOM_MAX_WORKRS": "3"})
+    assert any("did you mean NUVOM_MAX_WORKERS" in note for note in loaded.warnings)
 
 
 def test_legacy_keys_warn_but_load(tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="NUVOM_SQLITE_QUEUE_PATH"):
-        load_settings(tmp_path, environ={"NUVOM_SQLITE_QUEUE_PATH": "x.db", "NUVOM_QUEUE_BACKEND": "Memory"})
+    loaded = load_settings(tmp_path, environ={"NUVOM_SQLITE_QUEUE_PATH": "x.db", "NUVOM_QUEUE_BACKEND": "Memory"})
+    assert any("NUVOM_SQLITE_QUEUE_PATH" in note for note in loaded.warnings)
 
 
 def test_zero_timeout_means_none_and_zero_delay_is_zero(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from nuvom_cli import helpstyle
 from nuvom_cli.state import CliState, set_state
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.manager import NuvomPluginManager
@@ -19,6 +20,7 @@ def build_app(plugins: NuvomPluginManager | None = None, root: str | os.PathLike
     if plugins is None:
         env_root = os.environ.get("NUVOM_PROJECT_ROOT")
         plugins = NuvomPluginManager(Path(root or env_root or Path.cwd()))
+    helpstyle.apply()
     state = CliState(plugins=plugins)
     set_state(state)
     app = typer.Typer(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import platform
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from nuvom_cli.state import EXIT_USAGE, state
+from nuvom_cli.tables import fit
 from nuvom_kernel import __version__
 from nuvom_kernel.errors import ConfigError
 from nuvom_kernel.settings import ENV_PREFIX, NuvomSettings, load_settings
@@ -45,9 +45,7 @@ def register(app: typer.Typer) -> None:
         table.add_column("Source")
         for key, value in data.items():
             table.add_row(ENV_PREFIX + key.upper(), str(value), loaded.sources.get(key, "default"))
-        st.console.print(table)
-        for note in loaded.warnings:
-            st.err.print(f"[yellow]warning:[/] {escape(note)}")
+        st.console.print(fit(table))  # the warnings were logged by load_settings, one line each
 
 
 __all__ = ["register", "NuvomSettings"]

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nuvom_cli.state import EXIT_USAGE, CliState
+from nuvom_cli.tables import fit
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import InvalidIdError, NuvomError
 from nuvom_kernel.models import Job, JobState, now, validate_id
@@ -176,7 +177,7 @@ def traceback_panels(job: Job) -> list[Panel]:
 
 
 def job_view(job: Job) -> Group:
-    return Group(job_table(job), attempts_table(job), history_table(job), *traceback_panels(job))
+    return Group(fit(job_table(job)), fit(attempts_table(job)), fit(history_table(job)), *traceback_panels(job))
 
 
 def export(job: Job) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from rich.text import Text
 from nuvom import sdk
 from nuvom_cli.commands.jobview import ago, checked_id, compact_time, short, state_text
 from nuvom_cli.state import EXIT_USAGE, CliState, state
+from nuvom_cli.tables import fit
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.models import Job, JobState
 
@@ -44,7 +45,7 @@ def _history(st: CliState, states: list[str], task: str | None, queue: str | Non
     table = Table(title=f"Jobs, newest first, times in UTC ({len(jobs)} shown)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("Job ID", no_wrap=True)
-    table.add_column("State", no_wrap=True)
+    table.add_column("State")
     table.add_column("Task", overflow="fold", min_width=6)
     table.add_column("Created", min_width=8)
     table.add_column("Result / error", overflow="fold", min_width=12)
@@ -54,7 +55,7 @@ def _history(st: CliState, states: list[str], task: str | None, queue: str | Non
                    else f"{err.type.removeprefix('builtins.')}: {short(err.message, 50)}" if err else (j.reason or "-"))
         table.add_row(j.id, Text.assemble(state_text(j.state), f" {j.attempts}/{j.max_attempts}"), Text(j.task),
                       compact_time(j.created_at), Text(outcome))
-    st.console.print(table)
+    st.console.print(fit(table))
     if next_cursor is not None:
         st.err.print(f"more: add --cursor {next_cursor}", markup=False)
     elif offset and len(jobs) == limit and limit:
@@ -177,7 +178,7 @@ def stats_view(data: dict[str, Any]) -> Group:
         workers.add_row(w["id"], f"{w['host']} / {w['pid']}", ",".join(w["queues"]),
                         f"{w['executor']} x{w['concurrency']}", Text(w["status"], style=style),
                         f"{ago(w['heartbeat_age_secs'])} ago", str(w["jobs_done"]))
-    parts: list[Any] = [per_queue, summary, workers]
+    parts: list[Any] = [fit(per_queue), summary, fit(workers)]
     if hidden:
         parts.append(Text(f"({hidden} worker(s) stopped more than an hour ago not shown; --json lists them)"))
     return Group(*parts)

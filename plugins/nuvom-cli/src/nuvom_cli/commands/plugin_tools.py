@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nuvom_cli.state import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, state
+from nuvom_cli.tables import fit
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def plugin_test(target: str, as_json: bool, option: list[str], contracts: bool, 
             cells = [Text(row.name), result, Text(row.detail)]
             table.add_row(*([Text(plugin["name"])] if several else []), *cells)
             failures += [(row.name, f) for f in row.failures]
-    st.console.print(table)
+    st.console.print(fit(table))
     for check, failure in failures:
         st.console.print(Text(f"{check} :: {failure['test']}: {failure['message']}", style="red"))
     total = sum(len(p["checks"]) for p in report)

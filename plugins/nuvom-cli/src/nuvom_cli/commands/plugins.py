@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from nuvom_cli.state import state
+from nuvom_cli.tables import fit
 
 
 def register(plugin_app: typer.Typer) -> None:
@@ -25,4 +26,4 @@ def register(plugin_app: typer.Typer) -> None:
             hooks = ", ".join(h.removeprefix("nuvom_") for h in r.hooks) or "-"
             status = "[green]loaded[/]" if r.loaded and not r.error else f"[red]error[/] {r.error}"
             table.add_row(r.name, r.version or "-", r.origin, provides, hooks, status)
-        st.console.print(table)
+        st.console.print(fit(table))
