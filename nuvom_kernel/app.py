@@ -90,7 +90,8 @@ class Nuvom:
                 self._ensure_configured()
                 reg = self.plugins.registries
                 self._queue = reg["queue_backends"].create(
-                    self.settings.queue_backend, self.settings, self.plugins.plugin_options
+                    self.settings.queue_backend, self.settings, self.plugins.plugin_options,
+                    self.loaded.sources.get("queue_backend"),
                 )
             return self._queue
 
@@ -112,7 +113,8 @@ class Nuvom:
                     self._results = queue  # type: ignore[assignment]
                 else:
                     self._results = reg["result_backends"].create(
-                        self.settings.result_backend, self.settings, self.plugins.plugin_options
+                        self.settings.result_backend, self.settings, self.plugins.plugin_options,
+                        self.loaded.sources.get("result_backend"),
                     )
             assert self._results is not None
             return self._results
@@ -161,14 +163,16 @@ class Nuvom:
         with self._lock:
             if self._serializer is None:
                 self._serializer = self.plugins.registries["serializers"].create(
-                    self.settings.serialization_backend, self.settings, self.plugins.plugin_options
+                    self.settings.serialization_backend, self.settings, self.plugins.plugin_options,
+                    self.loaded.sources.get("serialization_backend"),
                 )
             return self._serializer
 
     def create_executor(self, name: str | None = None) -> Any:
         self._ensure_configured()
         return self.plugins.registries["executors"].create(
-            name or self.settings.executor, self.settings, self.plugins.plugin_options
+            name or self.settings.executor, self.settings, self.plugins.plugin_options,
+            "an argument" if name and name != self.settings.executor else self.loaded.sources.get("executor"),
         )
 
     def create_discoverer(self, name: str = "ast") -> Any:

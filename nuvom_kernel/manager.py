@@ -127,6 +127,14 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+def _why_disabled(name: str, in_file: list[str], allowed: set[str] | None) -> str:
+    if _norm(name) in {_norm(n) for n in in_file}:
+        return f"disabled in {PLUGINS_FILE}"
+    if allowed is not None and _norm(name) not in allowed:
+        return "not in NUVOM_LOAD_PLUGINS"
+    return "disabled by NUVOM_DISABLE_PLUGINS"
+
+
 class NuvomPluginManager:
     """Builds and owns the pluggy manager and the component registries.
 
@@ -140,6 +148,8 @@ class NuvomPluginManager:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
+        #: installed entry points not loaded on purpose: name -> why (``plugin status`` lists them)
+        self.disabled: dict[str, str] = {}
         self.plugin_options: dict[str, dict[str, Any]] = {}
         self._registries: Registries | None = None
         self._legacy: list[LegacyPluginAdapter] = []
@@ -178,6 +188,7 @@ class NuvomPluginManager:
         if entry_points:
             for ep in self._entry_points():
                 if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
+                    self.disabled[ep.name] = _why_disabled(ep.name, config.disabled, allowed)
                     continue
                 self._load_entry_point(ep)
         for spec in config.modules:
@@ -337,7 +348,7 @@ class NuvomPluginManager:
     def registries(self) -> Registries:
         if self._registries is None:
             self.load()
-            registries = Registries()
+            registries = Registries(disabled=self.disabled)
             for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
                 caller = getattr(self.pm.hook, hook_name)
                 for impl in reversed(caller.get_hookimpls()):

@@ -46,6 +46,23 @@ _SETTING_FOR_KIND = {
 }
 
 
+def describe_source(kind: str, source: str | None) -> str:
+    """Where the chosen name came from, for "can't be found" errors
+    (``source`` as in ``nuvom config``'s Source column)."""
+    setting = _SETTING_FOR_KIND[kind]
+    if kind == "discoverers" or source is None:
+        return f"selected by {setting}"
+    if source == "default":
+        return f"the default; set {setting} to choose another"
+    if source in ("environment", ".env"):
+        return f"{setting} in the environment" if source == "environment" else f"{setting} in .env"
+    if source.startswith("pyproject.toml"):
+        return f"{setting.removeprefix('NUVOM_').lower()} in {source}"
+    if source == "command line":
+        return "given as an option or argument"
+    return f"given as {source}"
+
+
 @dataclass(frozen=True)
 class Registration:
     kind: str
@@ -58,8 +75,10 @@ class Registration:
 class ComponentRegistry:
     """One kind of component (e.g. queue backends): name -> registration."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, disabled: dict[str, str] | None = None) -> None:
         self.kind = kind
+        #: installed plugins not loaded on purpose: name -> why
+        self.disabled = disabled if disabled is not None else {}
         self._entries: dict[str, Registration] = {}
 
     def register(self, name: str, factory: ComponentFactory, description: str | None = None, *, plugin: str) -> None:
@@ -86,7 +105,9 @@ class ComponentRegistry:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._entries
 
-    def get(self, name: str) -> Registration:
+    def get(self, name: str, source: str | None = None) -> Registration:
+        """The registration of ``name``; ``source`` (where the name was set,
+        e.g. ``"default"`` or ``"environment"``) makes the error say so."""
         key = (name or "").strip().lower()
         try:
             return self._entries[key]
@@ -96,7 +117,9 @@ class ComponentRegistry:
         installed = ", ".join(self.names()) or "none"
         hint = ""
         provider = KNOWN_PROVIDERS.get((self.kind, key))
-        if provider:
+        if provider and provider in self.disabled:
+            hint = f"; its plugin {provider} is installed but {self.disabled[provider]}"
+        elif provider:
             extra = OPTIONAL_PROVIDERS.get(provider)
             hint = f"; it is provided by {provider}: pip install {provider}"
             hint += f' (or pip install "nuvom[{extra}]")' if extra else " (pip install nuvom includes it)"
@@ -106,21 +129,23 @@ class ComponentRegistry:
             close = difflib.get_close_matches(key, self.names(), n=1)
             if close:
                 hint = f"; did you mean {close[0]!r}?"
+        question = "" if provider and provider in self.disabled else " is the plugin not installed?"
         raise ComponentNotFoundError(
-            f"{what} {key!r} (selected by {_SETTING_FOR_KIND[self.kind]}) can't be found: "
-            f"is the plugin not installed? Installed: {installed}{hint}"
+            f"{what} {key!r} ({describe_source(self.kind, source)}) can't be found:{question} "
+            f"Installed: {installed}{hint}"
         )
 
-    def create(self, name: str, settings: Any, options_by_plugin: dict[str, dict[str, Any]]) -> Any:
-        reg = self.get(name)
+    def create(self, name: str, settings: Any, options_by_plugin: dict[str, dict[str, Any]],
+               source: str | None = None) -> Any:
+        reg = self.get(name, source)
         return reg.factory(settings, dict(options_by_plugin.get(reg.plugin, {})))
 
 
 class Registries:
     """All component registries of one plugin manager."""
 
-    def __init__(self) -> None:
-        self.by_kind = {kind: ComponentRegistry(kind) for kind in KINDS}
+    def __init__(self, disabled: dict[str, str] | None = None) -> None:
+        self.by_kind = {kind: ComponentRegistry(kind, disabled) for kind in KINDS}
 
     def __getitem__(self, kind: str) -> ComponentRegistry:
         return self.by_kind[kind]

@@ -69,6 +69,8 @@ def test_built_wheels_install_and_work_in_a_fresh_venv(tmp_path: Path) -> None:
     where = env.run(env.python, "-c", "import nuvom, nuvom_kernel; print(nuvom_kernel.__file__)").stdout
     assert str(env.dir) in where and str(ROOT) not in where
     assert not (env.bin / "nuvom").exists()
+    alone = env.run(env.python, "-c", "import nuvom; nuvom.get_app().queue", ok=False)
+    assert "pip install nuvom-backend-sqlite (pip install nuvom includes it)" in alone.stderr
 
     # `pip install nuvom`: 1.0.0 from our directory (a resolver prefers it to PyPI's 0.11.2)
     env.pip_install("nuvom")

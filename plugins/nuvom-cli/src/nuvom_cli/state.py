@@ -47,7 +47,7 @@ class CliState:
 
     def fail(self, message: str, code: int = EXIT_FAILURE) -> NoReturn:
         # escape: messages quote install advice like "nuvom[process]", which is not markup
-        self.err.print(f"[bold red]error:[/] {escape(message)}")
+        self.err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # one line; the terminal wraps it
         raise typer.Exit(code)
 
     def print_json(self, data: Any) -> None:

@@ -64,7 +64,7 @@ def plugin_test(target: str, as_json: bool, option: list[str], contracts: bool, 
     several = len(report) > 1
     table = Table(title=f"nuvom plugin test {target}" + ("" if several else f" ({report[0]['name']})"))
     for col in (("Plugin",) if several else ()) + ("Check", "Result", "Detail"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, no_wrap=col == "Check")  # a check's name is a label: kept on one line
     failures: list[tuple[str, dict[str, str]]] = []
     for plugin in report:
         for row in plugin["checks"]:

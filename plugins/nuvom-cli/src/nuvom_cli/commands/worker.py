@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,10 +15,29 @@ from rich.markup import escape
 from nuvom_cli.state import EXIT_USAGE, state
 from nuvom_kernel.devreload import DevReloader
 from nuvom_kernel.errors import NuvomError
-from nuvom_kernel.loader import import_task_modules, load_from_manifest
+from nuvom_kernel.loader import ensure_on_path, import_task_modules, load_from_manifest
 from nuvom_kernel.models import validate_id
 from nuvom_kernel.task import registry
 from nuvom_kernel.worker import Worker, stop_file
+
+
+def missing_task_module(spec: str, root: Path) -> str | None:
+    """Why ``--tasks spec`` names nothing that exists, or None (a module that
+    exists but fails to import is reported by the import, with its traceback)."""
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        path = Path(spec) if Path(spec).is_absolute() else root / spec
+        return None if path.is_file() else f"--tasks {spec}: file {path.resolve()} does not exist"
+    ensure_on_path(root)
+    try:
+        found = importlib.util.find_spec(spec)
+    except ModuleNotFoundError:
+        found = None
+    except Exception:  # the module exists but its package fails to import: the import says why
+        return None
+    if found is not None:
+        return None
+    return (f"--tasks {spec}: no module named {spec!r} in the project root ({root}) or the environment; "
+            "give a module importable from there, or a path to a .py file")
 
 
 def _split(values: list[str]) -> list[str]:
@@ -39,6 +60,10 @@ def register(app: typer.Typer) -> None:
         st = state()
         app_ = st.app(executor=executor) if executor else st.app()
         modules = _split(tasks)
+        for spec in modules:
+            missing = missing_task_module(spec, app_.root)
+            if missing:
+                st.fail(missing, EXIT_USAGE)
         problems = import_task_modules(modules, app_.root)
         if not no_manifest:
             try:
