@@ -22,6 +22,7 @@ from nuvom_kernel.models import (
     TERMINAL_STATES,
     Job,
     JobState,
+    WorkerInfo,
     now,
     validate_id,
 )
@@ -393,6 +394,17 @@ def enqueue(
 # -- stats ----------------------------------------------------------------------------------
 
 
+def live_workers(queue: str | None = None, *, app: Nuvom | None = None) -> list[WorkerInfo]:
+    """Workers that heartbeated on this store within the lease (``NUVOM_LEASE_SECS``)
+    and have not stopped; only those consuming ``queue`` if given.  ``CapabilityError``
+    if the backend keeps no worker registry."""
+    a = _app(app)
+    at = now()
+    return [w for w in a.workers.list_workers()
+            if w.state != "stopped" and at - w.heartbeat_at <= a.settings.lease_secs
+            and (queue is None or queue in w.queues)]
+
+
 def stats(*, app: Nuvom | None = None, window_secs: float = 60.0, scan_limit: int = 20_000) -> dict[str, Any]:
     """A snapshot for dashboards and ``nuvom stats``, as a JSON-ready dict.
 
@@ -462,6 +474,7 @@ __all__ = [
     "get_job_status",
     "iter_jobs",
     "list_jobs",
+    "live_workers",
     "query_jobs",
     "normalize_states",
     "parse_duration",

@@ -119,10 +119,35 @@ class LoadedSettings:
     root: Path = field(default_factory=Path.cwd)
 
 
+#: What marks a project's root, looked for from the working directory upwards (like git).
+ROOT_MARKERS = (".nuvom", "pyproject.toml")
+
+
+def find_project_root(start: Path | None = None) -> tuple[Path, str | None]:
+    """The nearest directory from ``start`` (the working directory) upwards holding
+    ``.nuvom/`` or ``pyproject.toml``, and which; ``(start, None)`` if none does."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        for marker in ROOT_MARKERS:
+            if (directory / marker).exists():
+                return directory, marker
+    return here, None
+
+
 def project_root(environ: dict[str, str] | None = None) -> Path:
-    """The project root: ``NUVOM_PROJECT_ROOT`` or the working directory."""
+    """The project root: ``NUVOM_PROJECT_ROOT``, else found by :func:`find_project_root`."""
     env = (os.environ if environ is None else environ).get("NUVOM_PROJECT_ROOT")
-    return Path(env).resolve() if env else Path.cwd()
+    return Path(env).resolve() if env else find_project_root()[0]
+
+
+def project_root_source(environ: dict[str, str]) -> str:
+    """How :func:`project_root` chose the root, for ``nuvom config``."""
+    if environ.get("NUVOM_PROJECT_ROOT"):
+        return "environment"
+    _, marker = find_project_root()
+    if marker is None:
+        return "working directory (no .nuvom/ or pyproject.toml in it or above it)"
+    return f"nearest {marker + '/' if marker == '.nuvom' else marker} up from the working directory"
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -225,7 +250,7 @@ def load_settings(
 
     if not values.get("project_root"):
         values["project_root"] = str(root_path)
-        sources["project_root"] = "argument" if root is not None else ("environment" if env.get("NUVOM_PROJECT_ROOT") else "working directory")
+        sources["project_root"] = "argument" if root is not None else project_root_source(env)
     try:
         settings = NuvomSettings.model_validate(values)
     except ValidationError as exc:

@@ -13,13 +13,13 @@ from nuvom_cli import helpstyle
 from nuvom_cli.state import CliState, set_state
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.manager import NuvomPluginManager
+from nuvom_kernel.settings import project_root
 
 
 def build_app(plugins: NuvomPluginManager | None = None, root: str | os.PathLike[str] | None = None) -> typer.Typer:
     """A fresh app with every plugin's commands (this plugin's included)."""
-    if plugins is None:
-        env_root = os.environ.get("NUVOM_PROJECT_ROOT")
-        plugins = NuvomPluginManager(Path(root or env_root or Path.cwd()))
+    if plugins is None:  # NUVOM_PROJECT_ROOT, else the nearest .nuvom/ or pyproject.toml upwards
+        plugins = NuvomPluginManager(Path(root) if root is not None else project_root())
     helpstyle.apply()
     state = CliState(plugins=plugins)
     set_state(state)

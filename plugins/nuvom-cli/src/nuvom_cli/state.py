@@ -28,6 +28,9 @@ class CliState:
     console: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
     _app: Nuvom | None = None
+    #: True when an embedding program handed over its app (set_app): its in-memory
+    #: backend is shared with that program, so the "separate process" warnings do not apply
+    embedded: bool = False
 
     def app(self, **overrides: Any) -> Nuvom:
         """The Nuvom app for this invocation; a bad setting exits with code 2."""
@@ -44,11 +47,17 @@ class CliState:
     def set_app(self, app: Nuvom) -> None:
         """Use a ready app for this invocation (embedding; tests on the memory backend)."""
         self._app = app
+        self.embedded = True
 
     def fail(self, message: str, code: int = EXIT_FAILURE) -> NoReturn:
         # escape: messages quote install advice like "nuvom[process]", which is not markup
         self.err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # one line; the terminal wraps it
         raise typer.Exit(code)
+
+    def process_local_backend(self, app: Nuvom) -> bool:
+        """True if ``app`` keeps its queue in this process's memory while this
+        command runs as a process of its own (nobody else can see its jobs)."""
+        return not self.embedded and app.settings.queue_backend == "memory"
 
     def print_json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 
 import typer
@@ -11,7 +12,13 @@ from nuvom_cli.state import EXIT_USAGE, state
 from nuvom_cli.tables import fit
 from nuvom_kernel import __version__
 from nuvom_kernel.errors import ConfigError
-from nuvom_kernel.settings import ENV_PREFIX, NuvomSettings, load_settings
+from nuvom_kernel.settings import (
+    ENV_PREFIX,
+    NuvomSettings,
+    load_settings,
+    project_root,
+    project_root_source,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,16 +37,19 @@ def register(app: typer.Typer) -> None:
             loaded = load_settings(st.plugins.root)
         except ConfigError as exc:
             st.fail(f"configuration error: {exc}", EXIT_USAGE)
+        if st.plugins.root == project_root():  # not given by an embedding program: say how it was found
+            loaded.sources["project_root"] = project_root_source(dict(os.environ))
         data = loaded.settings.model_dump(mode="json")
         if as_json:
             st.print_json({
                 "root": str(loaded.root),
+                "root_source": loaded.sources["project_root"],
                 "settings": {k: {"value": v, "source": loaded.sources.get(k, "default"),
                                  "env": ENV_PREFIX + k.upper()} for k, v in data.items()},
                 "warnings": loaded.warnings,
             })
             return
-        table = Table(title=f"Nuvom settings ({loaded.root})")
+        table = Table(title=f"Nuvom settings (project root {loaded.root}: {loaded.sources['project_root']})")
         table.add_column("Setting")
         table.add_column("Value")
         table.add_column("Source")

@@ -14,7 +14,7 @@ from nuvom import sdk
 from nuvom_cli.commands.jobview import checked_id, export, job_op, job_view, short, state_text
 from nuvom_cli.state import EXIT_OK, EXIT_USAGE, state
 from nuvom_kernel.app import Nuvom
-from nuvom_kernel.errors import NuvomError
+from nuvom_kernel.errors import CapabilityError, NuvomError
 from nuvom_kernel.models import RETRYABLE_STATES, JobState
 
 
@@ -57,8 +57,15 @@ def register(app: typer.Typer) -> None:
         st = state()
         job = job_op(st, job_id, Nuvom.get_job)
         err = job.last_error
+        # a job that waits with nobody to run it looks the same as one about to run: say which
+        waiting = job.state in (JobState.QUEUED, JobState.SCHEDULED)
+        try:
+            live = len(sdk.live_workers(job.queue, app=st.app())) if waiting else None
+        except CapabilityError:  # a backend without a worker registry cannot tell
+            live = None
         if as_json:
             st.print_json({"id": job.id, "task": job.task, "state": job.state.value, "attempts": job.attempts,
+                           "live_workers": live,
                            "max_attempts": job.max_attempts, "progress": job.progress,
                            "result": job.result if job.state == JobState.SUCCEEDED else None,
                            "reason": job.reason,
@@ -74,6 +81,13 @@ def register(app: typer.Typer) -> None:
             st.console.print(Text(f"reason: {job.reason}"))
         if job.progress is not None and not job.is_terminal():
             st.console.print(Text(f"progress: {short(job.progress, 200)}"))
+        if live == 0:
+            app_ = st.app()
+            st.err.print(Text(
+                f"note: no worker consuming queue {job.queue!r} has heartbeated on this store "
+                f"({app_.settings.queue_backend} under {app_.root}) in the last {app_.settings.lease_secs:g}s; "
+                "the job runs when one does: nuvom runworker" + ("" if job.queue == "default" else f" -q {job.queue}"),
+                style="yellow"), soft_wrap=True)
 
     @retry_app.command("job")
     def retry_job(

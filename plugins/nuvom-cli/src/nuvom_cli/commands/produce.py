@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
             if not isinstance(extra, dict):
                 st.fail(f"--kwargs must be a JSON object like '{{\"name\": \"value\"}}', not {type(extra).__name__}",
                         EXIT_USAGE)
+        if st.process_local_backend(st.app()):
+            st.fail("the memory backend keeps jobs inside one process, so a job enqueued by this command would "
+                    "vanish when it exits and no worker could see it; use NUVOM_QUEUE_BACKEND=sqlite (the default) "
+                    "or file", EXIT_USAGE)
         try:
             app_ = st.app()
             known = sdk.task_options_from_manifest(task, app=app_) is not None

@@ -80,6 +80,11 @@ def register(app: typer.Typer) -> None:
             app_.queue  # noqa: B018 - open the backend now so a bad path fails before the loop
         except NuvomError as exc:
             st.fail(str(exc), EXIT_USAGE)
+        if st.process_local_backend(app_):
+            st.err.print("[bold yellow]warning:[/] the memory backend keeps jobs inside this worker process: jobs "
+                         "enqueued by any other process (your application, `nuvom enqueue`) are invisible to it, and "
+                         "its own jobs vanish when it stops; use NUVOM_QUEUE_BACKEND=sqlite (the default) or file for "
+                         "a separate worker", soft_wrap=True)
         st.err.print(
             f"[green]worker {worker.id}[/] on {app_.settings.queue_backend}, queues {', '.join(worker.queues)}, "
             f"{worker.concurrency} x {worker.executor_name}; {len(registry.names())} task(s): "
