@@ -184,11 +184,13 @@ def test_raise_retry_and_retry_on(app: Nuvom, request: pytest.FixtureRequest) ->
 def test_soft_timeout_fail_and_ignore(app: Nuvom) -> None:
     with running_worker(app):
         h = sleepy.delay(5)
-        begin = time.monotonic()
         with pytest.raises(nuvom.JobTimeoutError):
             h.result(timeout=30)
-        assert time.monotonic() - begin < 0.3 + 1 + 2  # timeout + 1 s, with slack
         job = h.job()
+        # R8, measured from the attempt's start (not from enqueue, which adds claim and poll
+        # latency on a loaded machine): timeout + 1 s, with slack
+        assert job.started_at is not None and job.finished_at is not None
+        assert job.finished_at - job.started_at < 0.3 + 1 + 2
         assert job.state == JobState.FAILED and job.errors[-1].timed_out
         ignored = sleepy_ignore.delay()
         assert ignored.result(timeout=30) is None

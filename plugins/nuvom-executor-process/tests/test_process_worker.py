@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -59,11 +58,9 @@ def test_hard_timeout_fails_the_job(process_app: Nuvom, proc_tasks: ModuleType, 
         port = server.getsockname()[1] if blocked_in == "recv" else None
         with running_worker(process_app, concurrency=1):
             proc_tasks.e2e_add.delay(0, 0).result(timeout=60)  # the child is up
-            begin = time.monotonic()
             handle = proc_tasks.e2e_block_fail.delay(port)
             with pytest.raises(nuvom.JobTimeoutError):
                 handle.result(timeout=60)
-            elapsed = time.monotonic() - begin
             assert proc_tasks.e2e_add.delay(1, 1).result(timeout=60)[0] == 2  # the pool keeps working
     finally:
         server.close()
@@ -71,7 +68,10 @@ def test_hard_timeout_fails_the_job(process_app: Nuvom, proc_tasks: ModuleType, 
     assert job.state == JobState.FAILED and job.attempts == 1  # timeout_policy=fail: retries unused
     assert job.errors[-1].timed_out and "timed out after 0.5 s" in job.errors[-1].message
     assert "terminated its child" in job.errors[-1].traceback
-    assert elapsed < BOUND, f"ended {elapsed:.2f} s after enqueue"
+    # R8 from the attempt's start, so claim and poll latency on a loaded machine do not count
+    assert job.started_at is not None and job.finished_at is not None
+    elapsed = job.finished_at - job.started_at
+    assert elapsed < BOUND, f"ended {elapsed:.2f} s after the attempt started"
 
 
 def test_hard_timeout_is_retried(process_app: Nuvom, proc_tasks: ModuleType) -> None:
