@@ -37,6 +37,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     boom = json.loads(run(["enqueue", "out.boom", "--json"], root).stdout)["id"]
     worker = run(["runworker", "--tasks", "tasks", "--burst"], root, NUVOM_LOG_LEVEL="INFO")
     assert worker.returncode == 0, worker.stderr
+    assert run(["discover", "tasks"], root).returncode == 0
     return {"root": root, "wrong": wrong, "boom": boom, "worker": worker.stderr}
 
 
@@ -54,6 +55,7 @@ def test_tables_keep_every_word_whole_at_any_width(project: dict[str, object], w
         ("config",): {"NUVOM_SERIALIZATION_BACKEND", "NUVOM_QUEUE_BACKEND", "sqlite"},
         ("inspect", "job", wrong): {wrong, "positional", "arguments", "store_result"},
         ("stats",): {"succeeded", "failed", "default"},
+        ("list", "tasks"): {"out.add", "out.boom", "tasks.py"},
     }
     for args, tokens in expected.items():
         out = run(list(args), root, COLUMNS=str(width))

@@ -48,6 +48,16 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _fit(table: Table) -> Any:
+    """The table fitted to the terminal without cutting words (nuvom-cli's ``fit``;
+    these commands run inside the ``nuvom`` command, so it is installed)."""
+    try:
+        from nuvom_cli.tables import fit
+    except ImportError:  # pragma: no cover - only reachable when embedded without nuvom-cli
+        return table
+    return fit(table)
+
+
 def _settings() -> LoadedSettings:
     try:
         return load_settings()
@@ -131,7 +141,7 @@ def _print_diff(console: Console, diff: ManifestDiff) -> None:
             table.add_row("[red]-[/]", *_plain(t.name, t.module, t.location()), "removed")
         for m in diff.modified:
             table.add_row("[yellow]~[/]", *_plain(m.after.name, m.after.module, m.after.location()), ", ".join(m.changed) + " changed")
-        console.print(table)
+        console.print(_fit(table))
     else:
         console.print("No task changes.")
     if diff.problems:
@@ -141,7 +151,7 @@ def _print_diff(console: Console, diff: ManifestDiff) -> None:
         for p in diff.problems:
             where = f"{p.get('path')}:{p['line']}" if p.get("line") else str(p.get("path"))
             problems.add_row(*_plain(str(p.get("kind")), where, str(p.get("message"))))
-        console.print(problems)
+        console.print(_fit(problems))
     state = "written" if diff.written else "unchanged"
     console.print(
         f"{len(diff.manifest.tasks)} task(s); {diff.files_scanned} file(s) scanned, "
@@ -195,7 +205,7 @@ def _print_tasks(console: Console, manifest: Manifest) -> None:
                 t.name + (" (async)" if t.is_async else ""), t.module, t.location(), _option(o, "tags"),
                 _option(o, "description"), _option(o, "queue"), _option(o, "retries"), _option(o, "timeout_secs"),
             ))
-        console.print(table)
+        console.print(_fit(table))
     if manifest.problems:
         console.print(
             f"{len(manifest.problems)} problem(s) were found by the last discovery; "
