@@ -72,6 +72,15 @@ def test_built_wheels_install_and_work_in_a_fresh_venv(tmp_path: Path) -> None:
     alone = env.run(env.python, "-c", "import nuvom; nuvom.get_app().queue", ok=False)
     assert "pip install nuvom-backend-sqlite (pip install nuvom includes it)" in alone.stderr
 
+    # the kernel and the CLI alone: the command says what is missing, and where it comes from
+    env.pip_install("nuvom-cli")
+    missing = env.nuvom("discover", "tasks", ok=False)
+    assert missing.returncode == 2
+    assert "comes from the plugin nuvom-discovery-ast, which is not installed" in missing.stderr
+    roles = env.nuvom("plugin", "status").stderr
+    for role in ("queue backend", "result backend", "executor", "task discoverer"):
+        assert f"warning: no {role} is installed or enabled" in " ".join(roles.split())
+
     # `pip install nuvom`: 1.0.0 from our directory (a resolver prefers it to PyPI's 0.11.2)
     env.pip_install("nuvom")
     assert env.nuvom("version").stdout.startswith("nuvom 1.0.0")

@@ -44,7 +44,33 @@ def build_app(plugins: NuvomPluginManager | None = None, root: str | os.PathLike
     return app
 
 
+#: Commands other plugins add, and the distribution that does, for "No such command" hints.
+PLUGIN_COMMANDS = {"discover": "nuvom-discovery-ast", "list": "nuvom-discovery-ast"}
+
+
+def missing_command_hint(app: typer.Typer, args: list[str], plugins: NuvomPluginManager) -> str | None:
+    """Why ``nuvom <args[0]>`` does not exist, when a known plugin provides it."""
+    if not args or args[0] not in PLUGIN_COMMANDS:
+        return None
+    if args[0] in typer.main.get_command(app).commands:  # type: ignore[attr-defined]
+        return None
+    dist = PLUGIN_COMMANDS[args[0]]
+    if dist in plugins.disabled:
+        return f"`nuvom {args[0]}` comes from the plugin {dist}, which is installed but {plugins.disabled[dist]}"
+    record = plugins.records.get(dist)
+    if record is not None and record.error:
+        return f"`nuvom {args[0]}` comes from the plugin {dist}, which failed to load: {record.error}"
+    return f"`nuvom {args[0]}` comes from the plugin {dist}, which is not installed: pip install {dist} (pip install nuvom includes it)"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    args = argv if argv is not None else sys.argv[1:]
     app = build_app()
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="nuvom")
+    from nuvom_cli.state import state
+
+    hint = missing_command_hint(app, args, state().plugins)
+    if hint:
+        state().err.print(f"[bold red]error:[/] {escape(hint)}", soft_wrap=True)
+        raise SystemExit(2)
+    app(args=args, prog_name="nuvom")
