@@ -321,7 +321,7 @@ def task_options_from_manifest(task_name: str, *, app: Nuvom | None = None) -> d
 
     a = _app(app)
     try:
-        manifest = load_manifest(default_manifest_path(a.settings, a.root))
+        manifest = load_manifest(default_manifest_path(a.settings, a.root), a.root)
     except NuvomError:
         return None
     if manifest is None:

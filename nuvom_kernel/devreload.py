@@ -63,10 +63,13 @@ class DevReloader:
                 manifest_import_paths,
                 manifest_modules,
                 refresh_manifest,
+                scan_root_of,
             )
 
-            diff = refresh_manifest(self._discoverer, None, default_manifest_path(self.app.settings, self.app.root))
-            for directory in manifest_import_paths(diff.manifest):
+            project = self.app.root
+            diff = refresh_manifest(self._discoverer, None, default_manifest_path(self.app.settings, project),
+                                    project=project)
+            for directory in manifest_import_paths(diff.manifest, scan_root_of(diff.manifest, project)):
                 ensure_on_path(directory)
             manifest_tasks = manifest_modules(diff.manifest)
             new_modules = [m for m in dict.fromkeys(manifest_tasks.values()) if m not in sys.modules]

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from nuvom_kernel.privatefs import make_private_dir
+
 __all__ = ["UdpDoorbell"]
 
 _HOST = "127.0.0.1"
@@ -64,7 +66,7 @@ class _Listener:
         self._thread.start()
 
     def _publish(self) -> None:
-        self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self._directory)  # parents too: it may create .nuvom itself
         tmp = self._directory / f".{self.path.name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
         os.close(fd)

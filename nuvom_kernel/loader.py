@@ -107,35 +107,44 @@ def pick_discoverer(app: Any) -> Any | None:
 
 def load_from_manifest(app: Any, *, refresh: bool = True) -> ManifestLoad:
     """Refresh the manifest (cheap: unchanged files are not parsed) and import
-    every module it lists, with the project root (and src/ roots) on sys.path."""
+    every module it lists, with the project root (and src/ roots) on sys.path.
+
+    Paths are resolved against the project directory (``app.root``, where the
+    command runs), never against the absolute root recorded in the manifest.
+    Without a discoverer, a manifest that cannot be trusted (outside the
+    project, another owner, writable by others) raises
+    :class:`~nuvom_kernel.privatefs.UntrustedFileError`.
+    """
     from nuvom_kernel.manifest import (
         default_manifest_path,
         load_manifest,
         manifest_import_paths,
         manifest_modules,
         refresh_manifest,
+        scan_root_of,
     )
 
-    path = default_manifest_path(app.settings, app.root)
+    project = Path(app.root)
+    path = default_manifest_path(app.settings, project)
     manifest = None
     refreshed = False
     note = None
     discoverer = pick_discoverer(app) if refresh else None
     if discoverer is not None:
-        existing = load_manifest(path)
-        diff = refresh_manifest(discoverer, None if existing is not None else app.root, path)
+        diff = refresh_manifest(discoverer, None, path, project=project)
         manifest, refreshed = diff.manifest, True
     else:
-        manifest = load_manifest(path)
+        manifest = load_manifest(path, project)
         if manifest is None:
             note = "no task manifest and no discoverer installed: pass --tasks MODULE or install nuvom-discovery-ast"
     if manifest is None:
         return ManifestLoad(path, [], [], [], refreshed, note)
-    for directory in reversed(manifest_import_paths(manifest)):
+    scan_root = scan_root_of(manifest, project)
+    for directory in reversed(manifest_import_paths(manifest, scan_root)):
         ensure_on_path(directory)
     by_task = manifest_modules(manifest)
     modules = list(dict.fromkeys(by_task.values()))
-    problems = import_task_modules(modules, Path(manifest.root))
+    problems = import_task_modules(modules, scan_root)
     failed = {p.module for p in problems}
     tasks = sorted(name for name, module in by_task.items() if module not in failed)
     return ManifestLoad(path, modules, tasks, problems, refreshed, note)

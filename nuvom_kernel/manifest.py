@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.models import TaskInfo, now
+from nuvom_kernel.privatefs import UntrustedFileError, check_trusted_file, make_private_dir
 
 if TYPE_CHECKING:
     from nuvom_kernel.contracts import Discoverer
@@ -78,8 +79,12 @@ class Manifest(BaseModel):
 
     version: int = Field(default=MANIFEST_VERSION, strict=True)
     generated_at: float = Field(default_factory=now)
-    #: absolute path of the scanned root when the manifest was written
+    #: absolute path of the scanned root when the manifest was written (shown
+    #: to people; never used to find code: a copied project would run the old copy)
     root: str
+    #: the scanned root relative to the project directory (posix, "" for the
+    #: project itself); what workers resolve against where they run
+    scan_root: str | None = None
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     tasks: list[ManifestTask] = Field(default_factory=list)
@@ -157,14 +162,18 @@ def import_root_of(path: str, module: str) -> str:
     return "/".join(parts[: -len(names)])
 
 
-def load_manifest(path: str | os.PathLike[str]) -> Manifest | None:
+def load_manifest(path: str | os.PathLike[str], project: str | os.PathLike[str] | None = None) -> Manifest | None:
     """The manifest at ``path``, or ``None`` when there is none to use.
 
     ``None`` (with a log message) also for a manifest from an older Nuvom or
     one that cannot be read: it is rebuilt by the next refresh.  A manifest
-    from a newer Nuvom raises :class:`ManifestVersionError`.
+    from a newer Nuvom raises :class:`ManifestVersionError`.  With
+    ``project``, a manifest outside that directory, not owned by this user
+    or writable by others raises :class:`~nuvom_kernel.privatefs.UntrustedFileError`.
     """
     p = Path(path)
+    if project is not None and p.exists():
+        check_trusted_file(p, project, "task manifest")
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
@@ -209,7 +218,7 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
     """Write ``manifest`` to ``path`` atomically: a temporary file in the same
     directory, flushed to disk, then renamed over the old one."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(p.parent)
     data = manifest.model_dump_json().encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
@@ -263,8 +272,10 @@ def build_manifest(
     problems: Sequence[dict[str, Any]] = (),
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    project: str | os.PathLike[str] | None = None,
 ) -> Manifest:
-    """A manifest from a discoverer's tasks (the first of each name is kept)."""
+    """A manifest from a discoverer's tasks (the first of each name is kept);
+    ``project`` (the project directory) records ``root`` relative to it."""
     entries: dict[str, ManifestTask] = {}
     for info in tasks:
         path = (info.path or "").replace("\\", "/")
@@ -275,6 +286,7 @@ def build_manifest(
         ))
     manifest = Manifest(
         root=Path(root).resolve().as_posix(),
+        scan_root=_relative_root(root, project) if project is not None else None,
         include=list(include),
         exclude=list(exclude),
         tasks=sorted(entries.values(), key=lambda t: t.name),
@@ -284,6 +296,24 @@ def build_manifest(
     # assigned without validation, which for 10,000 files costs as much as the rest of a warm refresh.
     manifest.files = dict(files or {})
     return manifest
+
+
+def _relative_root(root: str | os.PathLike[str], project: str | os.PathLike[str]) -> str:
+    try:
+        rel = os.path.relpath(Path(root).resolve(), Path(project).resolve())
+    except ValueError:  # Windows: another drive
+        return Path(root).resolve().as_posix()
+    return "" if rel == "." else Path(rel).as_posix()
+
+
+def scan_root_of(manifest: Manifest, project: str | os.PathLike[str]) -> Path:
+    """The directory the manifest's paths are relative to, found from the
+    project directory (where the command runs), never from the absolute
+    ``root`` recorded in the file."""
+    base = Path(project).resolve()
+    if manifest.scan_root is None:
+        return base
+    return (base / manifest.scan_root).resolve()
 
 
 def diff_manifests(old: Manifest | None, new: Manifest) -> tuple[list[ManifestTask], list[ManifestTask], list[ModifiedTask]]:
@@ -306,23 +336,36 @@ def refresh_manifest(
     path: str | os.PathLike[str],
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    project: str | os.PathLike[str] | None = None,
 ) -> ManifestDiff:
     """Re-scan ``root`` using the manifest at ``path`` as cache; save if anything changed.
 
     ``root``, ``include`` and ``exclude`` default (``None``) to what the
     existing manifest recorded, so a worker refreshes exactly what the user
     last ran ``nuvom discover tasks`` on; without a manifest the root is the
-    project root and nothing is filtered.  The file is written only when its
-    content (tasks, problems, cache, root, filters) changed.  Raises
+    project root and nothing is filtered.  ``project`` is the directory paths
+    are resolved against (default: ``root`` when given, else the settings'
+    project root): the recorded root is relative to it, so a copied project
+    scans the copy.  A manifest that cannot be trusted (outside the project,
+    another owner, writable by others) is ignored with a warning and rebuilt.
+    The file is written only when its content (tasks, problems, cache, root, filters) changed.  Raises
     :class:`ManifestVersionError` for a manifest from a newer Nuvom and
     :class:`~nuvom_kernel.errors.ConfigError` if ``root`` is not a directory.
     """
     from nuvom_kernel.settings import project_root
 
     manifest_path = Path(path)
-    old = load_manifest(manifest_path)
+    if project is None:
+        project = Path(root) if root is not None else project_root()
+    project = Path(project)
+    try:
+        old = load_manifest(manifest_path, project)
+    except UntrustedFileError as exc:
+        logger.warning("%s; ignoring it and scanning the project again", exc)
+        old = None
     if root is None:
-        root = old.root if old is not None and Path(old.root).is_dir() else project_root()
+        scanned = scan_root_of(old, project) if old is not None else project
+        root = scanned if scanned.is_dir() else project
     include = list(include) if include is not None else (list(old.include) if old else [])
     exclude = list(exclude) if exclude is not None else (list(old.exclude) if old else [])
     same_root = old is not None and Path(old.root) == Path(root).resolve()
@@ -330,7 +373,8 @@ def refresh_manifest(
         str(root), include=include, exclude=exclude, cache=old.files if same_root and old else None
     )
     new = build_manifest(
-        report.tasks, root, files=report.files, problems=report.problems, include=include, exclude=exclude
+        report.tasks, root, files=report.files, problems=report.problems, include=include, exclude=exclude,
+        project=project,
     )
     added, removed, modified = diff_manifests(old, new)
     unchanged = old is not None and _same_content(old, new)
@@ -348,7 +392,7 @@ def refresh_manifest(
 def _same_content(a: Manifest, b: Manifest) -> bool:
     """Equal apart from ``generated_at`` (compared field by field: cheap on big caches)."""
     return (
-        a.root == b.root and a.include == b.include and a.exclude == b.exclude
+        a.root == b.root and a.scan_root == b.scan_root and a.include == b.include and a.exclude == b.exclude
         and a.tasks == b.tasks and a.problems == b.problems and a.files == b.files
     )
 
@@ -358,10 +402,10 @@ def manifest_modules(manifest: Manifest) -> dict[str, str]:
     return {t.name: t.module for t in manifest.tasks}
 
 
-def manifest_import_paths(manifest: Manifest, root: str | os.PathLike[str] | None = None) -> list[Path]:
+def manifest_import_paths(manifest: Manifest, root: str | os.PathLike[str]) -> list[Path]:
     """The directories to put on ``sys.path`` (root first) so every task module
-    imports; relative to ``root`` (default: the root recorded in the manifest)."""
-    base = Path(root) if root is not None else Path(manifest.root)
+    imports; relative to ``root`` (the scanned root, :func:`scan_root_of`)."""
+    base = Path(root)
     seen: dict[str, None] = {"": None}
     for task in manifest.tasks:
         seen.setdefault(task.import_root, None)

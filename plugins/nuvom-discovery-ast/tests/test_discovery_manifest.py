@@ -82,8 +82,8 @@ def test_manifest_refresh_diff_added_removed_modified(project: Path) -> None:
 
 def test_manifest_refresh_reuses_recorded_root_and_filters(project: Path, monkeypatch) -> None:
     path = project / ".nuvom" / "manifest.json"
-    refresh_manifest(AstDiscoverer(), project, path, exclude=["src/"])
-    monkeypatch.chdir(project.parent)
+    refresh_manifest(AstDiscoverer(), project, path, exclude=["src/"], project=project)
+    monkeypatch.chdir(project)
     monkeypatch.delenv("NUVOM_PROJECT_ROOT", raising=False)
     diff = refresh_manifest(AstDiscoverer(), None, path)
     assert diff.manifest.exclude == ["src/"]
@@ -91,11 +91,26 @@ def test_manifest_refresh_reuses_recorded_root_and_filters(project: Path, monkey
     assert not diff.written
 
 
+def test_manifest_recorded_root_is_relative_to_the_project(project: Path, tmp_path: Path) -> None:
+    """A copy of the project scans the copy, not the directory the manifest was written in."""
+    import shutil
+
+    path = project / ".nuvom" / "manifest.json"
+    refresh_manifest(AstDiscoverer(), project / "app", path, project=project)
+    assert json.loads(path.read_text(encoding="utf-8"))["scan_root"] == "app"
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    (copy / "app" / "jobs.py").write_text(task_src("copied"), encoding="utf-8")
+    diff = refresh_manifest(AstDiscoverer(), None, copy / ".nuvom" / "manifest.json", project=copy)
+    assert [t.name for t in diff.manifest.tasks] == ["copied"]
+    assert diff.manifest.root == (copy / "app").resolve().as_posix()
+
+
 def test_manifest_worker_helpers(project: Path) -> None:
     diff = refresh_manifest(AstDiscoverer(), project, project / "m.json")
     assert manifest_modules(diff.manifest) == {"report": "lib.more", "resize": "app.jobs", "send": "app.jobs"}
     root = project.resolve()
-    assert manifest_import_paths(diff.manifest) == [root, root / "src"]
+    assert manifest_import_paths(diff.manifest, root) == [root, root / "src"]
     assert manifest_import_paths(diff.manifest, "/elsewhere") == [Path("/elsewhere"), Path("/elsewhere/src")]
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from nuvom_backend_file.records import DIR_MODE
 from nuvom_kernel.models import LEASED_STATES, Job, JobState, now
+from nuvom_kernel.privatefs import make_private_dir as kernel_make_private_dir
 
 _DIGITS = string.digits + string.ascii_lowercase
 _PRI_WIDTH = 6
@@ -155,6 +156,6 @@ class Layout:
 
 def make_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) and make it owner-only on POSIX, whatever the umask."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    kernel_make_private_dir(path)  # every missing parent (.nuvom itself) owner-only too
     if os.name == "posix" and (path.stat().st_mode & 0o777) != DIR_MODE:
         os.chmod(path, DIR_MODE)

@@ -119,7 +119,7 @@ def discover_tasks(
     if hasattr(discoverer, "progress"):
         discoverer.progress = bar
     try:
-        diff = refresh_manifest(discoverer, scan_root, manifest_path, include or [], exclude or [])
+        diff = refresh_manifest(discoverer, scan_root, manifest_path, include or [], exclude or [], project=loaded.root)
     except NuvomError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -181,7 +181,7 @@ def list_tasks(
     loaded = _settings()
     manifest_path = default_manifest_path(loaded.settings, loaded.root)
     try:
-        manifest = load_manifest(manifest_path)
+        manifest = load_manifest(manifest_path, loaded.root)
     except NuvomError as exc:
         raise _fail(str(exc)) from None
     if manifest is None:

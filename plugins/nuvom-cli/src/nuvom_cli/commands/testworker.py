@@ -31,6 +31,7 @@ from nuvom_kernel.manifest import (
     load_manifest,
     manifest_import_paths,
     manifest_modules,
+    scan_root_of,
 )
 from nuvom_kernel.models import Job, JobState
 from nuvom_kernel.task import TASK_OPTIONS, JobHandle, Task, registry
@@ -84,16 +85,17 @@ def load_tasks(st: CliState, app: Nuvom, name: str, modules: list[str]) -> Task[
             raise JobFileError("fix the task module(s) above, then run again")
     elif registry.find(name) is None:
         path = default_manifest_path(app.settings, app.root)
-        manifest = load_manifest(path)
+        manifest = load_manifest(path, app.root)
         if manifest is None:
             raise JobFileError(f"no task manifest at {path}: run nuvom discover tasks or pass --task-module")
         module = manifest_modules(manifest).get(name)
         if module is None:
             raise JobFileError(f"task {name!r} is not in the manifest {path}: "
                                "run nuvom discover tasks or pass --task-module")
-        for entry in manifest_import_paths(manifest, app.root):
+        scan_root = scan_root_of(manifest, app.root)
+        for entry in manifest_import_paths(manifest, scan_root):
             ensure_on_path(entry)
-        problems = import_task_modules([module], app.root)
+        problems = import_task_modules([module], scan_root)
         if problems:
             raise JobFileError(f"could not import {module} (task {name!r}): {problems[0].error}\n{problems[0].traceback}")
     task = registry.find(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import signal
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from nuvom_kernel.devreload import DevReloader
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.loader import ensure_on_path, import_task_modules, load_from_manifest
 from nuvom_kernel.models import validate_id
+from nuvom_kernel.privatefs import touch_private
 from nuvom_kernel.task import registry
 from nuvom_kernel.worker import Worker, stop_file
 
@@ -120,10 +120,7 @@ def register_stop(app: typer.Typer) -> None:
                 validate_id(worker_id, "worker id")
             except NuvomError as exc:
                 st.fail(str(exc), EXIT_USAGE)
-        path = stop_file(st.plugins.root, worker_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-        os.utime(path)  # touch() keeps an old mtime on some platforms if the file exists
+        path = touch_private(stop_file(st.plugins.root, worker_id))  # 0600 in 0700 folders, whatever the umask
         who = f"worker {worker_id}" if worker_id else "every worker started before now"
         st.console.print(f"asked {who} to stop ({path}); running jobs finish first")
 
