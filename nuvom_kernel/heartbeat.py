@@ -2,8 +2,10 @@
 
 Every tick (at most half a second) the heartbeat renews the leases of every
 job the worker holds (running or prefetched), returns other workers' expired
-leases to the queue, purges results past their retention, refreshes the
-worker's registration, watches for stop files and delivers cancellations.
+leases to the queue, refreshes the worker's registration, watches for stop
+files and delivers cancellations.  Purging expired results is slow work and
+runs on the maintenance thread (:mod:`nuvom_kernel.maintenance`), started and
+joined here, so it never delays a renewal.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nuvom_kernel.maintenance import Maintenance
 from nuvom_kernel.models import WorkerInfo, now
 
 if TYPE_CHECKING:
@@ -34,12 +37,19 @@ class Heartbeat:
 
     def __init__(self, worker: Worker) -> None:
         self.w = worker
+        self.maintenance = Maintenance(worker)
 
     def run(self) -> None:
+        self.maintenance.start()
+        try:
+            self._beat()
+        finally:
+            self.maintenance.join(timeout=2.0)
+
+    def _beat(self) -> None:
         renew_every = max(0.05, self.w.lease_secs / 3)
         tick = min(0.5, renew_every)
-        last_renew = last_sweep = last_purge = time.monotonic()
-        last_purge -= 3600  # purge expired results soon after start
+        last_renew = last_sweep = time.monotonic()
         queue = self.w.app.queue
         while not self.w._stopped.wait(tick):
             t = time.monotonic()
@@ -54,10 +64,6 @@ class Heartbeat:
                     if moved:
                         log.info("worker %s: returned %d expired lease(s) to the queue", self.w.id, moved)
                         self.w._wake.set()
-                ttl = self.w.settings.result_ttl_secs
-                if ttl and t - last_purge >= 3600 and self.w.app.provides("jobs"):
-                    last_purge = t
-                    self.w.app.jobs.purge(older_than=now() - ttl)
                 self.check_stop_files()
             except Exception:
                 log.exception("worker %s: heartbeat failed (will retry)", self.w.id)

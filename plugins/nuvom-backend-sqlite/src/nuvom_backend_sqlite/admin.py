@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 _JOB_COLUMNS = "id, task, data, lease_expires_at"
 _PURGE_BATCH = 5000
+#: Pause between two purge batches: a writer waiting in SQLite's busy handler
+#: gets the lock instead of losing every race to the next batch.
+_PURGE_PAUSE_SECS = 0.005
 _UPSERT_SQL = (
     "INSERT INTO jobs (id, state, queue, priority, ready_at, created_at, finished_at, unique_key, "
     "token, lease_expires_at, task, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
@@ -192,6 +196,7 @@ class AdminMixin:
             total += deleted
             if deleted < _PURGE_BATCH:
                 return total
+            time.sleep(_PURGE_PAUSE_SECS)  # let waiting writers (renewals, claims) take the lock
 
     # -- workers -----------------------------------------------------------------
 
