@@ -18,11 +18,18 @@ from nuvom_kernel.errors import (
     PayloadError,
     PluginError,
     Retry,
+    StoreAccessError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    StoreReplacedError,
     TaskNotFoundError,
 )
+from nuvom_kernel.privatefs import UntrustedFileError
 
 __all__ = [
     "ComponentNotFoundError", "ConfigError", "CorruptJobError", "DuplicateComponentError", "InvalidIdError",
     "InvalidStateError", "JobCancelledError", "JobDeadError", "JobFailedError", "JobNotFoundError",
-    "JobTimeoutError", "NuvomError", "PayloadError", "PluginError", "Retry", "TaskNotFoundError",
+    "JobTimeoutError", "NuvomError", "PayloadError", "PluginError", "Retry", "StoreAccessError", "StoreCorruptError",
+    "StoreError", "StoreFullError", "StoreReplacedError", "TaskNotFoundError", "UntrustedFileError",
 ]

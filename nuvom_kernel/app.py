@@ -30,10 +30,12 @@ from nuvom_kernel.errors import (
     InvalidStateError,
     JobNotFoundError,
     PayloadError,
+    StoreError,
 )
 from nuvom_kernel.manager import NuvomPluginManager
 from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, validate_id
 from nuvom_kernel.settings import LoadedSettings, NuvomSettings, apply_log_level, load_settings
+from nuvom_kernel.storefaults import store_error
 
 
 class Nuvom:
@@ -218,7 +220,12 @@ class Nuvom:
 
     def enqueue(self, job: Job) -> Job:
         self.check_payload({"args": job.args, "kwargs": job.kwargs}, f"arguments of task {job.task!r}")
-        stored = self.queue.enqueue(job)
+        try:
+            stored = self.queue.enqueue(job)
+        except StoreError:
+            raise
+        except OSError as exc:  # a backend's raw fault: full disk, permissions (one line, catchable)
+            raise store_error(exc) from exc
         if stored.id == job.id:
             self.plugins.job_enqueued(stored)
         return stored
@@ -226,7 +233,12 @@ class Nuvom:
     def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
         for job in jobs:
             self.check_payload({"args": job.args, "kwargs": job.kwargs}, f"arguments of task {job.task!r}")
-        stored = self.queue.enqueue_many(list(jobs))
+        try:
+            stored = self.queue.enqueue_many(list(jobs))
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise store_error(exc) from exc
         for original, job in zip(jobs, stored):
             if original.id == job.id:
                 self.plugins.job_enqueued(job)

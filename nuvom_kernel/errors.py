@@ -85,3 +85,37 @@ class Retry(Exception):  # noqa: N818 - the public spelling is ``raise nuvom.Ret
         super().__init__(reason or "retry requested")
         self.delay = delay
         self.reason = reason
+
+
+class StoreError(NuvomError, OSError):
+    """The job store (a database file, a queue directory) cannot be used as it is.
+
+    The message names the path and the fix; ``path`` holds the path.  Raised
+    by ``.delay()``, the CLI and the worker instead of raw ``OSError`` or
+    ``sqlite3`` errors.  It is also an ``OSError``, so code that caught those
+    keeps working.
+    """
+
+    def __init__(self, message: str, path: object = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.errno = errno  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "the job store cannot be used"
+
+
+class StoreAccessError(StoreError):
+    """Permission denied, a read-only file or file system, or a directory where a file belongs."""
+
+
+class StoreFullError(StoreError):
+    """The disk (or quota) holding the store is full."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's data is damaged (e.g. ``PRAGMA quick_check`` fails)."""
+
+
+class StoreReplacedError(StoreError):
+    """The store was removed or replaced while this process had it open."""

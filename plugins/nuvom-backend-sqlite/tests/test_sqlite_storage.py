@@ -22,7 +22,7 @@ from nuvom_backend_sqlite.plugin import (
 from nuvom_backend_sqlite.schema import SCHEMA_VERSION
 
 from nuvom_kernel.contracts import Completion
-from nuvom_kernel.errors import ConfigError
+from nuvom_kernel.errors import ConfigError, StoreCorruptError
 from nuvom_kernel.models import Job, JobState, Outcome
 from nuvom_kernel.settings import NuvomSettings
 
@@ -69,7 +69,7 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ConfigError, match="not a usable SQLite database"):
+    with pytest.raises(StoreCorruptError, match="not a usable SQLite database"):
         SqliteBackend(path)
     with pytest.raises(ConfigError, match="not a file path"):
         SqliteBackend(":memory:")

@@ -28,8 +28,10 @@ import string
 from pathlib import Path
 
 from nuvom_backend_file.records import DIR_MODE
+from nuvom_kernel.errors import StoreAccessError
 from nuvom_kernel.models import LEASED_STATES, Job, JobState, now
 from nuvom_kernel.privatefs import make_private_dir as kernel_make_private_dir
+from nuvom_kernel.storefaults import store_error
 
 _DIGITS = string.digits + string.ascii_lowercase
 _PRI_WIDTH = 6
@@ -111,9 +113,19 @@ class Layout:
         self._known_queue_dirs: set[str] = set()
 
     def create(self) -> None:
-        make_private_dir(self.root)
-        for sub in SUBDIRS:
-            make_private_dir(self.root / sub)
+        """Create the tree; a fault of the environment raises a one-line
+        :class:`~nuvom_kernel.errors.StoreError` naming the directory and the fix."""
+        try:
+            make_private_dir(self.root)
+            for sub in SUBDIRS:
+                make_private_dir(self.root / sub)
+        except FileExistsError as exc:  # a file where the queue directory should be
+            raise StoreAccessError(
+                f"the file backend's queue directory {self.root} (or a folder above it) is a file, not a "
+                "directory; move it away or set NUVOM_FILE_BACKEND_DIR to a directory path", self.root) from exc
+        except OSError as exc:
+            raise store_error(exc, exc.filename or self.root, what="the file backend's queue directory",
+                              setting="NUVOM_FILE_BACKEND_DIR") from exc
 
     def queue_dir(self, base: Path, queue: str) -> Path:
         path = base / queue

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from nuvom_kernel.errors import CorruptJobError, PayloadError
 from nuvom_kernel.models import Job
+from nuvom_kernel.storefaults import store_error
 
 MAGIC = b"NVJ\x01"
 FORMAT_VERSION = 1
@@ -151,7 +152,10 @@ def stage_file(tmp_dir: Path, data: bytes, *, fsync: bool) -> Path:
     """Write ``data`` to a fresh file in ``tmp_dir`` (fsynced if asked); return its path."""
     tmp = tmp_dir / f"{secrets.token_hex(8)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, FILE_MODE)
+    try:
+        fd = os.open(tmp, flags, FILE_MODE)
+    except OSError as exc:
+        raise _store_error(exc, tmp_dir) from exc
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, FILE_MODE)  # the umask may have removed bits we need; never add any
@@ -160,12 +164,22 @@ def stage_file(tmp_dir: Path, data: bytes, *, fsync: bool) -> Path:
             view = view[os.write(fd, view):]
         if fsync:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         _unlink_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise _store_error(exc, tmp_dir) from exc
         raise
     os.close(fd)
     return tmp
+
+
+def _store_error(exc: OSError, tmp_dir: Path) -> OSError:
+    """A full disk or a directory this user may not write, as a one-line
+    :class:`~nuvom_kernel.errors.StoreError` (still an ``OSError``) naming the
+    queue directory (the parent of ``tmp/``)."""
+    return store_error(exc, tmp_dir.parent, what="the file backend's queue directory",
+                       setting="NUVOM_FILE_BACKEND_DIR")
 
 
 def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:

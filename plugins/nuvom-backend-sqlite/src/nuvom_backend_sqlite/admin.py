@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     from nuvom_kernel.doorbell import UdpDoorbell
 
 _JOB_COLUMNS = "id, task, data, lease_expires_at"
-_PURGE_BATCH = 5000
+_PURGE_BATCH = 500
 #: Pause between two purge batches: a writer waiting in SQLite's busy handler
 #: gets the lock instead of losing every race to the next batch.
-_PURGE_PAUSE_SECS = 0.005
+_PURGE_PAUSE_SECS = 0.002
 _UPSERT_SQL = (
     "INSERT INTO jobs (id, state, queue, priority, ready_at, created_at, finished_at, unique_key, "
     "token, lease_expires_at, task, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
@@ -60,6 +60,12 @@ class AdminMixin:
 
     db: Database
     bell: UdpDoorbell
+
+    def verify(self) -> None:
+        """``PRAGMA quick_check`` the whole file (about 0.1 s per 100 MB); raise
+        :class:`~nuvom_kernel.errors.StoreCorruptError` naming the file and how
+        to recover if it is damaged.  ``nuvom runworker`` calls it at start."""
+        self.db.verify()
 
     # -- reading -----------------------------------------------------------------
 

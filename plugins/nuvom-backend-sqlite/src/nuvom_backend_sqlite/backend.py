@@ -105,6 +105,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         jobs = list(jobs)
         if not jobs:
             return []
+        self.db.check_room()  # a nearly full disk keeps its room for running what is stored
         at = now()
         for job in jobs:
             enqueue_update(job, at)

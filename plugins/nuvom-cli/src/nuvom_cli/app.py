@@ -7,13 +7,15 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from nuvom_cli import helpstyle
-from nuvom_cli.state import CliState, set_state
+from nuvom_cli.state import EXIT_FAILURE, CliState, set_state
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.manager import NuvomPluginManager
 from nuvom_kernel.settings import project_root
+from nuvom_kernel.storefaults import store_error
 
 
 def build_app(plugins: NuvomPluginManager | None = None, root: str | os.PathLike[str] | None = None) -> typer.Typer:
@@ -64,7 +66,9 @@ def missing_command_hint(app: typer.Typer, args: list[str], plugins: NuvomPlugin
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point.  A fault of the job store (full disk,
+    permissions, damaged database) that a command did not handle is printed
+    as one line naming the path and the fix, with exit code 1, not a traceback."""
     args = argv if argv is not None else sys.argv[1:]
     app = build_app()
     from nuvom_cli.state import state
@@ -73,4 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     if hint:
         state().err.print(f"[bold red]error:[/] {escape(hint)}", soft_wrap=True)
         raise SystemExit(2)
-    app(args=args, prog_name="nuvom")
+    try:
+        app(args=args, prog_name="nuvom")
+    except OSError as exc:  # StoreError is an OSError too
+        if isinstance(exc, BrokenPipeError):
+            raise
+        fault = store_error(exc, what="a file Nuvom uses:")
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(fault))}", soft_wrap=True)
+        raise SystemExit(EXIT_FAILURE) from None

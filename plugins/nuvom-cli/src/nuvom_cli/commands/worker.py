@@ -11,9 +11,9 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from nuvom_cli.state import EXIT_USAGE, state
+from nuvom_cli.state import EXIT_FAILURE, EXIT_USAGE, state
 from nuvom_kernel.devreload import DevReloader
-from nuvom_kernel.errors import NuvomError
+from nuvom_kernel.errors import NuvomError, StoreError
 from nuvom_kernel.loader import ensure_on_path, import_task_modules, load_from_manifest
 from nuvom_kernel.models import validate_id
 from nuvom_kernel.privatefs import touch_private
@@ -77,7 +77,11 @@ def register(app: typer.Typer) -> None:
             st.err.print(f"[red]could not import task module {escape(p.module)}[/]: {escape(str(p.error))}")
         try:
             worker = Worker(app_, queues=_split(queues), concurrency=concurrency, burst=burst, worker_id=worker_id)
-            app_.queue  # noqa: B018 - open the backend now so a bad path fails before the loop
+            verify = getattr(app_.queue, "verify", None)  # open the backend now: a bad path fails before the loop
+            if callable(verify):
+                verify()  # a damaged store (SQLite quick_check) fails here, once, not in every claim
+        except StoreError as exc:  # the environment (permissions, disk, damaged file), not the arguments
+            st.fail(str(exc), EXIT_FAILURE)
         except NuvomError as exc:
             st.fail(str(exc), EXIT_USAGE)
         if st.process_local_backend(app_):
