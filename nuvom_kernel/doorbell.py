@@ -12,6 +12,12 @@ rather than the mechanism:
 - a listener thread per subscribed process blocks in ``recv`` (no CPU while
   idle), drains queued datagrams and calls the callbacks once.
 
+Any local user can send datagrams to 127.0.0.1, so a flood must stay cheap:
+wake-ups are coalesced to at most :data:`MAX_WAKEUPS_PER_SEC` (the first
+ring after a quiet spell still wakes at once), a drain reads at most
+:data:`MAX_DRAIN` datagrams, and the socket's receive buffer is small, so the
+kernel drops the excess before this process spends anything on it.
+
 Datagrams can be lost and entries can go stale (a killed process leaves its
 file behind), so a lost ring only costs one poll interval.  A listener
 touches its file every ``heartbeat_secs``; senders delete entries older than
@@ -33,6 +39,13 @@ from pathlib import Path
 from nuvom_kernel.privatefs import make_private_dir
 
 __all__ = ["UdpDoorbell"]
+
+#: Wake-ups per second at most, however many datagrams arrive.
+MAX_WAKEUPS_PER_SEC = 100
+#: Datagrams read per wake-up at most (the rest wait for the next one, or are dropped by the kernel).
+MAX_DRAIN = 64
+#: Receive buffer asked for: a few datagrams; one pending datagram is all a wake-up needs.
+_RCVBUF = 4096
 
 _HOST = "127.0.0.1"
 _PING = b"\x01"
@@ -57,6 +70,8 @@ class _Listener:
         self._fire = fire
         self._stopping = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         self.sock.bind((_HOST, 0))
         self.sock.settimeout(heartbeat_secs)
         self.port: int = self.sock.getsockname()[1]
@@ -91,6 +106,8 @@ class _Listener:
             pass
 
     def _run(self) -> None:
+        gap = 1.0 / MAX_WAKEUPS_PER_SEC
+        last_fire = -gap
         while not self._stopping.is_set():
             try:
                 self.sock.recv(64)
@@ -103,16 +120,20 @@ class _Listener:
                 if self._stopping.is_set():
                     break
                 continue
+            wait = last_fire + gap - time.monotonic()
+            if wait > 0 and self._stopping.wait(wait):  # coalesce: what arrives meanwhile is one wake-up
+                break
             self._drain()
             if self._stopping.is_set():
                 break
+            last_fire = time.monotonic()
             self._fire()
 
     def _drain(self) -> None:
         """Many rings in a burst wake the callbacks once."""
         try:
             self.sock.settimeout(0)
-            while True:
+            for _ in range(MAX_DRAIN):
                 self.sock.recv(64)
         except OSError:  # BlockingIOError when empty
             pass
