@@ -21,7 +21,7 @@ from nuvom_kernel.maintenance import Maintenance
 from nuvom_kernel.models import WorkerInfo, now
 
 if TYPE_CHECKING:
-    from nuvom_kernel.worker import Worker
+    from nuvom_kernel.worker import Worker, _Held
 
 log = logging.getLogger("nuvom.worker")
 
@@ -83,6 +83,7 @@ class Heartbeat:
                 still_held = held is not None and held.job.token == leases[jid]
             if still_held:  # not a job whose outcome the loop recorded meanwhile
                 log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid)
+                self.stop_lost(jid, held)
         self.deliver_cancellations(beat.cancel_requested)
 
     def deliver_cancellations(self, job_ids: set[str]) -> None:
@@ -103,6 +104,18 @@ class Heartbeat:
             delivered = executor.cancel(jid)
             log.info("job %s: cancellation requested (%s)", jid,
                      "delivered" if delivered else "the task must check current_job().is_cancelled()")
+
+    def stop_lost(self, jid: str, held: _Held | None) -> None:
+        """Another worker may run this job now: ask our copy to stop (cooperative
+        on threads, a cancelled coroutine, a terminated child on the process executor)."""
+        if held is None or held.ctx is None or held.ended:
+            return  # still buffered (its completion is refused) or already over
+        held.ctx.cancel_event.set()
+        executor = self.w._executor_for(held.task, held.job) if held.task is not None else self.w.executor
+        try:
+            executor.cancel(jid)
+        except Exception:
+            log.exception("worker %s: stopping the copy of job %s that lost its lease failed", self.w.id, jid)
 
     def info(self, state: str) -> WorkerInfo:
         return WorkerInfo(

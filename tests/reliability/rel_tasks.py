@@ -49,6 +49,22 @@ def work(n: int, ms: float = 0.0) -> int:
     return n
 
 
+@task(name="rel.cooperative")
+def cooperative(secs: float) -> str:
+    """Runs ``secs`` unless asked to stop; logs ``stopped`` or ``end``."""
+    log_execution()
+    ctx = current_job()
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        if ctx.is_cancelled():
+            with open(os.path.join(os.environ["RELIABILITY_LOG_DIR"], f"stopped-{ctx.id}"), "w") as fh:
+                fh.write(f"{time.time():.6f}\n")
+            return "stopped"
+        time.sleep(0.02)
+    log_execution(end=True)
+    return "end"
+
+
 @task(name="rel.big")
 def big(n: int, size: int) -> str:
     log_execution()
