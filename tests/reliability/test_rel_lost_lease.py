@@ -78,3 +78,45 @@ def test_a_copy_that_lost_its_lease_is_told_to_stop(backend: str, executor: str,
     assert executions[job.id][0].ended_at is None, "the copy ran to its end"
     describe({"property": "lost-lease-stops-copy", "backend": backend, "executor": executor,
               "stopped_after_secs": round(stopped_after, 2)})
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_a_second_ctrl_c_that_abandons_running_jobs_exits_non_zero(tmp_path: Path) -> None:
+    import signal
+
+    project = Project(tmp_path / "proj", "sqlite")
+    try:
+        worker = project.start_worker(concurrency=1)
+        worker.wait_ready()
+        job = project.app.enqueue(Job(task="rel.work", args=[1, 60_000], timeout_secs=None))
+        wait_until(lambda: bool(read_executions(project.exec_dir)[0].get(job.id)), 60, "the job to start")
+        worker.popen.send_signal(signal.SIGINT)  # graceful: waits for the running job
+        time.sleep(0.5)
+        assert worker.alive(), worker.stderr()[-2000:]
+        worker.popen.send_signal(signal.SIGINT)  # abandon it
+        code = worker.wait(30)
+        stderr = worker.stderr()
+    finally:
+        project.close()
+    assert code == 1, (code, stderr[-2000:])
+    assert "abandoned 1 job(s)" in " ".join(stderr.split()) and job.id in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_one_ctrl_c_lets_running_jobs_finish_and_exits_0(tmp_path: Path) -> None:
+    import signal
+
+    project = Project(tmp_path / "proj", "sqlite")
+    try:
+        worker = project.start_worker(concurrency=1)
+        worker.wait_ready()
+        job = project.app.enqueue(Job(task="rel.work", args=[1, 1_500], timeout_secs=None))
+        wait_until(lambda: bool(read_executions(project.exec_dir)[0].get(job.id)), 60, "the job to start")
+        worker.popen.send_signal(signal.SIGINT)
+        code = worker.wait(30)
+        final = project.app.queue.get(job.id)
+    finally:
+        project.close()
+    assert code == 0, worker.stderr()[-2000:]
+    assert final is not None and final.state == JobState.SUCCEEDED

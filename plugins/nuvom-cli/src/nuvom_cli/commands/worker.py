@@ -107,6 +107,12 @@ def register(app: typer.Typer) -> None:
                 reloader.stop()
         st.err.print(f"worker {worker.id} stopped: {stats.succeeded} succeeded, {stats.failed} failed, "
                      f"{stats.retried} retried, {stats.dead} dead")
+        abandoned = worker.held_job_ids() if worker._hard_stop.is_set() else []
+        if abandoned:
+            # a second Ctrl-C: these jobs run again elsewhere once their leases expire
+            st.fail(f"worker {worker.id} abandoned {len(abandoned)} job(s) it held (a second Ctrl-C/SIGTERM): "
+                    f"{', '.join(abandoned[:5])}{' ...' if len(abandoned) > 5 else ''}; they run again once "
+                    "their leases expire", EXIT_FAILURE)
 
 
 def register_stop(app: typer.Typer) -> None:
