@@ -62,6 +62,10 @@ def _cli(project: Project, *args: str, user: int | None = None, **env: str) -> s
 # -- point 5: removed or replaced --------------------------------------------------
 
 
+WINDOWS_SKIP = pytest.mark.skipif(os.name == "nt", reason="Windows cannot delete or replace a file that is open")
+
+
+@WINDOWS_SKIP
 def test_sqlite_removed_under_a_live_backend_refuses_the_next_enqueue(tmp_path: Path) -> None:
     project = Project(tmp_path / "proj", "sqlite")
     try:
@@ -84,6 +88,7 @@ def test_sqlite_removed_under_a_live_backend_refuses_the_next_enqueue(tmp_path: 
         other.close()
 
 
+@WINDOWS_SKIP
 def test_sqlite_replaced_under_a_live_backend_is_noticed(tmp_path: Path) -> None:
     project = Project(tmp_path / "proj", "sqlite")
     try:
@@ -104,6 +109,7 @@ def test_sqlite_replaced_under_a_live_backend_is_noticed(tmp_path: Path) -> None
         project.close()
 
 
+@WINDOWS_SKIP
 def test_sqlite_removed_under_a_running_worker_new_jobs_still_run(tmp_path: Path) -> None:
     """The issue's repro: ``rm -rf .nuvom`` under a live worker, then a producer
     enqueues into the new file.  Before: they "succeeded" and never ran."""
