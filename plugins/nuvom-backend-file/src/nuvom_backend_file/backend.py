@@ -2,8 +2,10 @@
 
 The rules that make it safe (``docs/backend-file.md`` explains them):
 
-1. A new job is written to ``tmp/``, fsynced, and published with one
-   ``os.replace`` into ``ready/<queue>/`` (or ``sched/<queue>/``).
+1. A new job is written to ``tmp/``, made durable, and published with one
+   ``os.replace`` into ``ready/<queue>/`` (or ``sched/<queue>/``); a batch
+   (``enqueue_many``, or the finishes of one ``exchange``) shares one data
+   sync and one sync per directory: the group commit.
 2. A claim is one rename from ``ready/`` into ``run/``: only one process's
    rename succeeds, a loser gets ``FileNotFoundError`` and moves on to the
    next name.  The winner then rewrites the file as running.
@@ -39,11 +41,14 @@ from nuvom_backend_file.queries import QueriesMixin
 from nuvom_backend_file.records import (
     JobRecord,
     encode,
+    has_syncfs,
     publish_file,
     quarantine,
     read_record,
     retrying,
     stage_file,
+    sync_data,
+    sync_dirs,
     write_file,
 )
 from nuvom_backend_file.unique import UniqueKeys
@@ -192,6 +197,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         home = self.layout.home(record.job)
         if home != run:
             retrying(os.replace, run, home)
+        if fsync:  # the rewrite is durable; make its name durable too
+            sync_dirs([run.parent, home.parent] if home != run else [run.parent])
         return self._placed(record.job, home)
 
     def _hint(self, job_id: str) -> Path | None:
@@ -228,9 +235,13 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         return self.enqueue_many([job])[0]
 
     def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
-        """Publish ``jobs`` in order.  With fsync on, the files of a batch are
-        written and fsynced in parallel first (fsyncs overlap on the device),
-        then renamed into place one by one, so publication order is kept."""
+        """Publish ``jobs`` in order, with one group commit (see :meth:`_durable`).
+
+        Every file of the batch is written to ``tmp/`` first, their data is
+        made durable together, then they are renamed into place one by one
+        (so publication order is kept) and the directories that received them
+        are synced once: a returned enqueue survives a power cut with fsync on.
+        """
         self._check_open()
         at = now()
         jobs = list(jobs)
@@ -245,13 +256,15 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                     known[id(job)] = existing
         plain = [job for job in jobs if job.unique_key is None and id(job) not in known]
         staged: dict[int, Path] = {}
-        if self.fsync and len(plain) > 1:
-            datas = [encode(JobRecord(job=job), self.limit) for job in plain]
-            paths = self._pool().map(lambda data: stage_file(self.layout.tmp, data, fsync=True), datas)
-            staged = {id(job): path for job, path in zip(plain, paths)}
         out: list[Job] = []
         added = False
+        homes: list[Path] = []
         try:
+            inline = self.fsync and len(plain) == 1  # one file: fsync it while it is open
+            for job in plain:
+                staged[id(job)] = stage_file(self.layout.tmp, encode(JobRecord(job=job), self.limit), fsync=inline)
+            if self.fsync and not inline:
+                sync_data(self.root, list(staged.values()), self._fsync_executor(len(staged)))
             for job in jobs:
                 if id(job) in known:
                     out.append(known[id(job)])
@@ -261,15 +274,14 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                     added = added or stored is job
                     out.append(stored)
                     continue
-                tmp = staged.pop(id(job), None)
-                if tmp is None:
-                    self._publish_new(job)
-                else:
-                    home = self.layout.home(job)
-                    publish_file(tmp, home)
-                    self._placed(job, home)
+                home = self.layout.home(job)
+                publish_file(staged.pop(id(job)), home)
+                homes.append(home)
+                self._placed(job, home)
                 added = True
                 out.append(job)
+            if self.fsync and homes:
+                sync_dirs(home.parent for home in homes)
         finally:
             for tmp in staged.values():  # not published because an earlier step failed
                 tmp.unlink(missing_ok=True)
@@ -281,8 +293,11 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 self.ring()
         return out
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """Threads that overlap fsyncs (which release the GIL) within one call."""
+    def _fsync_executor(self, files: int) -> ThreadPoolExecutor | None:
+        """Threads that overlap per-file fsyncs (which release the GIL) where no
+        single call syncs a batch (not Linux); None when one thread will do."""
+        if files < 2 or has_syncfs():
+            return None
         with self._hint_lock:
             if self._fsync_pool is None:
                 self._fsync_pool = ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="nuvom-file-fsync")
@@ -291,12 +306,9 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
     def exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int,
                  lease_secs: float, worker_id: str, *, starts: Mapping[str, int] | None = None,
                  start_now: int = 0) -> Exchanged:
-        """Finish ``completions`` (in parallel when each pays an fsync), start, then claim."""
-        ids = {c.job_id for c in completions}
-        if self.fsync and len(completions) > 1 and len(ids) == len(completions):
-            accepted = list(self._pool().map(lambda c: self.finish(c.job_id, c.token, c.outcome), completions))
-        else:
-            accepted = [self.finish(c.job_id, c.token, c.outcome) for c in completions]
+        """Finish ``completions`` with one group commit, record ``starts``, then claim."""
+        self._check_open()
+        accepted = self._finish_many(completions)
         started = self.start(starts) if starts else set()
         claimed = self.claim(queues, limit, lease_secs, worker_id, start_now=start_now) if limit > 0 else []
         return Exchanged(accepted, claimed, started)
@@ -305,6 +317,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         data = encode(JobRecord(job=job), self.limit)
         home = self.layout.home(job)
         write_file(self.layout.tmp, home, data, fsync=self.fsync)
+        if self.fsync:
+            sync_dirs([home.parent])
         self._placed(job, home)
         return home
 
@@ -396,16 +410,94 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
 
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
         self._check_open()
-        validate_id(job_id)
-        with self.locks.hold(job_id):
-            run = self.layout.run_path(job_id)
-            record = self._read(run)
-            if record is None or not finish_update(record.job, token, outcome):
-                return False
-            claimable = self._commit(run, record, fsync=self.fsync)
+        return self._finish_many([Completion(job_id, token, outcome)])[0]
+
+    def _finish_many(self, completions: Sequence[Completion]) -> list[bool]:
+        """Record outcomes with one group commit per round.
+
+        Each job is locked, read and rewritten into ``tmp/`` without fsync;
+        then the data of the whole round is made durable at once (one
+        ``syncfs`` on Linux), the files are renamed into ``run/`` and on to
+        their new home, ``run/`` and the homes are synced once, and the locks
+        are released.  A job id given twice is finished in a later round (its
+        lock is held by this call).  An error on one job does not stop the
+        others; the first is raised after the rest are committed.
+        """
+        accepted = [False] * len(completions)
+        todo = list(enumerate(completions))
+        errors: list[BaseException] = []
+        claimable = False
+        while todo:
+            seen: set[str] = set()
+            this_round: list[tuple[int, Completion]] = []
+            later: list[tuple[int, Completion]] = []
+            for item in todo:
+                (later if item[1].job_id in seen else this_round).append(item)
+                seen.add(item[1].job_id)
+            todo = later
+            claimable = self._finish_round(this_round, accepted, errors) or claimable
         if claimable:
             self.ring()
-        return True
+        if errors:
+            raise errors[0]
+        return accepted
+
+    def _finish_round(self, items: Sequence[tuple[int, Completion]], accepted: list[bool],
+                      errors: list[BaseException]) -> bool:
+        """One group commit for jobs with distinct ids; True if one became claimable."""
+        locked: list[str] = []
+        staged: list[tuple[int, JobRecord, Path]] = []
+        unpublished: set[Path] = set()
+        claimable = False
+        inline = self.fsync and len(items) == 1  # one file: fsync it while it is open
+        try:
+            for index, completion in items:
+                try:
+                    validate_id(completion.job_id)
+                    self.locks.acquire(completion.job_id)
+                except Exception as exc:  # the others still finish
+                    errors.append(exc)
+                    continue
+                locked.append(completion.job_id)
+                try:
+                    record = self._read(self.layout.run_path(completion.job_id))
+                    if record is None or not finish_update(record.job, completion.token, completion.outcome):
+                        continue
+                    tmp = stage_file(self.layout.tmp, encode(record, self.limit), fsync=inline)
+                except Exception as exc:  # e.g. a result over the record limit
+                    errors.append(exc)
+                    continue
+                unpublished.add(tmp)
+                staged.append((index, record, tmp))
+            if self.fsync and not inline:
+                sync_data(self.root, [tmp for _, _, tmp in staged], self._fsync_executor(len(staged)))
+            homes: list[Path] = []
+            for index, record, tmp in staged:
+                unpublished.discard(tmp)
+                run = self.layout.run_path(record.job.id)
+                home = self.layout.home(record.job)
+                try:
+                    publish_file(tmp, run)
+                    if home != run:
+                        retrying(os.replace, run, home)
+                except Exception as exc:  # the others still finish
+                    errors.append(exc)
+                    continue
+                homes.append(home)
+                claimable = self._placed(record.job, home) or claimable
+                accepted[index] = True
+            if self.fsync and homes:
+                sync_dirs([self.layout.run, *(home.parent for home in homes)])
+        except Exception as exc:  # a failed sync: nothing of this round is acknowledged
+            errors.append(exc)
+            for index, _, _ in staged:
+                accepted[index] = False
+        finally:
+            for tmp in unpublished:
+                tmp.unlink(missing_ok=True)
+            for job_id in locked:
+                self.locks.release(job_id)
+        return claimable
 
     def start(self, leases: Mapping[str, int]) -> set[str]:
         """Record starts: a locked rewrite in ``run/`` each (no fsync: what the
