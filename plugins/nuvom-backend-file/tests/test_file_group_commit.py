@@ -26,10 +26,10 @@ class Syncs:
         self.inline = 0
         real_data, real_dirs, real_stage = records_module.sync_data, records_module.sync_dirs, records_module.stage_file
 
-        def data(root: Path, paths: Sequence[Path], pool: Any = None) -> None:
+        def data(root: Path, paths: Sequence[str | Path], pool: Any = None) -> None:
             self.data.append(len(paths))
             for path in paths:  # every file of the batch is complete before it is synced
-                assert path.parent.name == "tmp" and path.stat().st_size > 0
+                assert Path(path).parent.name == "tmp" and Path(path).stat().st_size > 0
             real_data(root, paths, pool)
 
         def dirs(directories: Any) -> None:
@@ -37,7 +37,7 @@ class Syncs:
             self.dirs.append(listed)
             real_dirs(listed)
 
-        def stage(tmp_dir: Path, payload: bytes, *, fsync: bool) -> Path:
+        def stage(tmp_dir: Path, payload: bytes, *, fsync: bool) -> str:
             self.inline += fsync
             return real_stage(tmp_dir, payload, fsync=fsync)
 
@@ -161,9 +161,9 @@ def test_sync_data_really_syncs_each_way(tmp_path: Path, monkeypatch: pytest.Mon
         pytest.skip("syncfs(2) is Linux only")
     called: list[Path] = []
     real = records_module.fsync_path
-    monkeypatch.setattr(records_module, "fsync_path", lambda p: (called.append(p), real(p)))
+    monkeypatch.setattr(records_module, "fsync_path", lambda p: (called.append(Path(p)), real(p)))
     paths = [records_module.stage_file(tmp_path, b"x" * 10, fsync=False) for _ in range(5)]
     with backend_module.ThreadPoolExecutor(2) as pool:
         records_module.sync_data(tmp_path, paths, pool)
-    assert sorted(called) == ([] if syncfs else sorted(paths))
+    assert sorted(called) == ([] if syncfs else sorted(Path(p) for p in paths))
     records_module.sync_dirs([tmp_path])

@@ -108,7 +108,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         self.closed = False
         self._udp = UdpDoorbell(self.layout.doorbell) if doorbell and UdpDoorbell is not None else None
         self._listening: Callable[[], None] | None = None
-        self._hints: OrderedDict[str, Path] = OrderedDict()
+        self._hints: OrderedDict[str, str | Path] = OrderedDict()
+        self._run_prefix = os.path.join(self.layout.run, "")
         self._hint_lock = threading.Lock()
         self._stranded: dict[str, tuple[float, int]] = {}
         self._fsync_pool: ThreadPoolExecutor | None = None
@@ -120,15 +121,19 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         if self.closed:
             raise NuvomError(f"the file backend at {self.root} is closed; create a new one with the factory")
 
-    def _read(self, path: Path) -> JobRecord | None:
+    def _read(self, path: str | Path) -> JobRecord | None:
         """The record at ``path``; None if it is gone or was corrupt (then quarantined)."""
         try:
             return read_record(path, self.limit)
         except FileNotFoundError:
             return None
         except CorruptJobError as exc:
-            self._quarantine(path, str(exc))
+            self._quarantine(Path(path), str(exc))
             return None
+
+    def _run_file(self, job_id: str) -> str:
+        """``run/<id>.job`` as a string (the hot path avoids building Path objects)."""
+        return f"{self._run_prefix}{job_id}.job"
 
     def _quarantine(self, path: Path, reason: str) -> None:
         try:
@@ -164,10 +169,10 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         except OSError:
             return
 
-    def _write(self, path: Path, record: JobRecord, *, fsync: bool) -> None:
+    def _write(self, path: str | Path, record: JobRecord, *, fsync: bool) -> None:
         write_file(self.layout.tmp, path, encode(record, self.limit), fsync=fsync)
 
-    def _remember(self, job_id: str, path: Path) -> None:
+    def _remember(self, job_id: str, path: str | Path) -> None:
         with self._hint_lock:
             self._hints[job_id] = path
             self._hints.move_to_end(job_id)
@@ -203,7 +208,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
 
     def _hint(self, job_id: str) -> Path | None:
         with self._hint_lock:
-            return self._hints.get(job_id)
+            hint = self._hints.get(job_id)
+        return None if hint is None else Path(hint)
 
     def ring(self) -> None:
         if self._udp is not None:
@@ -255,7 +261,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 if existing is not None:
                     known[id(job)] = existing
         plain = [job for job in jobs if job.unique_key is None and id(job) not in known]
-        staged: dict[int, Path] = {}
+        staged: dict[int, str] = {}
         out: list[Job] = []
         added = False
         homes: list[Path] = []
@@ -284,7 +290,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 sync_dirs(home.parent for home in homes)
         finally:
             for tmp in staged.values():  # not published because an earlier step failed
-                tmp.unlink(missing_ok=True)
+                _unlink(tmp)
             # ids this call took but did not publish (an error, or a unique key held
             # by another job) are free again
             published = {job.id for job in out}
@@ -354,9 +360,9 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         (see ``admin.py``).
         """
         job_id = id_from_name(name) or ""
-        run = self.layout.run_path(job_id)
+        run = self._run_file(job_id)
         try:
-            retrying(os.replace, self.layout.ready / queue / name, run)
+            retrying(os.replace, os.path.join(self.layout.ready, queue, name), run)
         except FileNotFoundError:
             return None  # another claimer (or a cancel) got there first
         except PermissionError:
@@ -366,7 +372,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             return None
         job = record.job
         if job.id != job_id or job.queue != queue:
-            self._quarantine(run, f"file ready/{queue}/{name} holds job {job.id!r} of queue {job.queue!r}")
+            self._quarantine(Path(run), f"file ready/{queue}/{name} holds job {job.id!r} of queue {job.queue!r}")
             return None
         if not is_claimable(job, at):
             home = self.layout.home(job, at)
@@ -446,8 +452,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                       errors: list[BaseException]) -> bool:
         """One group commit for jobs with distinct ids; True if one became claimable."""
         locked: list[str] = []
-        staged: list[tuple[int, JobRecord, Path]] = []
-        unpublished: set[Path] = set()
+        staged: list[tuple[int, JobRecord, str]] = []
+        unpublished: set[str] = set()
         claimable = False
         inline = self.fsync and len(items) == 1  # one file: fsync it while it is open
         try:
@@ -460,7 +466,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                     continue
                 locked.append(completion.job_id)
                 try:
-                    record = self._read(self.layout.run_path(completion.job_id))
+                    record = self._read(self._run_file(completion.job_id))
                     if record is None or not finish_update(record.job, completion.token, completion.outcome):
                         continue
                     tmp = stage_file(self.layout.tmp, encode(record, self.limit), fsync=inline)
@@ -474,11 +480,11 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             homes: list[Path] = []
             for index, record, tmp in staged:
                 unpublished.discard(tmp)
-                run = self.layout.run_path(record.job.id)
+                run = self._run_file(record.job.id)
                 home = self.layout.home(record.job)
                 try:
                     publish_file(tmp, run)
-                    if home != run:
+                    if home.parent != self.layout.run:
                         retrying(os.replace, run, home)
                 except Exception as exc:  # the others still finish
                     errors.append(exc)
@@ -494,7 +500,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 accepted[index] = False
         finally:
             for tmp in unpublished:
-                tmp.unlink(missing_ok=True)
+                _unlink(tmp)
             for job_id in locked:
                 self.locks.release(job_id)
         return claimable
@@ -508,7 +514,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         for job_id, token in dict(leases).items():
             validate_id(job_id)
             with self.locks.hold(job_id):
-                run = self.layout.run_path(job_id)
+                run = self._run_file(job_id)
                 record = self._read(run)
                 if record is None or not can_start(record.job, token):
                     continue
@@ -523,7 +529,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         for job_id, token in dict(leases).items():
             validate_id(job_id)
             with self.locks.hold(job_id):
-                run = self.layout.run_path(job_id)
+                run = self._run_file(job_id)
                 record = self._read(run)
                 if record is None or not holds_lease(record.job, token):
                     lost.add(job_id)
@@ -570,6 +576,13 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         if self._fsync_pool is not None:
             self._fsync_pool.shutdown(wait=True)
             self._fsync_pool = None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _is_ready_name(name: str) -> bool:

@@ -13,6 +13,7 @@ or the new one, never a mix.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import secrets
 import struct
@@ -109,7 +110,7 @@ def decode(data: bytes, file_size: int) -> JobRecord:
         raise CorruptJobError(f"checksum ok but the payload is not a valid job ({where}: {first['msg']})") from None
 
 
-def read_record(path: Path, limit: int) -> JobRecord:
+def read_record(path: str | Path, limit: int) -> JobRecord:
     """Read and decode ``path``.  ``FileNotFoundError`` passes through.
 
     The size comes from ``fstat`` of the open file, so a lying length header
@@ -135,12 +136,12 @@ def read_record(path: Path, limit: int) -> JobRecord:
     return decode(data, len(data))
 
 
-def write_file(tmp_dir: Path, dest: Path, data: bytes, *, fsync: bool) -> None:
+def write_file(tmp_dir: str | Path, dest: str | Path, data: bytes, *, fsync: bool) -> None:
     """Write ``data`` to a fresh file in ``tmp_dir``, then ``os.replace`` it to ``dest``."""
     publish_file(stage_file(tmp_dir, data, fsync=fsync), dest)
 
 
-def publish_file(tmp: Path, dest: Path) -> None:
+def publish_file(tmp: str | Path, dest: str | Path) -> None:
     """Move a file written by :func:`stage_file` into place (removed if that fails)."""
     try:
         retrying(os.replace, tmp, dest)
@@ -149,9 +150,25 @@ def publish_file(tmp: Path, dest: Path) -> None:
         raise
 
 
-def stage_file(tmp_dir: Path, data: bytes, *, fsync: bool) -> Path:
+def _tmp_prefix() -> str:
+    return f"{secrets.token_hex(6)}-"
+
+
+#: temp names are a random per-process prefix and a counter: unique across
+#: processes (48 random bits) without a ``getrandom`` call per file
+_TMP_PREFIX = _tmp_prefix()
+_TMP_COUNTER = itertools.count()
+if hasattr(os, "register_at_fork"):
+    def _reseed() -> None:
+        global _TMP_PREFIX
+        _TMP_PREFIX = _tmp_prefix()
+
+    os.register_at_fork(after_in_child=_reseed)
+
+
+def stage_file(tmp_dir: str | Path, data: bytes, *, fsync: bool) -> str:
     """Write ``data`` to a fresh file in ``tmp_dir`` (fsynced if asked); return its path."""
-    tmp = tmp_dir / f"{secrets.token_hex(8)}.tmp"
+    tmp = os.path.join(tmp_dir, f"{_TMP_PREFIX}{next(_TMP_COUNTER):x}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, FILE_MODE)
     try:
@@ -193,7 +210,7 @@ def has_syncfs() -> bool:
     return _SYNCFS is not None
 
 
-def fsync_path(path: Path) -> None:
+def fsync_path(path: str | Path) -> None:
     """fsync one file by name (opened for writing: Windows flushes only writable handles)."""
     fd = retrying(os.open, path, os.O_RDWR | getattr(os, "O_BINARY", 0))
     try:
@@ -202,7 +219,7 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def sync_data(root: Path, paths: Sequence[Path], pool: Executor | None = None) -> None:
+def sync_data(root: Path, paths: Sequence[str | Path], pool: Executor | None = None) -> None:
     """Make the data of the written files ``paths`` durable, together: the group commit.
 
     On Linux, a batch costs one ``syncfs(2)`` of the file system holding
@@ -274,7 +291,7 @@ def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:
     return target
 
 
-def _unlink_quietly(path: Path) -> None:
+def _unlink_quietly(path: str | Path) -> None:
     try:
         os.unlink(path)
     except OSError:
