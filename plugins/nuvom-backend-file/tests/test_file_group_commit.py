@@ -1,5 +1,6 @@
-"""Group commit: a batch of enqueues, or of finishes, is made durable with one
-data sync and one sync per directory, not one fsync per job (issue 9, point 8)."""
+"""Group commit: a batch of enqueues is made durable with one data sync and one
+sync per directory, a batch of finishes with one data sync, not one fsync per
+job (issue 9, point 8)."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_a_single_enqueue_fsyncs_its_file_while_open_then_its_directory(
     assert syncs.dirs == [[backend.layout.ready / "default"]]
 
 
-def test_a_batch_of_finishes_is_one_data_sync_and_one_directory_sync(
+def test_a_batch_of_finishes_is_one_data_sync(
     backend: FileBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     jobs = _claimed(backend, 20)
@@ -89,7 +90,7 @@ def test_a_batch_of_finishes_is_one_data_sync_and_one_directory_sync(
     reply = backend.exchange(done, ["default"], 0, 30.0, "w1")
     assert reply.accepted == [True] * 20
     assert syncs.data == [20] and syncs.inline == 0
-    assert len(syncs.dirs) == 1 and set(syncs.dirs[0]) == {backend.layout.run, backend.layout.done}
+    assert syncs.dirs == []  # the renames are not synced (an undone finish runs again)
     for i, job in enumerate(jobs):
         stored = backend.get(job.id)
         assert stored is not None and stored.state == JobState.SUCCEEDED and stored.result == i

@@ -5,7 +5,7 @@ The rules that make it safe (``docs/backend-file.md`` explains them):
 1. A new job is written to ``tmp/``, made durable, and published with one
    ``os.replace`` into ``ready/<queue>/`` (or ``sched/<queue>/``); a batch
    (``enqueue_many``, or the finishes of one ``exchange``) shares one data
-   sync and one sync per directory: the group commit.
+   sync (and an enqueue one sync per directory): the group commit.
 2. A claim is one rename from ``ready/`` into ``run/``: only one process's
    rename succeeds, a loser gets ``FileNotFoundError`` and moves on to the
    next name.  The winner then rewrites the file as running.
@@ -33,6 +33,7 @@ from nuvom_backend_file.layout import (
     Layout,
     id_from_name,
     ms_from_name,
+    ready_name,
     sched_prefix,
 )
 from nuvom_backend_file.locks import LockTable
@@ -264,7 +265,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         staged: dict[int, str] = {}
         out: list[Job] = []
         added = False
-        homes: list[Path] = []
+        folders: dict[str, None] = {}  # the directories that received files, in order
         try:
             inline = self.fsync and len(plain) == 1  # one file: fsync it while it is open
             for job in plain:
@@ -280,14 +281,22 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                     added = added or stored is job
                     out.append(stored)
                     continue
-                home = self.layout.home(job)
-                publish_file(staged.pop(id(job)), home)
-                homes.append(home)
-                self._placed(job, home)
+                if job.state == JobState.QUEUED:  # the common case, without Path objects
+                    folder, name = self.layout.ready_dir(job.queue), ready_name(job)
+                    dest = os.path.join(folder, name)
+                    publish_file(staged.pop(id(job)), dest)
+                    self._remember(job.id, dest)
+                    self.ready.add(job.queue, name)
+                else:
+                    home = self.layout.home(job)
+                    publish_file(staged.pop(id(job)), home)
+                    self._placed(job, home)
+                    folder = str(home.parent)
+                folders[folder] = None
                 added = True
                 out.append(job)
-            if self.fsync and homes:
-                sync_dirs(home.parent for home in homes)
+            if self.fsync and folders:
+                sync_dirs(Path(folder) for folder in folders)
         finally:
             for tmp in staged.values():  # not published because an earlier step failed
                 _unlink(tmp)
@@ -424,8 +433,9 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         Each job is locked, read and rewritten into ``tmp/`` without fsync;
         then the data of the whole round is made durable at once (one
         ``syncfs`` on Linux), the files are renamed into ``run/`` and on to
-        their new home, ``run/`` and the homes are synced once, and the locks
-        are released.  A job id given twice is finished in a later round (its
+        their new home, and the locks are released.  The renames are not
+        synced: a power cut soon after can put a job back in its previous
+        (running) state, and it runs again (docs/backend-file.md).  A job id given twice is finished in a later round (its
         lock is held by this call).  An error on one job does not stop the
         others; the first is raised after the rest are committed.
         """
@@ -477,7 +487,6 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 staged.append((index, record, tmp))
             if self.fsync and not inline:
                 sync_data(self.root, [tmp for _, _, tmp in staged], self._fsync_executor(len(staged)))
-            homes: list[Path] = []
             for index, record, tmp in staged:
                 unpublished.discard(tmp)
                 run = self._run_file(record.job.id)
@@ -489,11 +498,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 except Exception as exc:  # the others still finish
                     errors.append(exc)
                     continue
-                homes.append(home)
                 claimable = self._placed(record.job, home) or claimable
                 accepted[index] = True
-            if self.fsync and homes:
-                sync_dirs([self.layout.run, *(home.parent for home in homes)])
         except Exception as exc:  # a failed sync: nothing of this round is acknowledged
             errors.append(exc)
             for index, _, _ in staged:
