@@ -168,6 +168,21 @@ if hasattr(os, "register_at_fork"):
 
 def stage_file(tmp_dir: str | Path, data: bytes, *, fsync: bool) -> str:
     """Write ``data`` to a fresh file in ``tmp_dir`` (fsynced if asked); return its path."""
+    tmp, fd = stage_open(tmp_dir, data)
+    try:
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def stage_open(tmp_dir: str | Path, data: bytes) -> tuple[str, int]:
+    """Write ``data`` to a fresh file in ``tmp_dir`` and leave it open: the
+    caller fsyncs (after renaming it, on POSIX) and closes the descriptor."""
     tmp = os.path.join(tmp_dir, f"{_TMP_PREFIX}{next(_TMP_COUNTER):x}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, FILE_MODE)
@@ -177,14 +192,11 @@ def stage_file(tmp_dir: str | Path, data: bytes, *, fsync: bool) -> str:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        if fsync:
-            os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink_quietly(tmp)
         raise
-    os.close(fd)
-    return tmp
+    return tmp, fd
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -203,6 +215,14 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 
 _SYNCFS = _load_syncfs()
+
+
+#: POSIX can rename a file that is still open, so a new file can be published
+#: first and fsynced after: on ext4, XFS and btrfs that one flush commits the
+#: rename with the inode, and the directory fsync that POSIX asks for next finds
+#: nothing left to do.  Windows refuses to rename an open file (Python opens
+#: files without FILE_SHARE_DELETE), so there the file is fsynced first.
+RENAME_OPEN = os.name == "posix"
 
 
 def has_syncfs() -> bool:
