@@ -493,7 +493,9 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         claimable = False
         inline = self.fsync and len(items) == 1  # one file: fsync it while it is open
         try:
-            for index, completion in items:
+            # locks are taken in id order, so two processes finishing overlapping
+            # batches (a lease lost and the job run again) cannot wait on each other
+            for index, completion in sorted(items, key=lambda item: item[1].job_id):
                 try:
                     validate_id(completion.job_id)
                     self.locks.acquire(completion.job_id)
