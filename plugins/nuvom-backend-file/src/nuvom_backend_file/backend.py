@@ -2,8 +2,10 @@
 
 The rules that make it safe (``docs/backend-file.md`` explains them):
 
-1. A new job is written to ``tmp/``, fsynced, and published with one
-   ``os.replace`` into ``ready/<queue>/`` (or ``sched/<queue>/``).
+1. A new job is written to ``tmp/``, made durable, and published with one
+   ``os.replace`` into ``ready/<queue>/`` (or ``sched/<queue>/``); a batch
+   (``enqueue_many``, or the finishes of one ``exchange``) shares one data
+   sync (and an enqueue one sync per directory): the group commit.
 2. A claim is one rename from ``ready/`` into ``run/``: only one process's
    rename succeeds, a loser gets ``FileNotFoundError`` and moves on to the
    next name.  The winner then rewrites the file as running.
@@ -31,19 +33,25 @@ from nuvom_backend_file.layout import (
     Layout,
     id_from_name,
     ms_from_name,
+    ready_name,
     sched_prefix,
 )
 from nuvom_backend_file.locks import LockTable
 from nuvom_backend_file.namecache import NameCache
 from nuvom_backend_file.queries import QueriesMixin
 from nuvom_backend_file.records import (
+    RENAME_OPEN,
     JobRecord,
     encode,
+    has_syncfs,
     publish_file,
     quarantine,
     read_record,
     retrying,
     stage_file,
+    stage_open,
+    sync_data,
+    sync_dirs,
     write_file,
 )
 from nuvom_backend_file.unique import UniqueKeys
@@ -103,7 +111,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         self.closed = False
         self._udp = UdpDoorbell(self.layout.doorbell) if doorbell and UdpDoorbell is not None else None
         self._listening: Callable[[], None] | None = None
-        self._hints: OrderedDict[str, Path] = OrderedDict()
+        self._hints: OrderedDict[str, str | Path] = OrderedDict()
+        self._run_prefix = os.path.join(self.layout.run, "")
         self._hint_lock = threading.Lock()
         self._stranded: dict[str, tuple[float, int]] = {}
         self._fsync_pool: ThreadPoolExecutor | None = None
@@ -115,15 +124,19 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         if self.closed:
             raise NuvomError(f"the file backend at {self.root} is closed; create a new one with the factory")
 
-    def _read(self, path: Path) -> JobRecord | None:
+    def _read(self, path: str | Path) -> JobRecord | None:
         """The record at ``path``; None if it is gone or was corrupt (then quarantined)."""
         try:
             return read_record(path, self.limit)
         except FileNotFoundError:
             return None
         except CorruptJobError as exc:
-            self._quarantine(path, str(exc))
+            self._quarantine(Path(path), str(exc))
             return None
+
+    def _run_file(self, job_id: str) -> str:
+        """``run/<id>.job`` as a string (the hot path avoids building Path objects)."""
+        return f"{self._run_prefix}{job_id}.job"
 
     def _quarantine(self, path: Path, reason: str) -> None:
         try:
@@ -159,10 +172,10 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         except OSError:
             return
 
-    def _write(self, path: Path, record: JobRecord, *, fsync: bool) -> None:
+    def _write(self, path: str | Path, record: JobRecord, *, fsync: bool) -> None:
         write_file(self.layout.tmp, path, encode(record, self.limit), fsync=fsync)
 
-    def _remember(self, job_id: str, path: Path) -> None:
+    def _remember(self, job_id: str, path: str | Path) -> None:
         with self._hint_lock:
             self._hints[job_id] = path
             self._hints.move_to_end(job_id)
@@ -192,11 +205,14 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         home = self.layout.home(record.job)
         if home != run:
             retrying(os.replace, run, home)
+        if fsync:  # the rewrite is durable; make its name durable too
+            sync_dirs([run.parent, home.parent] if home != run else [run.parent])
         return self._placed(record.job, home)
 
     def _hint(self, job_id: str) -> Path | None:
         with self._hint_lock:
-            return self._hints.get(job_id)
+            hint = self._hints.get(job_id)
+        return None if hint is None else Path(hint)
 
     def ring(self) -> None:
         if self._udp is not None:
@@ -228,9 +244,17 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         return self.enqueue_many([job])[0]
 
     def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
-        """Publish ``jobs`` in order.  With fsync on, the files of a batch are
-        written and fsynced in parallel first (fsyncs overlap on the device),
-        then renamed into place one by one, so publication order is kept."""
+        """Publish ``jobs`` in order, with one group commit.
+
+        Every file of the batch is written to ``tmp/`` first and renamed into
+        place in order; the call returns once data and names are durable (with
+        fsync on), at the cost of one flush for the whole batch where the
+        platform allows it: on Linux one ``syncfs`` after the renames; a single
+        file on POSIX is fsynced after its rename (still open), then its
+        directory; elsewhere the files are fsynced before the renames (from a
+        pool) and the directories after.  docs/backend-file.md has the crash
+        semantics.
+        """
         self._check_open()
         at = now()
         jobs = list(jobs)
@@ -244,14 +268,25 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 if existing is not None:
                     known[id(job)] = existing
         plain = [job for job in jobs if job.unique_key is None and id(job) not in known]
-        staged: dict[int, Path] = {}
-        if self.fsync and len(plain) > 1:
-            datas = [encode(JobRecord(job=job), self.limit) for job in plain]
-            paths = self._pool().map(lambda data: stage_file(self.layout.tmp, data, fsync=True), datas)
-            staged = {id(job): path for job, path in zip(plain, paths)}
+        # how this batch becomes durable (see the docstring)
+        open_one = self.fsync and len(plain) == 1 and RENAME_OPEN
+        sync_after = self.fsync and len(plain) > 1 and has_syncfs()
+        sync_before = self.fsync and not open_one and not sync_after
+        staged: dict[int, str] = {}
+        held_fd: int | None = None
+        published: list[str] = []
+        folders: dict[str, None] = {}  # the directories that received files, in order
         out: list[Job] = []
         added = False
         try:
+            for job in plain:
+                data = encode(JobRecord(job=job), self.limit)
+                if open_one:
+                    staged[id(job)], held_fd = stage_open(self.layout.tmp, data)
+                else:
+                    staged[id(job)] = stage_file(self.layout.tmp, data, fsync=sync_before and len(plain) == 1)
+            if sync_before and len(plain) > 1:
+                sync_data(self.root, list(staged.values()), self._fsync_executor(len(staged)))
             for job in jobs:
                 if id(job) in known:
                     out.append(known[id(job)])
@@ -261,28 +296,49 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                     added = added or stored is job
                     out.append(stored)
                     continue
-                tmp = staged.pop(id(job), None)
-                if tmp is None:
-                    self._publish_new(job)
+                if job.state == JobState.QUEUED:  # the common case, without Path objects
+                    folder, name = self.layout.ready_dir(job.queue), ready_name(job)
+                    dest = os.path.join(folder, name)
+                    publish_file(staged.pop(id(job)), dest)
+                    self._remember(job.id, dest)
+                    self.ready.add(job.queue, name)
                 else:
                     home = self.layout.home(job)
-                    publish_file(tmp, home)
+                    dest, folder = str(home), str(home.parent)
+                    publish_file(staged.pop(id(job)), home)
                     self._placed(job, home)
+                published.append(dest)
+                folders[folder] = None
                 added = True
                 out.append(job)
+            if held_fd is not None:
+                fd, held_fd = held_fd, None
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if sync_after and published:
+                sync_data(self.root, published)  # one syncfs: the data and the renames
+            elif self.fsync and folders:
+                sync_dirs(Path(folder) for folder in folders)
         finally:
+            if held_fd is not None:
+                os.close(held_fd)
             for tmp in staged.values():  # not published because an earlier step failed
-                tmp.unlink(missing_ok=True)
+                _unlink(tmp)
             # ids this call took but did not publish (an error, or a unique key held
             # by another job) are free again
-            published = {job.id for job in out}
-            self.ids.forget(job.id for job in jobs if id(job) not in known and job.id not in published)
+            done_ids = {job.id for job in out}
+            self.ids.forget(job.id for job in jobs if id(job) not in known and job.id not in done_ids)
             if added:
                 self.ring()
         return out
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """Threads that overlap fsyncs (which release the GIL) within one call."""
+    def _fsync_executor(self, files: int) -> ThreadPoolExecutor | None:
+        """Threads that overlap per-file fsyncs (which release the GIL) where no
+        single call syncs a batch (not Linux); None when one thread will do."""
+        if files < 2 or has_syncfs():
+            return None
         with self._hint_lock:
             if self._fsync_pool is None:
                 self._fsync_pool = ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="nuvom-file-fsync")
@@ -291,12 +347,9 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
     def exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int,
                  lease_secs: float, worker_id: str, *, starts: Mapping[str, int] | None = None,
                  start_now: int = 0) -> Exchanged:
-        """Finish ``completions`` (in parallel when each pays an fsync), start, then claim."""
-        ids = {c.job_id for c in completions}
-        if self.fsync and len(completions) > 1 and len(ids) == len(completions):
-            accepted = list(self._pool().map(lambda c: self.finish(c.job_id, c.token, c.outcome), completions))
-        else:
-            accepted = [self.finish(c.job_id, c.token, c.outcome) for c in completions]
+        """Finish ``completions`` with one group commit, record ``starts``, then claim."""
+        self._check_open()
+        accepted = self._finish_many(completions)
         started = self.start(starts) if starts else set()
         claimed = self.claim(queues, limit, lease_secs, worker_id, start_now=start_now) if limit > 0 else []
         return Exchanged(accepted, claimed, started)
@@ -305,6 +358,8 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         data = encode(JobRecord(job=job), self.limit)
         home = self.layout.home(job)
         write_file(self.layout.tmp, home, data, fsync=self.fsync)
+        if self.fsync:
+            sync_dirs([home.parent])
         self._placed(job, home)
         return home
 
@@ -340,9 +395,9 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         (see ``admin.py``).
         """
         job_id = id_from_name(name) or ""
-        run = self.layout.run_path(job_id)
+        run = self._run_file(job_id)
         try:
-            retrying(os.replace, self.layout.ready / queue / name, run)
+            retrying(os.replace, os.path.join(self.layout.ready, queue, name), run)
         except FileNotFoundError:
             return None  # another claimer (or a cancel) got there first
         except PermissionError:
@@ -352,7 +407,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             return None
         job = record.job
         if job.id != job_id or job.queue != queue:
-            self._quarantine(run, f"file ready/{queue}/{name} holds job {job.id!r} of queue {job.queue!r}")
+            self._quarantine(Path(run), f"file ready/{queue}/{name} holds job {job.id!r} of queue {job.queue!r}")
             return None
         if not is_claimable(job, at):
             home = self.layout.home(job, at)
@@ -396,16 +451,93 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
 
     def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
         self._check_open()
-        validate_id(job_id)
-        with self.locks.hold(job_id):
-            run = self.layout.run_path(job_id)
-            record = self._read(run)
-            if record is None or not finish_update(record.job, token, outcome):
-                return False
-            claimable = self._commit(run, record, fsync=self.fsync)
+        return self._finish_many([Completion(job_id, token, outcome)])[0]
+
+    def _finish_many(self, completions: Sequence[Completion]) -> list[bool]:
+        """Record outcomes with one group commit per round.
+
+        Each job is locked, read and rewritten into ``tmp/`` without fsync;
+        then the data of the whole round is made durable at once (one
+        ``syncfs`` on Linux), the files are renamed into ``run/`` and on to
+        their new home, and the locks are released.  The renames are not
+        synced: a power cut soon after can put a job back in its previous
+        (running) state, and it runs again (docs/backend-file.md).  A job id given twice is finished in a later round (its
+        lock is held by this call).  An error on one job does not stop the
+        others; the first is raised after the rest are committed.
+        """
+        accepted = [False] * len(completions)
+        todo = list(enumerate(completions))
+        errors: list[BaseException] = []
+        claimable = False
+        while todo:
+            seen: set[str] = set()
+            this_round: list[tuple[int, Completion]] = []
+            later: list[tuple[int, Completion]] = []
+            for item in todo:
+                (later if item[1].job_id in seen else this_round).append(item)
+                seen.add(item[1].job_id)
+            todo = later
+            claimable = self._finish_round(this_round, accepted, errors) or claimable
         if claimable:
             self.ring()
-        return True
+        if errors:
+            raise errors[0]
+        return accepted
+
+    def _finish_round(self, items: Sequence[tuple[int, Completion]], accepted: list[bool],
+                      errors: list[BaseException]) -> bool:
+        """One group commit for jobs with distinct ids; True if one became claimable."""
+        locked: list[str] = []
+        staged: list[tuple[int, JobRecord, str]] = []
+        unpublished: set[str] = set()
+        claimable = False
+        inline = self.fsync and len(items) == 1  # one file: fsync it while it is open
+        try:
+            # locks are taken in id order, so two processes finishing overlapping
+            # batches (a lease lost and the job run again) cannot wait on each other
+            for index, completion in sorted(items, key=lambda item: item[1].job_id):
+                try:
+                    validate_id(completion.job_id)
+                    self.locks.acquire(completion.job_id)
+                except Exception as exc:  # the others still finish
+                    errors.append(exc)
+                    continue
+                locked.append(completion.job_id)
+                try:
+                    record = self._read(self._run_file(completion.job_id))
+                    if record is None or not finish_update(record.job, completion.token, completion.outcome):
+                        continue
+                    tmp = stage_file(self.layout.tmp, encode(record, self.limit), fsync=inline)
+                except Exception as exc:  # e.g. a result over the record limit
+                    errors.append(exc)
+                    continue
+                unpublished.add(tmp)
+                staged.append((index, record, tmp))
+            if self.fsync and not inline:
+                sync_data(self.root, [tmp for _, _, tmp in staged], self._fsync_executor(len(staged)))
+            for index, record, tmp in staged:
+                unpublished.discard(tmp)
+                run = self._run_file(record.job.id)
+                home = self.layout.home(record.job)
+                try:
+                    publish_file(tmp, run)
+                    if home.parent != self.layout.run:
+                        retrying(os.replace, run, home)
+                except Exception as exc:  # the others still finish
+                    errors.append(exc)
+                    continue
+                claimable = self._placed(record.job, home) or claimable
+                accepted[index] = True
+        except Exception as exc:  # a failed sync: nothing of this round is acknowledged
+            errors.append(exc)
+            for index, _, _ in staged:
+                accepted[index] = False
+        finally:
+            for tmp in unpublished:
+                _unlink(tmp)
+            for job_id in locked:
+                self.locks.release(job_id)
+        return claimable
 
     def start(self, leases: Mapping[str, int]) -> set[str]:
         """Record starts: a locked rewrite in ``run/`` each (no fsync: what the
@@ -416,7 +548,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         for job_id, token in dict(leases).items():
             validate_id(job_id)
             with self.locks.hold(job_id):
-                run = self.layout.run_path(job_id)
+                run = self._run_file(job_id)
                 record = self._read(run)
                 if record is None or not can_start(record.job, token):
                     continue
@@ -431,7 +563,7 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         for job_id, token in dict(leases).items():
             validate_id(job_id)
             with self.locks.hold(job_id):
-                run = self.layout.run_path(job_id)
+                run = self._run_file(job_id)
                 record = self._read(run)
                 if record is None or not holds_lease(record.job, token):
                     lost.add(job_id)
@@ -478,6 +610,13 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
         if self._fsync_pool is not None:
             self._fsync_pool.shutdown(wait=True)
             self._fsync_pool = None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _is_ready_name(name: str) -> bool:

@@ -26,12 +26,13 @@ _FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
 class IdMarkers:
     def __init__(self, directory: Path, stale_secs: float) -> None:
         self.directory = directory
+        self._prefix = os.path.join(directory, "")
         self.stale_secs = stale_secs
 
     def take(self, job_id: str) -> bool:
         """True if this call created the marker (the id is new)."""
         try:
-            os.close(os.open(self.directory / job_id, _FLAGS, 0o600))
+            os.close(os.open(self._prefix + job_id, _FLAGS, 0o600))
         except FileExistsError:
             return False
         return True

@@ -111,6 +111,7 @@ class Layout:
         self.workers = root / "workers"
         self.doorbell = root / "doorbell"
         self._known_queue_dirs: set[str] = set()
+        self._ready_dirs: dict[str, str] = {}
 
     def create(self) -> None:
         """Create the tree; a fault of the environment raises a one-line
@@ -133,6 +134,13 @@ class Layout:
         if key not in self._known_queue_dirs:
             make_private_dir(path)
             self._known_queue_dirs.add(key)
+        return path
+
+    def ready_dir(self, queue: str) -> str:
+        """``ready/<queue>`` as a string, created on first use (the enqueue hot path)."""
+        path = self._ready_dirs.get(queue)
+        if path is None:
+            path = self._ready_dirs[queue] = str(self.queue_dir(self.ready, queue))
         return path
 
     def ready_path(self, job: Job) -> Path:

@@ -31,6 +31,7 @@ class LockTimeoutError(NuvomError):
 class LockTable:
     def __init__(self, directory: Path, *, stale_secs: float, timeout_secs: float) -> None:
         self.directory = directory
+        self._prefix = os.path.join(directory, "")
         self.stale_secs = stale_secs
         self.timeout_secs = timeout_secs
 
@@ -39,7 +40,7 @@ class LockTable:
 
     def try_acquire(self, name: str) -> bool:
         try:
-            fd = os.open(self.path(name), _FLAGS, FILE_MODE)
+            fd = os.open(f"{self._prefix}{name}.lock", _FLAGS, FILE_MODE)
         except FileExistsError:
             return False
         except PermissionError:  # Windows: the lock file is being deleted right now
@@ -67,7 +68,7 @@ class LockTable:
 
     def release(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            retrying(os.unlink, self.path(name))
+            retrying(os.unlink, f"{self._prefix}{name}.lock")
 
     @contextlib.contextmanager
     def hold(self, name: str) -> Iterator[None]:
