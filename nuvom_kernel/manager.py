@@ -25,6 +25,7 @@ import pluggy
 
 from nuvom_kernel import hookspecs
 from nuvom_kernel.errors import PluginError
+from nuvom_kernel.hookcalls import current_plugin, guarded_plugin
 from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
 from nuvom_kernel.registry import Registries
 
@@ -139,7 +140,10 @@ class NuvomPluginManager:
     """Builds and owns the pluggy manager and the component registries.
 
     Core code calls the typed methods below (``startup``, ``job_started`` ...),
-    never ``pm.hook`` directly.
+    never ``pm.hook`` directly; they call every hook through ``pm.hook``.
+    pluggy sees each plugin through a :class:`~nuvom_kernel.hookcalls.GuardedPlugin`
+    so that one plugin's failure is isolated (see :mod:`nuvom_kernel.hookcalls`);
+    :meth:`plugin` returns the plugin object itself.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> None:
@@ -153,13 +157,14 @@ class NuvomPluginManager:
         self.plugin_options: dict[str, dict[str, Any]] = {}
         self._registries: Registries | None = None
         self._legacy: list[LegacyPluginAdapter] = []
-        self._impl_cache: dict[str, list[Any]] = {}
+        self._originals: dict[str, Any] = {}
+        self._implemented: dict[str, bool] = {}
+        self._call_errors: list[tuple[str, BaseException]] | None = None
         self.loaded = False
         self.strict = self.environ.get("NUVOM_STRICT_PLUGINS", "").lower() in _TRUE
         self.tracing = self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE
         if self.tracing:
-            self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[nuvom trace] {msg}"))
-            self.pm.enable_tracing()
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
 
     # -- loading -------------------------------------------------------------
 
@@ -272,18 +277,55 @@ class NuvomPluginManager:
         try:
             plugin = self._as_plugin(obj, record)
             self._check_hook_names(plugin, record)
-            self.pm.register(plugin, name=record.name)
-            self._impl_cache.clear()
+            impls = {}
+            for attr in dir(plugin):
+                opts = self.pm.parse_hookimpl_opts(plugin, attr)
+                if opts is not None:
+                    impls[attr] = (opts.get("specname") or attr, dict(opts))
+            proxy = guarded_plugin(plugin, record.name, impls, self._hook_failed, unguarded=_UNGUARDED)
+            self.pm.register(proxy, name=record.name)
+            self._implemented.clear()
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             self._fail(record, exc)
             return
+        self._originals[record.name] = plugin
         record.loaded = True
         record.hooks = sorted(
-            hc.name for hc in self.pm.get_hookcallers(plugin) or [] if hc.name.startswith("nuvom_")
+            hc.name for hc in self.pm.get_hookcallers(proxy) or [] if hc.name.startswith("nuvom_")
         )
         self.records[record.name] = record
+
+    def plugin(self, name: str) -> Any:
+        """The loaded plugin object (module, object or 0.11 adapter) named ``name``, or None."""
+        return self._originals.get(name)
+
+    def implementations(self, hook_name: str, name: str) -> list[Any]:
+        """The plugin's own (unguarded) implementation functions of ``hook_name``."""
+        caller = getattr(self.pm.hook, hook_name)
+        plugin = self.pm.get_plugin(name)
+        return [getattr(impl.function, "__wrapped__", impl.function)
+                for impl in caller.get_hookimpls() if impl.plugin is plugin]
+
+    def _hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
+        """One implementation raised: isolate it (log, record) or re-raise, per hook."""
+        if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name == "nuvom_register_commands":
+            record = self.records.get(plugin) or PluginRecord(name=plugin, origin="?")
+            record.error = f"{type(exc).__name__}: {exc}"
+            record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self.records[plugin] = record
+            if hook_name == "nuvom_register_commands":
+                log.error("plugin %s failed to add its commands: %s", plugin, exc)
+                if self._call_errors is not None:
+                    self._call_errors.append((plugin, exc))
+                return
+            log.error("plugin %s failed in %s: %s", plugin, hook_name, record.error)
+            if self.strict or isinstance(exc, PluginError):
+                raise exc
+            return
+        log.error("plugin %s raised in %s (ignored)", plugin, hook_name,
+                  exc_info=(type(exc), exc, exc.__traceback__))
 
     def _as_plugin(self, obj: Any, record: PluginRecord) -> Any:
         """Accept a module/object with hookimpls, or a 0.11 protocol plugin (class or instance)."""
@@ -350,25 +392,16 @@ class NuvomPluginManager:
             self.load()
             registries = Registries(disabled=self.disabled)
             for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
-                caller = getattr(self.pm.hook, hook_name)
-                for impl in reversed(caller.get_hookimpls()):
-                    plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
 
-                    def register(name: str, factory: Any, description: str | None = None,
-                                 _kind: str = kind, _plugin: str = plugin_name) -> None:
-                        registries[_kind].register(name, factory, description, plugin=_plugin)
+                def register(name: str, factory: Any, description: str | None = None,
+                             _kind: str = kind, _hook: str = hook_name) -> None:
+                    plugin = current_plugin.get()
+                    if plugin is None:
+                        raise PluginError(f"register({name!r}) was called outside of {_hook}: "
+                                          "call it only while the hook runs")
+                    registries[_kind].register(name, factory, description, plugin=plugin)
 
-                    self._trace(hook_name, plugin_name)
-                    try:
-                        impl.function(register=register)
-                    except Exception as exc:
-                        record = self.records.get(plugin_name) or PluginRecord(name=plugin_name, origin="?")
-                        record.error = f"{type(exc).__name__}: {exc}"
-                        record.traceback = traceback.format_exc()
-                        self.records[plugin_name] = record
-                        log.error("plugin %s failed in %s: %s", plugin_name, hook_name, record.error)
-                        if self.strict or isinstance(exc, PluginError):
-                            raise
+                getattr(self.pm.hook, hook_name)(register=register)
             for name, record in self.records.items():
                 record.provides = registries.provided_by(name)
             self._registries = registries
@@ -381,25 +414,19 @@ class NuvomPluginManager:
             log.error("%s", exc)
         return sorted(self.records.values(), key=lambda r: (r.origin != "entry point", r.name))
 
-    def _trace(self, hook_name: str, plugin: str | None) -> None:
-        if self.tracing:
-            sys.stderr.write(f"[nuvom trace] {hook_name} -> {plugin}\n")
-
-    # -- typed facade over the hooks -------------------------------------------
+    def _implements(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name`` (looked up once per hook)."""
+        found = self._implemented.get(hook_name)
+        if found is None:
+            if not self.loaded:
+                self.load()
+            found = self._implemented[hook_name] = bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+        return found
 
     def _notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every implementation of an observer hook, isolating failures."""
-        if not self.loaded:
-            self.load()
-        impls = self._impl_cache.get(hook_name)
-        if impls is None:  # plugins are registered once, at load(); cache the lookup
-            impls = self._impl_cache[hook_name] = list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
-        for impl in impls:
-            self._trace(hook_name, self.pm.get_name(impl.plugin))
-            try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception:
-                log.exception("plugin %s raised in %s (ignored)", self.pm.get_name(impl.plugin), hook_name)
+        """Call an observer hook; each implementation's failure is isolated."""
+        if self._implements(hook_name):
+            getattr(self.pm.hook, hook_name)(**kwargs)
 
     def configure(self, settings: NuvomSettings) -> None:
         self.load()
@@ -430,21 +457,34 @@ class NuvomPluginManager:
     def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None) -> None:
         """Let every plugin add its commands; a failing plugin is reported, not fatal."""
         self.load()
-        for impl in reversed(self.pm.hook.nuvom_register_commands.get_hookimpls()):
-            name = self.pm.get_name(impl.plugin) or "?"
-            self._trace("nuvom_register_commands", name)
-            try:
-                impl.function(app=app)
-            except Exception as exc:
-                log.error("plugin %s failed to add its commands: %s", name, exc)
-                record = self.records.get(name)
-                if record is not None:
-                    record.error = f"{type(exc).__name__}: {exc}"
-                if on_error is not None:
-                    on_error(name, exc)
+        errors: list[tuple[str, BaseException]] = []
+        self._call_errors = errors
+        try:
+            self.pm.hook.nuvom_register_commands(app=app)
+        finally:
+            self._call_errors = None
+        if on_error is not None:
+            for name, exc in errors:
+                on_error(name, exc)
 
     def hook_names(self) -> Iterable[str]:
         return [n for n in dir(hookspecs) if n.startswith("nuvom_")]
+
+
+#: hooks whose implementations are not guarded: a failing historic nuvom_configure
+#: fails loading the plugin, as it did before hooks went through pm.hook
+_UNGUARDED = frozenset({"nuvom_configure"})
+
+
+def _trace_before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+    names = ", ".join(impl.plugin_name for impl in reversed(hook_impls)) or "(no implementation)"
+    sys.stderr.write(f"[nuvom trace] {hook_name} -> {names}\n")
+
+
+def _trace_after(outcome: Any, hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+    if outcome.exception is not None:
+        exc = outcome.exception
+        sys.stderr.write(f"[nuvom trace] {hook_name} raised {type(exc).__name__}: {exc}\n")
 
 
 def _kernel_version() -> str:
