@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
     from nuvom_kernel.settings import NuvomSettings
+    from nuvom_kernel.task import Task
 
 PROJECT_NAME = "nuvom"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -161,6 +162,26 @@ def nuvom_job_dead(job: Job, reason: str) -> None:
     attempts exhausted by a dying worker).  Observer hook."""
 
 
+# -- execution -----------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def nuvom_execute_job(job: Job, task: Task[Any]) -> Any:
+    """Wraps one attempt's call of ``task`` for ``job``, where the task runs.
+
+    Implement it as a wrapper, ``@hookimpl(wrapper=True)``: the code before
+    ``yield`` runs just before the task (and its per-task ``before_job``
+    hook), the code after it once the task returned or raised; ``yield``
+    returns the task's value or raises its exception.  Return the value (or
+    let the exception propagate).  It runs in the thread that runs a sync
+    task, in the coroutine of an ``async def`` task (on its event loop), and
+    in the child process of the process executor, which imports the plugins
+    that implement this hook from their entry point or ``.nuvom_plugins.toml``.
+    ``current_job()`` works inside.  A plain (non-wrapper) implementation is
+    refused at load; an exception raised by the wrapper itself is logged and
+    never changes the job's outcome.
+    """
+
+
 #: Hooks whose calls are isolated: one failing implementation is logged and skipped.
 OBSERVER_HOOKS = (
     "nuvom_startup",
@@ -170,7 +191,10 @@ OBSERVER_HOOKS = (
     "nuvom_job_finished",
     "nuvom_job_retrying",
     "nuvom_job_dead",
+    "nuvom_execute_job",
 )
+#: Hooks a plugin may implement only as a wrapper (the kernel makes the call itself).
+WRAPPER_ONLY_HOOKS = ("nuvom_execute_job",)
 REGISTRATION_HOOKS = {
     "nuvom_register_queue_backends": "queue_backends",
     "nuvom_register_result_backends": "result_backends",

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
     from nuvom_kernel.settings import NuvomSettings
+    from nuvom_kernel.task import Task
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -168,12 +169,20 @@ class NuvomPluginManager:
 
     # -- loading -------------------------------------------------------------
 
-    def load(self, *, entry_points: bool = True, plugins_file: bool = True) -> NuvomPluginManager:
-        """Load every enabled plugin once; safe to call again."""
+    def load(self, *, entry_points: bool = True, plugins_file: bool = True,
+             only: Collection[str] | None = None) -> NuvomPluginManager:
+        """Load every enabled plugin once; safe to call again.
+
+        ``only``: load just the plugins with these names (entry-point names or
+        ``.nuvom_plugins.toml`` specs), e.g. in a process executor's child.
+        """
         if self.loaded:
             return self
         self.loaded = True
         from nuvom_kernel import builtin_serializers
+        from nuvom_kernel.execution import KernelExecution
+
+        self.pm.register(KernelExecution(), name="nuvom-kernel-execution")  # the innermost task call
 
         self._register(builtin_serializers, PluginRecord(
             name="nuvom-kernel", origin="kernel", distribution="nuvom-kernel", version=_kernel_version(),
@@ -190,6 +199,9 @@ class NuvomPluginManager:
         disabled |= {_norm(n) for n in (_env_list("NUVOM_DISABLE_PLUGINS", self.environ) or [])}
         allow = _env_list("NUVOM_LOAD_PLUGINS", self.environ)
         allowed = None if allow is None else {_norm(n) for n in allow}
+        if only is not None:
+            wanted = {_norm(n) for n in only}
+            allowed = wanted if allowed is None else allowed & wanted
         if entry_points:
             for ep in self._entry_points():
                 if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
@@ -197,7 +209,7 @@ class NuvomPluginManager:
                     continue
                 self._load_entry_point(ep)
         for spec in config.modules:
-            if _norm(spec) in disabled:
+            if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
                 continue
             self._load_spec(spec, origin=f"{PLUGINS_FILE}")
         self._validate_all()
@@ -282,6 +294,13 @@ class NuvomPluginManager:
                 opts = self.pm.parse_hookimpl_opts(plugin, attr)
                 if opts is not None:
                     impls[attr] = (opts.get("specname") or attr, dict(opts))
+            for hook_name, hook_opts in impls.values():
+                if hook_name in hookspecs.WRAPPER_ONLY_HOOKS and not (
+                        hook_opts.get("wrapper") or hook_opts.get("hookwrapper")):
+                    raise PluginError(
+                        f"plugin {record.name!r} implements {hook_name} without wrapper=True: the kernel calls "
+                        f"the task itself; declare it as @hookimpl(wrapper=True) and `yield` (see docs/hooks.md)"
+                    )
             proxy = guarded_plugin(plugin, record.name, impls, self._hook_failed, unguarded=_UNGUARDED)
             self.pm.register(proxy, name=record.name)
             self._implemented.clear()
@@ -428,6 +447,71 @@ class NuvomPluginManager:
         if self._implements(hook_name):
             getattr(self.pm.hook, hook_name)(**kwargs)
 
+    def wraps_execution(self) -> bool:
+        """Whether some plugin wraps task execution (looked up once)."""
+        found = self._implemented.get("<execution wrappers>")
+        if found is None:
+            if not self.loaded:
+                self.load()
+            found = self._implemented["<execution wrappers>"] = bool(self._execution_wrappers())
+        return found
+
+    def _execution_wrappers(self) -> list[Any]:
+        """The wrappers of ``nuvom_execute_job``, outermost first (pluggy's order)."""
+        return [impl for impl in reversed(self.pm.hook.nuvom_execute_job.get_hookimpls())
+                if impl.wrapper or impl.hookwrapper]
+
+    def execution_plugins(self) -> tuple[str, ...]:
+        """Names of the plugins that wrap task execution (a process executor loads them in its children)."""
+        if not self.wraps_execution():
+            return ()
+        return tuple(impl.plugin_name for impl in self._execution_wrappers())
+
+    def execute_job(self, job: Job, task: Task[Any]) -> Any:
+        """Call a sync task through the ``nuvom_execute_job`` wrappers."""
+        return self.pm.hook.nuvom_execute_job(job=job, task=task)
+
+    async def execute_job_async(self, job: Job, task: Task[Any], call: Callable[[], Awaitable[Any]]) -> Any:
+        """Await an ``async def`` task inside the ``nuvom_execute_job`` wrappers.
+
+        pluggy cannot await, so for coroutines the kernel drives the (guarded)
+        wrapper generators itself, with pluggy's semantics: set-up outermost
+        first, the awaited call, tear-down innermost first; a new-style wrapper
+        receives the value or the exception, an old-style one a
+        :class:`pluggy.Result`.
+        """
+        kwargs = {"job": job, "task": task}
+        started: list[tuple[Any, Any]] = []
+        for impl in self._execution_wrappers():
+            gen = impl.function(*[kwargs[name] for name in impl.argnames])
+            next(gen)  # guarded: a wrapper's own failure is logged there, never raised here
+            started.append((impl, gen))
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = await call()
+        except BaseException as exc:
+            error = exc
+        for impl, gen in reversed(started):
+            try:
+                if impl.hookwrapper:
+                    outcome = pluggy.Result(value, error)
+                    gen.send(outcome)
+                elif error is not None:
+                    gen.throw(error)
+                else:
+                    gen.send(value)
+            except StopIteration as stop:
+                if impl.hookwrapper:
+                    value, error = _unpack(outcome)
+                else:
+                    value, error = stop.value, None
+            except BaseException as exc:
+                error = exc
+        if error is not None:
+            raise error
+        return value
+
     def configure(self, settings: NuvomSettings) -> None:
         self.load()
         self.pm.hook.nuvom_configure.call_historic(kwargs={"settings": settings})
@@ -474,6 +558,13 @@ class NuvomPluginManager:
 #: hooks whose implementations are not guarded: a failing historic nuvom_configure
 #: fails loading the plugin, as it did before hooks went through pm.hook
 _UNGUARDED = frozenset({"nuvom_configure"})
+
+
+def _unpack(outcome: pluggy.Result[Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return outcome.get_result(), None
+    except BaseException as exc:
+        return None, exc
 
 
 def _trace_before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:

@@ -420,14 +420,15 @@ class Worker:
         held.ctx = ctx
         held.started = time.monotonic()
         executor = self._executor_for(task, job)
+        plugins = self.app.plugins
         if task.is_async:
-            call: Any = lambda: run_async(task, ctx)  # noqa: E731
+            call: Any = lambda: run_async(task, ctx, plugins)  # noqa: E731
         else:
-            call = lambda: run_sync(task, ctx)  # noqa: E731
+            call = lambda: run_sync(task, ctx, plugins)  # noqa: E731
         if self._observed["nuvom_job_started"]:
-            self.app.plugins.job_started(job)
+            plugins.job_started(job)
         item = WorkItem(job=job, call=call, timeout_secs=job.timeout_secs, is_async=task.is_async,
-                        modules=(task.module,), context=ctx)
+                        modules=(task.module,), context=ctx, plugins=plugins.execution_plugins())
 
         def done(result: WorkResult, _id: str = job.id) -> None:
             if result.timed_out or result.cancelled:

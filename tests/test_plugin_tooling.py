@@ -287,6 +287,7 @@ LIFECYCLE_OUTPUT = {
     "nuvom_job_finished": "finished: docs.double -> succeeded",
     "nuvom_job_retrying": "retrying: docs.flaky after builtins.RuntimeError in 0s",
     "nuvom_job_dead": "dead: docs.unknown: unknown task",
+    "nuvom_execute_job": "execute: docs.double returned 42",
 }
 
 _flaky_calls: list[int] = []
