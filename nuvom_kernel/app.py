@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -33,7 +34,16 @@ from nuvom_kernel.errors import (
 )
 from nuvom_kernel.manager import NuvomPluginManager
 from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, validate_id
-from nuvom_kernel.settings import LoadedSettings, NuvomSettings, apply_log_level, load_settings
+from nuvom_kernel.plugin_settings import PluginSettings
+from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
+from nuvom_kernel.settings import (
+    LoadedSettings,
+    NuvomSettings,
+    apply_log_level,
+    load_settings,
+    project_root,
+    read_dotenv,
+)
 
 
 class Nuvom:
@@ -54,9 +64,15 @@ class Nuvom:
         ``root``, with ``overrides`` on top); ``queue``/``results`` inject ready
         components instead of creating the configured ones (tests, embedding)."""
         if settings is None:
-            self.loaded: LoadedSettings = load_settings(root, environ=environ, overrides=overrides or None)
+            env = dict(os.environ if environ is None else environ)
+            root_path = Path(root).resolve() if root is not None else project_root(env)
+            plugins = plugins or NuvomPluginManager(root_path, environ=environ)
+            self.loaded: LoadedSettings = load_settings(root_path, environ=environ, overrides=overrides or None,
+                                                        plugins=plugins)
             settings = self.loaded.settings
+            self._plugin_settings: dict[str, PluginSettings] | None = self.loaded.plugins
         else:
+            self._plugin_settings = None
             if overrides:
                 settings = settings.model_copy(update=overrides)
             root_path = Path(root or settings.project_root or Path.cwd()).resolve()
@@ -65,6 +81,7 @@ class Nuvom:
             self.loaded = LoadedSettings(settings=settings, root=root_path)
         self.settings = settings
         self.root = self.loaded.root
+        self.environ = environ
         self.plugins = plugins or NuvomPluginManager(self.root, environ=environ)
         self._lock = threading.RLock()
         self._queue: QueueBackend | None = queue
@@ -75,6 +92,27 @@ class Nuvom:
         self._caps: tuple[Any, frozenset[str]] | None = None  # the queue object and its roles
         self._configured = False
         apply_log_level(settings)
+
+    # -- plugin settings -------------------------------------------------------
+
+    @property
+    def plugin_settings(self) -> dict[str, PluginSettings]:
+        """Every plugin's validated options by section (``nuvom config`` shows them)."""
+        if self._plugin_settings is None:
+            env = dict(os.environ if self.environ is None else self.environ)
+            self._plugin_settings = resolve_plugin_settings(
+                self.plugins.settings_declarations(), self.root, env, read_dotenv(self.root / ".env"),
+                self.plugins.plugin_options)
+        return self._plugin_settings
+
+    @property
+    def component_options(self) -> dict[str, Any]:
+        """What each plugin's factories receive as ``options``: its validated
+        settings model, or its ``.nuvom_plugins.toml`` table if it declared none."""
+        options: dict[str, Any] = dict(self.plugins.plugin_options)
+        for resolved in self.plugin_settings.values():
+            options[resolved.declaration.plugin] = resolved.values
+        return options
 
     # -- components ------------------------------------------------------------
 
@@ -90,7 +128,7 @@ class Nuvom:
                 self._ensure_configured()
                 reg = self.plugins.registries
                 self._queue = reg["queue_backends"].create(
-                    self.settings.queue_backend, self.settings, self.plugins.plugin_options,
+                    self.settings.queue_backend, self.settings, self.component_options,
                     self.loaded.sources.get("queue_backend"),
                 )
             return self._queue
@@ -113,7 +151,7 @@ class Nuvom:
                     self._results = queue  # type: ignore[assignment]
                 else:
                     self._results = reg["result_backends"].create(
-                        self.settings.result_backend, self.settings, self.plugins.plugin_options,
+                        self.settings.result_backend, self.settings, self.component_options,
                         self.loaded.sources.get("result_backend"),
                     )
             assert self._results is not None
@@ -163,7 +201,7 @@ class Nuvom:
         with self._lock:
             if self._serializer is None:
                 self._serializer = self.plugins.registries["serializers"].create(
-                    self.settings.serialization_backend, self.settings, self.plugins.plugin_options,
+                    self.settings.serialization_backend, self.settings, self.component_options,
                     self.loaded.sources.get("serialization_backend"),
                 )
             return self._serializer
@@ -171,13 +209,13 @@ class Nuvom:
     def create_executor(self, name: str | None = None) -> Any:
         self._ensure_configured()
         return self.plugins.registries["executors"].create(
-            name or self.settings.executor, self.settings, self.plugins.plugin_options,
+            name or self.settings.executor, self.settings, self.component_options,
             "an argument" if name and name != self.settings.executor else self.loaded.sources.get("executor"),
         )
 
     def create_discoverer(self, name: str = "ast") -> Any:
         self._ensure_configured()
-        return self.plugins.registries["discoverers"].create(name, self.settings, self.plugins.plugin_options)
+        return self.plugins.registries["discoverers"].create(name, self.settings, self.component_options)
 
     def close(self) -> None:
         with self._lock:

@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pydantic import BaseModel
+
     from nuvom_kernel.contracts import ComponentFactory
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
@@ -88,6 +92,25 @@ def nuvom_register_commands(app: Any) -> None:
     ``app.add_typer()``.  Called each time the CLI is built (once per
     ``nuvom`` invocation), after all plugins are loaded.  A plugin that raises
     here is reported and its commands are missing; the rest of the CLI works.
+    """
+
+
+class RegisterSettings(Protocol):
+    def __call__(self, section: str, model: type[BaseModel], *,
+                 env: Mapping[str, str | list[str]] | None = None) -> None: ...
+
+
+@hookspec
+def nuvom_register_settings(register: RegisterSettings) -> None:
+    """Declare the plugin's options as a pydantic model (one per plugin).
+
+    ``register("sqlite", SqliteOptions, env={"path": "NUVOM_SQLITE_DB_PATH"})``:
+    ``section`` names the options everywhere (``NUVOM_SQLITE__PATH``,
+    ``[tool.nuvom.sqlite]``, ``[plugins.settings.sqlite]``); ``env`` adds
+    environment names per field (e.g. names from Nuvom 0.11).  The kernel
+    layers, validates and shows them in ``nuvom config`` (docs/configuration.md);
+    the plugin's component factories then receive the validated model
+    instance as ``options``.  Called once per plugin manager.
     """
 
 

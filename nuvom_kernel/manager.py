@@ -27,6 +27,7 @@ from nuvom_kernel import hookspecs
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.hookcalls import current_plugin, guarded_plugin
 from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
+from nuvom_kernel.plugin_settings import SettingsDeclaration, declaration
 from nuvom_kernel.registry import Registries
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class NuvomPluginManager:
         self._originals: dict[str, Any] = {}
         self._implemented: dict[str, bool] = {}
         self._call_errors: list[tuple[str, BaseException]] | None = None
+        self._settings_declarations: list[SettingsDeclaration] | None = None
         self.loaded = False
         self.strict = self.environ.get("NUVOM_STRICT_PLUGINS", "").lower() in _TRUE
         self.tracing = self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE
@@ -329,7 +331,8 @@ class NuvomPluginManager:
 
     def _hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
         """One implementation raised: isolate it (log, record) or re-raise, per hook."""
-        if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name == "nuvom_register_commands":
+        if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name in ("nuvom_register_commands",
+                                                                      "nuvom_register_settings"):
             record = self.records.get(plugin) or PluginRecord(name=plugin, origin="?")
             record.error = f"{type(exc).__name__}: {exc}"
             record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -425,6 +428,29 @@ class NuvomPluginManager:
                 record.provides = registries.provided_by(name)
             self._registries = registries
         return self._registries
+
+    def settings_declarations(self) -> list[SettingsDeclaration]:
+        """Every plugin's declared options (``nuvom_register_settings``), collected once."""
+        if self._settings_declarations is None:
+            self.load()
+            found: list[SettingsDeclaration] = []
+
+            def register(section: str, model: Any, *, env: Any = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({section!r}) was called outside of nuvom_register_settings")
+                decl = declaration(section, model, plugin, env)
+                for other in found:
+                    if other.section == decl.section or other.plugin == decl.plugin:
+                        raise PluginError(
+                            f"settings {decl.section!r} of plugin {plugin!r}: plugin {other.plugin!r} already "
+                            f"registered settings {other.section!r}; each plugin registers one model under "
+                            "its own name")
+                found.append(decl)
+
+            self.pm.hook.nuvom_register_settings(register=register)
+            self._settings_declarations = found
+        return self._settings_declarations
 
     def plugin_status(self) -> list[PluginRecord]:
         try:

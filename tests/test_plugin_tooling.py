@@ -276,6 +276,7 @@ REGISTRATION_CONTRACTS = {
     "nuvom_register_discoverers": "contract: discoverer 'ast-no-tests'",
     "nuvom_register_serializers": "serializer compact-json",
     "nuvom_register_commands": "commands",
+    "nuvom_register_settings": "settings",
 }
 
 LIFECYCLE_OUTPUT = {

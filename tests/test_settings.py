@@ -17,7 +17,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (s.queue_backend, s.result_backend, s.executor) == ("sqlite", "sqlite", "thread")
     assert s.max_workers == (os.cpu_count() or 1)
     assert (s.job_timeout_secs, s.timeout_policy, s.max_retries) == (300.0, "fail", 0)
-    assert s.resolve_path(s.sqlite_db_path, tmp_path) == tmp_path / ".nuvom" / "result.db"
+    assert s.resolve_path(".nuvom/result.db", tmp_path) == tmp_path / ".nuvom" / "result.db"
 
 
 def test_precedence_environment_dotenv_pyproject(tmp_path: Path) -> None:

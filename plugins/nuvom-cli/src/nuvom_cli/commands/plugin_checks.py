@@ -111,6 +111,25 @@ def check_registration(pm: NuvomPluginManager, record: PluginRecord) -> tuple[Ch
     return CheckResult("registration", True, detail), provides
 
 
+def check_settings(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult | None:
+    """The plugin's declared settings model builds with its defaults."""
+    try:
+        declared = [d for d in pm.settings_declarations() if d.plugin == record.name]
+    except Exception as exc:
+        return CheckResult("settings", False, _error(exc))
+    if record.error:
+        return CheckResult("settings", False, record.error)
+    if not declared:
+        return None
+    decl = declared[0]
+    try:
+        decl.model.model_validate({})
+    except Exception as exc:
+        return CheckResult("settings", False, f"{decl.model.__name__} has no valid defaults: {_error(exc)}")
+    names = ", ".join(decl.env_names(k)[0] for k in decl.model.model_fields)
+    return CheckResult("settings", True, f"section {decl.section!r}: {names}")
+
+
 def _impls(pm: NuvomPluginManager, hook: str, name: str) -> list[Callable[..., Any]]:
     """The plugin's own implementations, called directly so that their errors show."""
     return pm.implementations(hook, name)
@@ -220,6 +239,9 @@ def run_checks(pm: NuvomPluginManager, record: PluginRecord,
         rows.extend(check_protocol(plugin))
     registration, provides = check_registration(pm, record)
     rows.append(registration)
+    settings_row = check_settings(pm, record) if "nuvom_register_settings" in record.hooks else None
+    if settings_row is not None:
+        rows.append(settings_row)
     if "nuvom_register_commands" in record.hooks:
         rows.append(check_commands(pm, record.name))
     if not isinstance(plugin, LegacyPluginAdapter):
