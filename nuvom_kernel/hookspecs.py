@@ -114,6 +114,25 @@ def nuvom_register_settings(register: RegisterSettings) -> None:
     """
 
 
+class RegisterTaskOption(Protocol):
+    def __call__(self, name: str, annotation: Any = Any, *, description: str | None = None) -> None: ...
+
+
+@hookspec
+def nuvom_register_task_options(register: RegisterTaskOption) -> None:
+    """Declare options that ``@task(...)`` and ``task.options(...)`` accept for this plugin.
+
+    ``register("rate_limit", str, description="most runs per second, e.g. '10/s'")``:
+    ``annotation`` is a type pydantic validates the value against (``Any``
+    accepts every JSON value).  A name the kernel or another plugin already
+    uses is refused.  The value is on ``task.plugin_options`` and on each
+    job's ``options`` (stored with the job), for hooks to read; an option
+    that no plugin declares still fails with a suggestion.  Called once per
+    plugin manager, the first time a task uses an option the kernel does not
+    know.
+    """
+
+
 # -- lifecycle -----------------------------------------------------------------
 
 @hookspec(historic=True)

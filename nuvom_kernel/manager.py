@@ -29,6 +29,7 @@ from nuvom_kernel.hookcalls import current_plugin, guarded_plugin
 from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
 from nuvom_kernel.plugin_settings import SettingsDeclaration, declaration
 from nuvom_kernel.registry import Registries
+from nuvom_kernel.task_options import TaskOptionDeclaration, task_option
 
 if TYPE_CHECKING:
     from nuvom_kernel.lifecycle import NuvomContext
@@ -163,6 +164,7 @@ class NuvomPluginManager:
         self._implemented: dict[str, bool] = {}
         self._call_errors: list[tuple[str, BaseException]] | None = None
         self._settings_declarations: list[SettingsDeclaration] | None = None
+        self._task_options: dict[str, TaskOptionDeclaration] | None = None
         self.loaded = False
         self.strict = self.environ.get("NUVOM_STRICT_PLUGINS", "").lower() in _TRUE
         self.tracing = self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE
@@ -331,8 +333,8 @@ class NuvomPluginManager:
 
     def _hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
         """One implementation raised: isolate it (log, record) or re-raise, per hook."""
-        if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name in ("nuvom_register_commands",
-                                                                      "nuvom_register_settings"):
+        if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name in (
+                "nuvom_register_commands", "nuvom_register_settings", "nuvom_register_task_options"):
             record = self.records.get(plugin) or PluginRecord(name=plugin, origin="?")
             record.error = f"{type(exc).__name__}: {exc}"
             record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -451,6 +453,26 @@ class NuvomPluginManager:
             self.pm.hook.nuvom_register_settings(register=register)
             self._settings_declarations = found
         return self._settings_declarations
+
+    def task_options(self) -> dict[str, TaskOptionDeclaration]:
+        """Task options plugins declared (``nuvom_register_task_options``), collected once."""
+        if self._task_options is None:
+            self.load()
+            found: dict[str, TaskOptionDeclaration] = {}
+
+            def register(name: str, annotation: Any = Any, *, description: str | None = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({name!r}) was called outside of nuvom_register_task_options")
+                decl = task_option(name, annotation, plugin, description)
+                if decl.name in found:
+                    raise PluginError(f"task option {decl.name!r} is declared by two plugins: "
+                                      f"{found[decl.name].plugin!r} and {plugin!r}; uninstall or disable one")
+                found[decl.name] = decl
+
+            self.pm.hook.nuvom_register_task_options(register=register)
+            self._task_options = found
+        return self._task_options
 
     def plugin_status(self) -> list[PluginRecord]:
         try:

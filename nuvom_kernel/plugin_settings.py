@@ -31,7 +31,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -44,6 +44,7 @@ else:  # pragma: no cover
 
 ENV_PREFIX = "NUVOM_"
 _SECTION = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+M = TypeVar("M", bound=BaseModel)
 _REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -217,6 +218,19 @@ def _resolve_one(decl: SettingsDeclaration, pyproject: Mapping[str, Any], enviro
     for key in decl.model.model_fields:
         sources.setdefault(key, "default")
     return PluginSettings(decl, model, sources, templates)
+
+
+def coerce_options(model: type[M], options: M | Mapping[str, Any], owner: str) -> M:
+    """A factory's ``options``: the validated model the kernel passes, or a plain
+    table (``nuvom plugin test --option``) validated here with the same messages."""
+    if isinstance(options, model):
+        return options
+    values = dict(options)  # type: ignore[arg-type]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        decl = SettingsDeclaration(owner, model, owner)
+        raise ConfigError(_explain(decl, exc, values, {k: "options" for k in values}, {})) from None
 
 
 def _template(raw: Any) -> Any:

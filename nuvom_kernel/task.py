@@ -22,6 +22,7 @@ from nuvom_kernel.errors import (
     TaskNotFoundError,
 )
 from nuvom_kernel.models import Job, JobState, now, validate_id
+from nuvom_kernel.task_options import CALL_OPTIONS, KERNEL_TASK_OPTIONS, validate_plugin_options
 
 if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
@@ -29,14 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("nuvom.task")
 R = TypeVar("R")
 
-#: Options a task (or ``.options()``) may set, with their meaning in docs/execution.md.
-TASK_OPTIONS = (
-    "name", "retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "retry_on",
-    "timeout_secs", "timeout_policy", "store_result", "priority", "queue", "tags", "description",
-    "category", "before_job", "after_job", "on_error", "unique", "executor", "max_lease_expiries",
-)
-#: Per-call overrides accepted by ``.options()`` besides task options.
-CALL_OPTIONS = ("eta", "countdown", "unique_key", "job_id")
+#: Options a task (or ``.options()``) may set, with their meaning in docs/execution.md;
+#: plugins may declare more (:mod:`nuvom_kernel.task_options`).
+TASK_OPTIONS = KERNEL_TASK_OPTIONS
 _KNOWN_OPTIONS = frozenset(TASK_OPTIONS) | frozenset(CALL_OPTIONS)
 _UNSET: Any = object()
 
@@ -100,9 +96,9 @@ class Task(Generic[R]):
     """A function that can run now (``task(...)``) or later (``task.delay(...)``)."""
 
     def __init__(self, fn: Callable[..., R], **options: Any) -> None:
-        unknown = set(options) - set(TASK_OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown @task option(s): {', '.join(sorted(unknown))}; allowed: {', '.join(TASK_OPTIONS)}")
+        extra = {k: options.pop(k) for k in list(options) if k not in TASK_OPTIONS}
+        #: options declared by plugins (``rate_limit=...``), validated; copied onto every job
+        self.plugin_options: dict[str, Any] = _plugin_options(extra, "@task") if extra else {}
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name: str = options.pop("name", None) or fn.__name__
@@ -172,10 +168,11 @@ class Task(Generic[R]):
     def build_job(self, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom, **overrides: Any) -> Job:
         s = app.settings
         opts: dict[str, Any] = {k: v for k in TASK_OPTIONS if (v := getattr(self, k, _UNSET)) is not _UNSET}
+        plugin_options = self.plugin_options
         if overrides:
-            unknown = set(overrides) - _KNOWN_OPTIONS
-            if unknown:
-                raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+            extra = {k: v for k, v in overrides.items() if k not in _KNOWN_OPTIONS}
+            if extra:
+                plugin_options = {**plugin_options, **_plugin_options(extra, ".options()", app)}
             opts.update({k: v for k, v in overrides.items() if k in TASK_OPTIONS})
         eta = _to_timestamp(overrides.get("eta"))
         if overrides.get("countdown") is not None:
@@ -188,6 +185,8 @@ class Task(Generic[R]):
         if "timeout_secs" not in overrides and self.timeout_secs is None:
             del opts["timeout_secs"]  # not set on the task: the setting applies
         job = job_from_options(self.name, args, kwargs, opts, s, eta=eta, unique_key=unique_key)
+        if plugin_options:
+            job.options = dict(plugin_options)
         if overrides.get("job_id"):
             job.id = validate_id(overrides["job_id"])
         return job
@@ -279,6 +278,17 @@ def job_from_options(
         executor=opts.get("executor"),
         tags=[tags] if isinstance(tags, str) else list(tags),
     )
+
+
+def _plugin_options(given: dict[str, Any], where: str, app: Nuvom | None = None) -> dict[str, Any]:
+    """Validate options the kernel does not know against those plugins declared
+    (the current app's plugins; loaded only when such an option is used)."""
+    if app is None:
+        from nuvom_kernel.app import get_app
+
+        app = get_app()
+    known = [*TASK_OPTIONS, *CALL_OPTIONS] if where != "@task" else list(TASK_OPTIONS)
+    return validate_plugin_options(given, app.plugins.task_options(), known, where)
 
 
 def _default_unique_key(name: str, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom) -> str:

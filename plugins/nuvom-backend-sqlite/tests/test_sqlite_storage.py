@@ -222,7 +222,7 @@ def test_factory_shares_one_object_per_path(tmp_path: Path, monkeypatch: pytest.
     assert again is not queue
     again.close()
     other.close()
-    with pytest.raises(ConfigError, match="pth: Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"sqlite setting pth \(from options\) is unknown; sqlite accepts: path"):
         make_backend(settings, {"pth": "x"})
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from nuvom_backend_file.backend import FileBackend
 from nuvom_kernel import hookimpl
-from nuvom_kernel.errors import ConfigError
 from nuvom_kernel.hookspecs import Register
+from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
 NAME = "file"
@@ -50,13 +50,7 @@ ENV_NAMES = {"dir": "NUVOM_FILE_BACKEND_DIR"}
 
 def options_model(options: FileOptions | dict[str, Any]) -> FileOptions:
     """``options`` as the kernel passes them (validated), or a plain table (``nuvom plugin test --option``)."""
-    if isinstance(options, FileOptions):
-        return options
-    try:
-        return FileOptions.model_validate(dict(options))
-    except ValidationError as exc:
-        raise ConfigError("file backend options are invalid: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors())) from None
+    return coerce_options(FileOptions, options, NAME)
 
 
 def make_backend(settings: NuvomSettings, options: FileOptions | dict[str, Any]) -> FileBackend:

@@ -11,11 +11,11 @@ import os
 import threading
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nuvom_backend_sqlite.backend import SqliteBackend
 from nuvom_kernel import hookimpl
-from nuvom_kernel.errors import ConfigError
+from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
 _DESCRIPTION = "One SQLite file (WAL) for queue and results; several worker processes on one host."
@@ -46,13 +46,8 @@ ENV_NAMES = {"path": "NUVOM_SQLITE_DB_PATH", "synchronous": "NUVOM_SQLITE_SYNCHR
 
 def options_model(options: SqliteOptions | dict[str, Any]) -> SqliteOptions:
     """``options`` as the kernel passes them (validated), or a plain table (``nuvom plugin test --option``)."""
-    if isinstance(options, SqliteOptions):
-        return options
-    try:
-        return SqliteOptions.model_validate(dict(options))
-    except ValidationError as exc:
-        raise ConfigError(f"nuvom-backend-sqlite options {dict(options)!r} are invalid: "
-                          + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    return coerce_options(SqliteOptions, options, "sqlite")
+
 
 _lock = threading.Lock()
 _open: dict[tuple[int, str, str], SqliteBackend] = {}

@@ -130,6 +130,20 @@ def check_settings(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult 
     return CheckResult("settings", True, f"section {decl.section!r}: {names}")
 
 
+def check_task_options(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult:
+    """The task options the plugin declares are valid declarations."""
+    try:
+        declared = [d for d in pm.task_options().values() if d.plugin == record.name]
+    except Exception as exc:
+        return CheckResult("task options", False, _error(exc))
+    if record.error:
+        return CheckResult("task options", False, record.error)
+    if not declared:
+        return CheckResult("task options", False, "nuvom_register_task_options declared no option")
+    names = ", ".join(f"{d.name} ({getattr(d.annotation, '__name__', d.annotation)})" for d in declared)
+    return CheckResult("task options", True, f"@task accepts: {names}")
+
+
 def _impls(pm: NuvomPluginManager, hook: str, name: str) -> list[Callable[..., Any]]:
     """The plugin's own implementations, called directly so that their errors show."""
     return pm.implementations(hook, name)
@@ -242,6 +256,8 @@ def run_checks(pm: NuvomPluginManager, record: PluginRecord,
     settings_row = check_settings(pm, record) if "nuvom_register_settings" in record.hooks else None
     if settings_row is not None:
         rows.append(settings_row)
+    if "nuvom_register_task_options" in record.hooks:
+        rows.append(check_task_options(pm, record))
     if "nuvom_register_commands" in record.hooks:
         rows.append(check_commands(pm, record.name))
     if not isinstance(plugin, LegacyPluginAdapter):
