@@ -3,6 +3,10 @@
 Everything that needs a backend goes through one of these.  The one-liner API
 (``task.delay()``, ``nuvom.sdk``) uses a lazily created default app; tests and
 embedders create their own and pass it (or install it with :func:`use_app`).
+
+Constructing an app never touches logging: the library logs to ``nuvom.*``
+loggers and leaves handlers and levels to the host application; only the
+``nuvom`` command configures logging (:func:`~nuvom_kernel.settings.apply_log_level`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nuvom_kernel.builtin_serializers import JsonSerializer
+from nuvom_kernel.context import current_app
 from nuvom_kernel.contracts import (
     JobFilter,
     JobPage,
@@ -39,7 +44,6 @@ from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
 from nuvom_kernel.settings import (
     LoadedSettings,
     NuvomSettings,
-    apply_log_level,
     load_settings,
     project_root,
     read_dotenv,
@@ -91,7 +95,6 @@ class Nuvom:
         self._serializer: Serializer | None = None
         self._caps: tuple[Any, frozenset[str]] | None = None  # the queue object and its roles
         self._configured = False
-        apply_log_level(settings)
 
     # -- plugin settings -------------------------------------------------------
 
@@ -402,14 +405,17 @@ def _json_bound(value: Any, budget: int, depth: int) -> int:
 
 _default_lock = threading.Lock()
 _default_app: Nuvom | None = None
-_app_stack: list[Nuvom] = []
 
 
 def get_app() -> Nuvom:
-    """The app used by ``task.delay()`` and ``nuvom.sdk`` when none is passed."""
+    """The app used by ``task.delay()`` and ``nuvom.sdk`` when none is passed: the
+    one installed with :func:`use_app` in this thread or task (a context
+    variable, so other threads are not affected), else the lazily created
+    default app (configured from the environment)."""
     global _default_app
-    if _app_stack:
-        return _app_stack[-1]
+    app = current_app.get()
+    if app is not None:
+        return app  # type: ignore[no-any-return]
     with _default_lock:
         if _default_app is None:
             _default_app = Nuvom()
@@ -418,12 +424,13 @@ def get_app() -> Nuvom:
 
 @contextlib.contextmanager
 def use_app(app: Nuvom) -> Iterator[Nuvom]:
-    """Make ``app`` the default inside the ``with`` block (tests, embedding)."""
-    _app_stack.append(app)
+    """Make ``app`` the current app inside the ``with`` block, in this thread (or
+    asyncio task) only; a worker makes its app current while it runs a task."""
+    token = current_app.set(app)
     try:
         yield app
     finally:
-        _app_stack.remove(app)
+        current_app.reset(token)
 
 
 def set_default_app(app: Nuvom | None) -> None:

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.context import JobContext, reset_current, set_current
+from nuvom_kernel.context import JobContext, current_app, reset_current, set_current
 from nuvom_kernel.contracts import WorkResult
 from nuvom_kernel.errors import PayloadError, Retry
 from nuvom_kernel.hookspecs import hookimpl
@@ -94,22 +94,28 @@ def run_sync(task: Task[Any], ctx: JobContext, plugins: NuvomPluginManager | Non
     when some plugin implements them; otherwise the task is called directly).
     """
     token = set_current(ctx)
+    app_token = current_app.set(ctx.app) if ctx.app is not None else None
     try:
         if plugins is not None and plugins.wraps_execution():
             return plugins.execute_job(ctx.job, task)
         return call_task(task, ctx.job)
     finally:
+        if app_token is not None:
+            current_app.reset(app_token)
         reset_current(token)
 
 
 async def run_async(task: Task[Any], ctx: JobContext, plugins: NuvomPluginManager | None = None) -> Any:
     """The async twin of :func:`run_sync`; runs on the worker's event loop."""
     token = set_current(ctx)
+    app_token = current_app.set(ctx.app) if ctx.app is not None else None
     try:
         if plugins is not None and plugins.wraps_execution():
             return await plugins.execute_job_async(ctx.job, task, lambda: call_task_async(task, ctx.job))
         return await call_task_async(task, ctx.job)
     finally:
+        if app_token is not None:
+            current_app.reset(app_token)
         reset_current(token)
 
 

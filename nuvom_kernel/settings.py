@@ -80,7 +80,7 @@ class NuvomSettings(BaseSettings):
     manifest_path: str = Field(".nuvom/manifest.json", description="Where task discovery writes the manifest.")
     max_payload_bytes: int = Field(1_048_576, ge=1024, description="Largest encoded args/kwargs or result accepted.")
     result_ttl_secs: float | None = Field(7 * 24 * 3600.0, description="Finished jobs older than this are purged by workers; empty or 0 keeps them.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Log level of the nuvom logger.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Log level of the nuvom logger, applied by the nuvom command (as a library, Nuvom leaves logging to you).")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]
@@ -288,7 +288,9 @@ def load_settings(
 
 
 def apply_log_level(settings: NuvomSettings) -> None:
-    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger."""
+    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger, with a handler
+    of its own.  Called by the ``nuvom`` command only: as a library, Nuvom never
+    configures logging (its ``nuvom.*`` records reach the host's handlers)."""
     logger = logging.getLogger("nuvom")
     logger.setLevel(settings.log_level)
     if not logger.handlers:

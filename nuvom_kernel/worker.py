@@ -416,7 +416,7 @@ class Worker:
             self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": reason})))
             return
         deadline = None if not job.timeout_secs else time.monotonic() + job.timeout_secs
-        ctx = JobContext(job=job, deadline=deadline, queue=self._job_store)
+        ctx = JobContext(job=job, deadline=deadline, queue=self._job_store, app=self.app)
         held.ctx = ctx
         held.started = time.monotonic()
         executor = self._executor_for(task, job)

@@ -73,9 +73,14 @@ def test_bad_pyproject_is_a_clear_error(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={})
 
 
-def test_log_level_is_applied() -> None:
-    apply_log_level(NuvomSettings(log_level="ERROR"))
-    assert logging.getLogger("nuvom").level == logging.ERROR
-    apply_log_level(NuvomSettings(log_level="debug"))
-    assert logging.getLogger("nuvom").level == logging.DEBUG
-    apply_log_level(NuvomSettings(log_level="WARNING"))
+def test_log_level_is_applied_by_the_command_line_helper() -> None:
+    logger = logging.getLogger("nuvom")
+    before = (list(logger.handlers), logger.propagate, logger.level)
+    try:
+        apply_log_level(NuvomSettings(log_level="ERROR"))
+        assert logger.level == logging.ERROR
+        apply_log_level(NuvomSettings(log_level="debug"))
+        assert logger.level == logging.DEBUG
+    finally:  # the library never configures logging; undo what the CLI helper did
+        logger.handlers[:] = before[0]
+        logger.propagate, logger.level = before[1], before[2]
