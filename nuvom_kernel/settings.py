@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nuvom_kernel.errors import ConfigError
-from nuvom_kernel.plugin_settings import PluginSettings, claimed_keys
+from nuvom_kernel.plugin_settings import PluginSettings, claimed_keys, describe_allowed
 from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
 
 if TYPE_CHECKING:
@@ -53,6 +53,13 @@ LEGACY_KEYS = {
 }
 
 
+#: Upper bound of thread counts (``max_workers``): each is a thread (or a child process).
+MAX_THREADS = 1024
+#: Upper bound of durations a worker waits on: 30 days, well under the longest
+#: wait ``threading`` accepts on Windows (``threading.TIMEOUT_MAX``, ~49 days).
+MAX_WAIT_SECS = 30 * 86_400.0
+
+
 class NuvomSettings(BaseSettings):
     """Every setting, its default and what it does (``docs/configuration.md``
     is checked against this class by a test)."""
@@ -66,20 +73,20 @@ class NuvomSettings(BaseSettings):
     result_backend: str = Field("sqlite", description="Result backend component name.")
     serialization_backend: str = Field("json", description="Serializer for payloads and results.")
     executor: str = Field("thread", description="Default executor for workers (thread, process).")
-    max_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Concurrent jobs per worker (default: CPU count).")
+    max_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, MAX_THREADS), ge=1, le=MAX_THREADS, description="Concurrent jobs per worker (default: CPU count).")
     batch_size: int = Field(32, ge=1, le=1000, description="Most jobs claimed in one round trip.")
-    job_timeout_secs: float | None = Field(300.0, description="Default timeout per attempt in seconds; empty or 0 means none.")
+    job_timeout_secs: float | None = Field(300.0, gt=0, le=MAX_WAIT_SECS, allow_inf_nan=False, description="Default timeout per attempt in seconds; empty or 0 means none.")
     timeout_policy: Literal["retry", "fail", "ignore"] = Field("fail", description="What a timeout does by default.")
-    retry_delay_secs: float = Field(5.0, ge=0, description="Default delay before a retry, in seconds.")
-    max_retries: int = Field(0, ge=0, description="Default retries for tasks that do not set retries.")
-    lease_secs: float = Field(30.0, gt=0, description="Lease length; workers renew it every third of this.")
-    sweep_interval_secs: float = Field(5.0, gt=0, description="How often a worker returns expired leases to the queue.")
+    retry_delay_secs: float = Field(5.0, ge=0, le=MAX_WAIT_SECS, allow_inf_nan=False, description="Default delay before a retry, in seconds.")
+    max_retries: int = Field(0, ge=0, le=100_000, description="Default retries for tasks that do not set retries.")
+    lease_secs: float = Field(30.0, ge=1, le=86_400, allow_inf_nan=False, description="Lease length; workers renew it every third of this.")
+    sweep_interval_secs: float = Field(5.0, ge=0.1, le=3600, allow_inf_nan=False, description="How often a worker returns expired leases to the queue.")
     max_lease_expiries: int = Field(3, ge=0, le=1000, description="Times a job's lease may expire while it runs (its worker died) before it is dead; these never use its retries.")
     max_unrecorded: int = Field(16, ge=0, le=10000, description="Finished outcomes (and recorded starts) a worker may hold beyond its concurrency before a round trip; a killed worker re-runs at most concurrency + this many jobs. 0 is the strictest bound.")
-    poll_interval_secs: float = Field(1.0, gt=0, description="Longest sleep of an idle worker between polls (wake-ups cut it short).")
+    poll_interval_secs: float = Field(1.0, ge=0.01, le=3600, allow_inf_nan=False, description="Longest sleep of an idle worker between polls (wake-ups cut it short).")
     manifest_path: str = Field(".nuvom/manifest.json", description="Where task discovery writes the manifest.")
-    max_payload_bytes: int = Field(1_048_576, ge=1024, description="Largest encoded args/kwargs or result accepted.")
-    result_ttl_secs: float | None = Field(7 * 24 * 3600.0, description="Finished jobs older than this are purged by workers; empty or 0 keeps them.")
+    max_payload_bytes: int = Field(1_048_576, ge=1024, le=1 << 30, description="Largest encoded args/kwargs or result accepted.")
+    result_ttl_secs: float | None = Field(7 * 24 * 3600.0, ge=1, le=100 * 365 * 86_400, allow_inf_nan=False, description="Finished jobs older than this are purged by workers; empty or 0 keeps them.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Log level of the nuvom logger, applied by the nuvom command (as a library, Nuvom leaves logging to you).")
 
     @classmethod
@@ -188,21 +195,7 @@ def _read_pyproject(path: Path) -> dict[str, Any]:
 
 
 def _describe_allowed(field_name: str) -> str:
-    info = NuvomSettings.model_fields[field_name]
-    args = [a for a in getattr(info.annotation, "__args__", ()) if a is not type(None)]
-    literal = [v for a in args for v in getattr(a, "__args__", ())] or list(getattr(info.annotation, "__args__", ()))
-    if literal and all(isinstance(a, str) for a in literal):
-        return "one of " + ", ".join(literal)
-    kinds = {int: "an integer", float: "a number", str: "a string"}
-    ann = args[0] if args else info.annotation
-    text = kinds.get(ann, str(ann)) if isinstance(ann, type) else str(ann)
-    for meta in info.metadata:
-        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if getattr(meta, attr, None) is not None:
-                text += f" {sym} {getattr(meta, attr)}"
-    if type(None) in getattr(info.annotation, "__args__", ()):
-        text += " (or empty for none)"
-    return text
+    return describe_allowed(NuvomSettings, field_name).replace("(or empty for none)", "(or empty or 0 for none)")
 
 
 #: Setting warnings already logged by this process (each is logged once).

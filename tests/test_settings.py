@@ -42,7 +42,7 @@ def test_precedence_environment_dotenv_pyproject(tmp_path: Path) -> None:
         ("NUVOM_MAX_WORKERS", "many", "an integer >= 1"),
         ("NUVOM_MAX_WORKERS", "0", "an integer >= 1"),
         ("NUVOM_LOG_LEVEL", "loud", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-        ("NUVOM_LEASE_SECS", "-1", "a number > 0"),
+        ("NUVOM_LEASE_SECS", "-1", "a finite number >= 1 and <= 86400"),
     ],
 )
 def test_invalid_values_name_key_value_and_allowed(tmp_path: Path, key: str, value: str, expected: str) -> None:
