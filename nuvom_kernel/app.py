@@ -48,6 +48,8 @@ from nuvom_kernel.settings import (
     project_root,
     read_dotenv,
 )
+from nuvom_kernel.task import TaskRegistry, registry
+from nuvom_kernel.task import task as make_task
 
 
 class Nuvom:
@@ -95,6 +97,13 @@ class Nuvom:
         self._serializer: Serializer | None = None
         self._caps: tuple[Any, frozenset[str]] | None = None  # the queue object and its roles
         self._configured = False
+        #: this app's tasks (``@app.task``); module-level ``@task`` tasks are found through its parent
+        self.tasks = TaskRegistry(parent=registry)
+
+    def task(self, fn: Any = None, /, **options: Any) -> Any:
+        """``@app.task`` / ``@app.task(retries=3)``: a task registered with this app only,
+        enqueued into it by ``.delay()`` whatever app is current."""
+        return make_task(fn, app=self, **options)
 
     # -- plugin settings -------------------------------------------------------
 

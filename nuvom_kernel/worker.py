@@ -38,7 +38,7 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
-from nuvom_kernel.task import Task, registry
+from nuvom_kernel.task import Task
 
 if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
@@ -384,7 +384,7 @@ class Worker:
         """Hold a claimed job: renewed by the heartbeat, started when a slot frees."""
         self.stats.claimed += 1
         with self._held_lock:
-            self._held[job.id] = _Held(job=job, task=registry.find(job.task))
+            self._held[job.id] = _Held(job=job, task=self.app.tasks.find(job.task))
         if job.state == JobState.RUNNING:  # claimed and started in one step
             self._startable.append(job)
         else:

@@ -147,7 +147,7 @@ def _run(request: dict[str, Any], channel: _Channel, root: Path, loop: asyncio.A
     if request.get("path"):
         merge_sys_path(request["path"])
     problems = [f"{spec}: {p}" for spec in request["modules"] if (p := _import(spec, root))]
-    task = registry.find(job.task)
+    task = find_task(job.task, request["modules"])
     if task is None:
         channel.send(("started", job.id, now()))
         channel.send(("result", job.id, _missing_task(job, request["modules"], problems)))
@@ -171,6 +171,18 @@ def _run(request: dict[str, Any], channel: _Channel, root: Path, loop: asyncio.A
     payload["ended_at"] = now()
     payload["rss_mb"] = peak_rss_mb()
     channel.send(("result", job.id, payload))
+
+
+def find_task(name: str, modules: Sequence[str]) -> Task[Any] | None:
+    """The task the worker would run: one of the task modules' own ``Task`` objects
+    (``@app.task`` tasks live in their app, which this child never sees), else a
+    module-level ``@task``."""
+    for spec in modules:
+        module = sys.modules.get(spec)
+        for value in vars(module).values() if module is not None else ():
+            if isinstance(value, Task) and value.name == name:
+                return value
+    return registry.find(name)
 
 
 _loaded_plugins: dict[tuple[str, ...], NuvomPluginManager | None] = {}
