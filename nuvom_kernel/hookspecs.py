@@ -7,7 +7,12 @@ match these specs exactly; a misspelled name fails loading with an error.
 Registration hooks receive ``register(name, factory, description=None)``.
 ``factory(settings, options)`` builds the component when it is selected;
 ``settings`` is the effective :class:`~nuvom_kernel.settings.NuvomSettings`,
-``options`` the plugin's ``[plugins.settings.<plugin>]`` table (a dict).
+``options`` the plugin's validated settings model (``nuvom_register_settings``)
+or, if it declares none, its ``[plugins.settings.<plugin>]`` table (a dict).
+
+Every hook is called through pluggy (``pm.hook``): implementations may take
+any subset of the arguments, and ``wrapper=True`` / ``hookwrapper=True``
+implementations wrap the others (docs/hooks.md).
 """
 
 from __future__ import annotations
