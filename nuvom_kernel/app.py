@@ -3,18 +3,24 @@
 Everything that needs a backend goes through one of these.  The one-liner API
 (``task.delay()``, ``nuvom.sdk``) uses a lazily created default app; tests and
 embedders create their own and pass it (or install it with :func:`use_app`).
+
+Constructing an app never touches logging: the library logs to ``nuvom.*``
+loggers and leaves handlers and levels to the host application; only the
+``nuvom`` command configures logging (:func:`~nuvom_kernel.settings.apply_log_level`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from nuvom_kernel.builtin_serializers import JsonSerializer
+from nuvom_kernel.context import current_app
 from nuvom_kernel.contracts import (
     JobFilter,
     JobPage,
@@ -34,8 +40,18 @@ from nuvom_kernel.errors import (
 )
 from nuvom_kernel.manager import NuvomPluginManager
 from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, validate_id
-from nuvom_kernel.settings import LoadedSettings, NuvomSettings, apply_log_level, load_settings
+from nuvom_kernel.plugin_settings import PluginSettings
+from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
+from nuvom_kernel.settings import (
+    LoadedSettings,
+    NuvomSettings,
+    load_settings,
+    project_root,
+    read_dotenv,
+)
 from nuvom_kernel.storefaults import store_error
+from nuvom_kernel.task import TaskRegistry, registry
+from nuvom_kernel.task import task as make_task
 
 
 class Nuvom:
@@ -56,9 +72,15 @@ class Nuvom:
         ``root``, with ``overrides`` on top); ``queue``/``results`` inject ready
         components instead of creating the configured ones (tests, embedding)."""
         if settings is None:
-            self.loaded: LoadedSettings = load_settings(root, environ=environ, overrides=overrides or None)
+            env = dict(os.environ if environ is None else environ)
+            root_path = Path(root).resolve() if root is not None else project_root(env)
+            plugins = plugins or NuvomPluginManager(root_path, environ=environ)
+            self.loaded: LoadedSettings = load_settings(root_path, environ=environ, overrides=overrides or None,
+                                                        plugins=plugins)
             settings = self.loaded.settings
+            self._plugin_settings: dict[str, PluginSettings] | None = self.loaded.plugins
         else:
+            self._plugin_settings = None
             if overrides:
                 settings = settings.model_copy(update=overrides)
             root_path = Path(root or settings.project_root or Path.cwd()).resolve()
@@ -67,6 +89,7 @@ class Nuvom:
             self.loaded = LoadedSettings(settings=settings, root=root_path)
         self.settings = settings
         self.root = self.loaded.root
+        self.environ = environ
         self.plugins = plugins or NuvomPluginManager(self.root, environ=environ)
         self._lock = threading.RLock()
         self._queue: QueueBackend | None = queue
@@ -76,7 +99,34 @@ class Nuvom:
         self._serializer: Serializer | None = None
         self._caps: tuple[Any, frozenset[str]] | None = None  # the queue object and its roles
         self._configured = False
-        apply_log_level(settings)
+        #: this app's tasks (``@app.task``); module-level ``@task`` tasks are found through its parent
+        self.tasks = TaskRegistry(parent=registry)
+
+    def task(self, fn: Any = None, /, **options: Any) -> Any:
+        """``@app.task`` / ``@app.task(retries=3)``: a task registered with this app only,
+        enqueued into it by ``.delay()`` whatever app is current."""
+        return make_task(fn, app=self, **options)
+
+    # -- plugin settings -------------------------------------------------------
+
+    @property
+    def plugin_settings(self) -> dict[str, PluginSettings]:
+        """Every plugin's validated options by section (``nuvom config`` shows them)."""
+        if self._plugin_settings is None:
+            env = dict(os.environ if self.environ is None else self.environ)
+            self._plugin_settings = resolve_plugin_settings(
+                self.plugins.settings_declarations(), self.root, env, read_dotenv(self.root / ".env"),
+                self.plugins.plugin_options)
+        return self._plugin_settings
+
+    @property
+    def component_options(self) -> dict[str, Any]:
+        """What each plugin's factories receive as ``options``: its validated
+        settings model, or its ``.nuvom_plugins.toml`` table if it declared none."""
+        options: dict[str, Any] = dict(self.plugins.plugin_options)
+        for resolved in self.plugin_settings.values():
+            options[resolved.declaration.plugin] = resolved.values
+        return options
 
     # -- components ------------------------------------------------------------
 
@@ -92,7 +142,7 @@ class Nuvom:
                 self._ensure_configured()
                 reg = self.plugins.registries
                 self._queue = reg["queue_backends"].create(
-                    self.settings.queue_backend, self.settings, self.plugins.plugin_options,
+                    self.settings.queue_backend, self.settings, self.component_options,
                     self.loaded.sources.get("queue_backend"),
                 )
             return self._queue
@@ -115,7 +165,7 @@ class Nuvom:
                     self._results = queue  # type: ignore[assignment]
                 else:
                     self._results = reg["result_backends"].create(
-                        self.settings.result_backend, self.settings, self.plugins.plugin_options,
+                        self.settings.result_backend, self.settings, self.component_options,
                         self.loaded.sources.get("result_backend"),
                     )
             assert self._results is not None
@@ -165,7 +215,7 @@ class Nuvom:
         with self._lock:
             if self._serializer is None:
                 self._serializer = self.plugins.registries["serializers"].create(
-                    self.settings.serialization_backend, self.settings, self.plugins.plugin_options,
+                    self.settings.serialization_backend, self.settings, self.component_options,
                     self.loaded.sources.get("serialization_backend"),
                 )
             return self._serializer
@@ -173,13 +223,13 @@ class Nuvom:
     def create_executor(self, name: str | None = None) -> Any:
         self._ensure_configured()
         return self.plugins.registries["executors"].create(
-            name or self.settings.executor, self.settings, self.plugins.plugin_options,
+            name or self.settings.executor, self.settings, self.component_options,
             "an argument" if name and name != self.settings.executor else self.loaded.sources.get("executor"),
         )
 
     def create_discoverer(self, name: str = "ast") -> Any:
         self._ensure_configured()
-        return self.plugins.registries["discoverers"].create(name, self.settings, self.plugins.plugin_options)
+        return self.plugins.registries["discoverers"].create(name, self.settings, self.component_options)
 
     def close(self) -> None:
         with self._lock:
@@ -376,14 +426,17 @@ def _json_bound(value: Any, budget: int, depth: int) -> int:
 
 _default_lock = threading.Lock()
 _default_app: Nuvom | None = None
-_app_stack: list[Nuvom] = []
 
 
 def get_app() -> Nuvom:
-    """The app used by ``task.delay()`` and ``nuvom.sdk`` when none is passed."""
+    """The app used by ``task.delay()`` and ``nuvom.sdk`` when none is passed: the
+    one installed with :func:`use_app` in this thread or task (a context
+    variable, so other threads are not affected), else the lazily created
+    default app (configured from the environment)."""
     global _default_app
-    if _app_stack:
-        return _app_stack[-1]
+    app = current_app.get()
+    if app is not None:
+        return app  # type: ignore[no-any-return]
     with _default_lock:
         if _default_app is None:
             _default_app = Nuvom()
@@ -392,12 +445,13 @@ def get_app() -> Nuvom:
 
 @contextlib.contextmanager
 def use_app(app: Nuvom) -> Iterator[Nuvom]:
-    """Make ``app`` the default inside the ``with`` block (tests, embedding)."""
-    _app_stack.append(app)
+    """Make ``app`` the current app inside the ``with`` block, in this thread (or
+    asyncio task) only; a worker makes its app current while it runs a task."""
+    token = current_app.set(app)
     try:
         yield app
     finally:
-        _app_stack.remove(app)
+        current_app.reset(token)
 
 
 def set_default_app(app: Nuvom | None) -> None:

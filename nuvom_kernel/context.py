@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from nuvom_kernel.contracts import JobStore
 
 
+#: The app ``get_app()`` returns in this thread or task (``use_app``); unset means the default app.
+current_app: contextvars.ContextVar[Any] = contextvars.ContextVar("nuvom_current_app", default=None)
+
+
 @dataclass
 class JobContext:
     """The attempt being run.  Thread-safe; one per attempt."""
@@ -22,6 +26,8 @@ class JobContext:
     deadline: float | None = None  # time.monotonic() value
     #: the job store holding the job (progress is written there, fenced by the token)
     queue: JobStore | None = None
+    #: the worker's app: current (``get_app()``) while the task runs, so a task's own ``.delay()`` uses it
+    app: Any = None
     _cancel: threading.Event | None = field(default=None, repr=False)
 
     @property

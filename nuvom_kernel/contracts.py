@@ -300,6 +300,9 @@ class WorkItem:
     #: the attempt's :class:`~nuvom_kernel.context.JobContext` in the worker; an
     #: executor running the task elsewhere forwards progress to it
     context: Any = None
+    #: plugins that wrap the task call (``nuvom_execute_job``); an executor running
+    #: the task in another process loads them there (``NuvomPluginManager.load(only=...)``)
+    plugins: Sequence[str] = ()
 
 
 @dataclass

@@ -12,13 +12,15 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.context import JobContext, reset_current, set_current
+from nuvom_kernel.context import JobContext, current_app, reset_current, set_current
 from nuvom_kernel.contracts import WorkResult
 from nuvom_kernel.errors import PayloadError, Retry
+from nuvom_kernel.hookspecs import hookimpl
 from nuvom_kernel.models import ErrorInfo, Job, Outcome, now
 from nuvom_kernel.tracebacks import user_traceback
 
 if TYPE_CHECKING:
+    from nuvom_kernel.manager import NuvomPluginManager
     from nuvom_kernel.task import Task
 
 log = logging.getLogger("nuvom.worker")
@@ -50,37 +52,70 @@ def _call_hook(task: Task[Any], hook_name: str, *args: Any) -> None:
                       task.name, hook_name, getattr(hook, "__qualname__", hook))
 
 
-def run_sync(task: Task[Any], ctx: JobContext) -> Any:
-    """Run a sync task's attempt in this thread, with hooks and ``current_job()``."""
-    token = set_current(ctx)
+def call_task(task: Task[Any], job: Job) -> Any:
+    """The task's own call with its per-task hooks (``before_job``, ``after_job``, ``on_error``)."""
+    _call_hook(task, "before_job")
     try:
-        _call_hook(task, "before_job")
-        try:
-            value = task.fn(*ctx.job.args, **ctx.job.kwargs)
-        except BaseException as exc:
-            if not isinstance(exc, Retry):
-                _call_hook(task, "on_error", exc)
-            raise
-        _call_hook(task, "after_job", value)
-        return value
+        value = task.fn(*job.args, **job.kwargs)
+    except BaseException as exc:
+        if not isinstance(exc, Retry):
+            _call_hook(task, "on_error", exc)
+        raise
+    _call_hook(task, "after_job", value)
+    return value
+
+
+async def call_task_async(task: Task[Any], job: Job) -> Any:
+    """The async twin of :func:`call_task`."""
+    _call_hook(task, "before_job")
+    try:
+        value = await task.fn(*job.args, **job.kwargs)
+    except BaseException as exc:
+        if not isinstance(exc, Retry):
+            _call_hook(task, "on_error", exc)
+        raise
+    _call_hook(task, "after_job", value)
+    return value
+
+
+class KernelExecution:
+    """The innermost ``nuvom_execute_job``: the task call itself.  The plugin
+    manager registers it; plugins wrap it."""
+
+    @hookimpl(trylast=True)
+    def nuvom_execute_job(self, job: Job, task: Task[Any]) -> Any:
+        return call_task(task, job)
+
+
+def run_sync(task: Task[Any], ctx: JobContext, plugins: NuvomPluginManager | None = None) -> Any:
+    """Run a sync task's attempt in this thread, with hooks and ``current_job()``.
+
+    ``plugins``: call the ``nuvom_execute_job`` wrappers around the task (only
+    when some plugin implements them; otherwise the task is called directly).
+    """
+    token = set_current(ctx)
+    app_token = current_app.set(ctx.app) if ctx.app is not None else None
+    try:
+        if plugins is not None and plugins.wraps_execution():
+            return plugins.execute_job(ctx.job, task)
+        return call_task(task, ctx.job)
     finally:
+        if app_token is not None:
+            current_app.reset(app_token)
         reset_current(token)
 
 
-async def run_async(task: Task[Any], ctx: JobContext) -> Any:
+async def run_async(task: Task[Any], ctx: JobContext, plugins: NuvomPluginManager | None = None) -> Any:
     """The async twin of :func:`run_sync`; runs on the worker's event loop."""
     token = set_current(ctx)
+    app_token = current_app.set(ctx.app) if ctx.app is not None else None
     try:
-        _call_hook(task, "before_job")
-        try:
-            value = await task.fn(*ctx.job.args, **ctx.job.kwargs)
-        except BaseException as exc:
-            if not isinstance(exc, Retry):
-                _call_hook(task, "on_error", exc)
-            raise
-        _call_hook(task, "after_job", value)
-        return value
+        if plugins is not None and plugins.wraps_execution():
+            return await plugins.execute_job_async(ctx.job, task, lambda: call_task_async(task, ctx.job))
+        return await call_task_async(task, ctx.job)
     finally:
+        if app_token is not None:
+            current_app.reset(app_token)
         reset_current(token)
 
 

@@ -7,7 +7,12 @@ match these specs exactly; a misspelled name fails loading with an error.
 Registration hooks receive ``register(name, factory, description=None)``.
 ``factory(settings, options)`` builds the component when it is selected;
 ``settings`` is the effective :class:`~nuvom_kernel.settings.NuvomSettings`,
-``options`` the plugin's ``[plugins.settings.<plugin>]`` table (a dict).
+``options`` the plugin's validated settings model (``nuvom_register_settings``)
+or, if it declares none, its ``[plugins.settings.<plugin>]`` table (a dict).
+
+Every hook is called through pluggy (``pm.hook``): implementations may take
+any subset of the arguments, and ``wrapper=True`` / ``hookwrapper=True``
+implementations wrap the others (docs/hooks.md).
 """
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pydantic import BaseModel
+
     from nuvom_kernel.contracts import ComponentFactory
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
     from nuvom_kernel.settings import NuvomSettings
+    from nuvom_kernel.task import Task
 
 PROJECT_NAME = "nuvom"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -87,6 +97,44 @@ def nuvom_register_commands(app: Any) -> None:
     ``app.add_typer()``.  Called each time the CLI is built (once per
     ``nuvom`` invocation), after all plugins are loaded.  A plugin that raises
     here is reported and its commands are missing; the rest of the CLI works.
+    """
+
+
+class RegisterSettings(Protocol):
+    def __call__(self, section: str, model: type[BaseModel], *,
+                 env: Mapping[str, str | list[str]] | None = None) -> None: ...
+
+
+@hookspec
+def nuvom_register_settings(register: RegisterSettings) -> None:
+    """Declare the plugin's options as a pydantic model (one per plugin).
+
+    ``register("sqlite", SqliteOptions, env={"path": "NUVOM_SQLITE_DB_PATH"})``:
+    ``section`` names the options everywhere (``NUVOM_SQLITE__PATH``,
+    ``[tool.nuvom.sqlite]``, ``[plugins.settings.sqlite]``); ``env`` adds
+    environment names per field (e.g. names from Nuvom 0.11).  The kernel
+    layers, validates and shows them in ``nuvom config`` (docs/configuration.md);
+    the plugin's component factories then receive the validated model
+    instance as ``options``.  Called once per plugin manager.
+    """
+
+
+class RegisterTaskOption(Protocol):
+    def __call__(self, name: str, annotation: Any = Any, *, description: str | None = None) -> None: ...
+
+
+@hookspec
+def nuvom_register_task_options(register: RegisterTaskOption) -> None:
+    """Declare options that ``@task(...)`` and ``task.options(...)`` accept for this plugin.
+
+    ``register("rate_limit", str, description="most runs per second, e.g. '10/s'")``:
+    ``annotation`` is a type pydantic validates the value against (``Any``
+    accepts every JSON value).  A name the kernel or another plugin already
+    uses is refused.  The value is on ``task.plugin_options`` and on each
+    job's ``options`` (stored with the job), for hooks to read; an option
+    that no plugin declares still fails with a suggestion.  Called once per
+    plugin manager, the first time a task uses an option the kernel does not
+    know.
     """
 
 
@@ -161,6 +209,26 @@ def nuvom_job_dead(job: Job, reason: str) -> None:
     attempts exhausted by a dying worker).  Observer hook."""
 
 
+# -- execution -----------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def nuvom_execute_job(job: Job, task: Task[Any]) -> Any:
+    """Wraps one attempt's call of ``task`` for ``job``, where the task runs.
+
+    Implement it as a wrapper, ``@hookimpl(wrapper=True)``: the code before
+    ``yield`` runs just before the task (and its per-task ``before_job``
+    hook), the code after it once the task returned or raised; ``yield``
+    returns the task's value or raises its exception.  Return the value (or
+    let the exception propagate).  It runs in the thread that runs a sync
+    task, in the coroutine of an ``async def`` task (on its event loop), and
+    in the child process of the process executor, which imports the plugins
+    that implement this hook from their entry point or ``.nuvom_plugins.toml``.
+    ``current_job()`` works inside.  A plain (non-wrapper) implementation is
+    refused at load; an exception raised by the wrapper itself is logged and
+    never changes the job's outcome.
+    """
+
+
 #: Hooks whose calls are isolated: one failing implementation is logged and skipped.
 OBSERVER_HOOKS = (
     "nuvom_startup",
@@ -170,7 +238,10 @@ OBSERVER_HOOKS = (
     "nuvom_job_finished",
     "nuvom_job_retrying",
     "nuvom_job_dead",
+    "nuvom_execute_job",
 )
+#: Hooks a plugin may implement only as a wrapper (the kernel makes the call itself).
+WRAPPER_ONLY_HOOKS = ("nuvom_execute_job",)
 REGISTRATION_HOOKS = {
     "nuvom_register_queue_backends": "queue_backends",
     "nuvom_register_result_backends": "result_backends",

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,13 +25,17 @@ import pluggy
 
 from nuvom_kernel import hookspecs
 from nuvom_kernel.errors import PluginError
+from nuvom_kernel.hookcalls import current_plugin, guarded_plugin
 from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
+from nuvom_kernel.plugin_settings import SettingsDeclaration, declaration
 from nuvom_kernel.registry import Registries
+from nuvom_kernel.task_options import TaskOptionDeclaration, task_option
 
 if TYPE_CHECKING:
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
     from nuvom_kernel.settings import NuvomSettings
+    from nuvom_kernel.task import Task
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -139,7 +143,10 @@ class NuvomPluginManager:
     """Builds and owns the pluggy manager and the component registries.
 
     Core code calls the typed methods below (``startup``, ``job_started`` ...),
-    never ``pm.hook`` directly.
+    never ``pm.hook`` directly; they call every hook through ``pm.hook``.
+    pluggy sees each plugin through a :class:`~nuvom_kernel.hookcalls.GuardedPlugin`
+    so that one plugin's failure is isolated (see :mod:`nuvom_kernel.hookcalls`);
+    :meth:`plugin` returns the plugin object itself.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> None:
@@ -153,22 +160,33 @@ class NuvomPluginManager:
         self.plugin_options: dict[str, dict[str, Any]] = {}
         self._registries: Registries | None = None
         self._legacy: list[LegacyPluginAdapter] = []
-        self._impl_cache: dict[str, list[Any]] = {}
+        self._originals: dict[str, Any] = {}
+        self._implemented: dict[str, bool] = {}
+        self._call_errors: list[tuple[str, BaseException]] | None = None
+        self._settings_declarations: list[SettingsDeclaration] | None = None
+        self._task_options: dict[str, TaskOptionDeclaration] | None = None
         self.loaded = False
         self.strict = self.environ.get("NUVOM_STRICT_PLUGINS", "").lower() in _TRUE
         self.tracing = self.environ.get("NUVOM_TRACE_PLUGINS", "").lower() in _TRUE
         if self.tracing:
-            self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[nuvom trace] {msg}"))
-            self.pm.enable_tracing()
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
 
     # -- loading -------------------------------------------------------------
 
-    def load(self, *, entry_points: bool = True, plugins_file: bool = True) -> NuvomPluginManager:
-        """Load every enabled plugin once; safe to call again."""
+    def load(self, *, entry_points: bool = True, plugins_file: bool = True,
+             only: Collection[str] | None = None) -> NuvomPluginManager:
+        """Load every enabled plugin once; safe to call again.
+
+        ``only``: load just the plugins with these names (entry-point names or
+        ``.nuvom_plugins.toml`` specs), e.g. in a process executor's child.
+        """
         if self.loaded:
             return self
         self.loaded = True
         from nuvom_kernel import builtin_serializers
+        from nuvom_kernel.execution import KernelExecution
+
+        self.pm.register(KernelExecution(), name="nuvom-kernel-execution")  # the innermost task call
 
         self._register(builtin_serializers, PluginRecord(
             name="nuvom-kernel", origin="kernel", distribution="nuvom-kernel", version=_kernel_version(),
@@ -185,6 +203,9 @@ class NuvomPluginManager:
         disabled |= {_norm(n) for n in (_env_list("NUVOM_DISABLE_PLUGINS", self.environ) or [])}
         allow = _env_list("NUVOM_LOAD_PLUGINS", self.environ)
         allowed = None if allow is None else {_norm(n) for n in allow}
+        if only is not None:
+            wanted = {_norm(n) for n in only}
+            allowed = wanted if allowed is None else allowed & wanted
         if entry_points:
             for ep in self._entry_points():
                 if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
@@ -192,7 +213,7 @@ class NuvomPluginManager:
                     continue
                 self._load_entry_point(ep)
         for spec in config.modules:
-            if _norm(spec) in disabled:
+            if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
                 continue
             self._load_spec(spec, origin=f"{PLUGINS_FILE}")
         self._validate_all()
@@ -272,18 +293,63 @@ class NuvomPluginManager:
         try:
             plugin = self._as_plugin(obj, record)
             self._check_hook_names(plugin, record)
-            self.pm.register(plugin, name=record.name)
-            self._impl_cache.clear()
+            impls = {}
+            for attr in dir(plugin):
+                opts = self.pm.parse_hookimpl_opts(plugin, attr)
+                if opts is not None:
+                    impls[attr] = (opts.get("specname") or attr, dict(opts))
+            for hook_name, hook_opts in impls.values():
+                if hook_name in hookspecs.WRAPPER_ONLY_HOOKS and not (
+                        hook_opts.get("wrapper") or hook_opts.get("hookwrapper")):
+                    raise PluginError(
+                        f"plugin {record.name!r} implements {hook_name} without wrapper=True: the kernel calls "
+                        f"the task itself; declare it as @hookimpl(wrapper=True) and `yield` (see docs/hooks.md)"
+                    )
+            proxy = guarded_plugin(plugin, record.name, impls, self._hook_failed, unguarded=_UNGUARDED)
+            self.pm.register(proxy, name=record.name)
+            self._implemented.clear()
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             self._fail(record, exc)
             return
+        self._originals[record.name] = plugin
         record.loaded = True
         record.hooks = sorted(
-            hc.name for hc in self.pm.get_hookcallers(plugin) or [] if hc.name.startswith("nuvom_")
+            hc.name for hc in self.pm.get_hookcallers(proxy) or [] if hc.name.startswith("nuvom_")
         )
         self.records[record.name] = record
+
+    def plugin(self, name: str) -> Any:
+        """The loaded plugin object (module, object or 0.11 adapter) named ``name``, or None."""
+        return self._originals.get(name)
+
+    def implementations(self, hook_name: str, name: str) -> list[Any]:
+        """The plugin's own (unguarded) implementation functions of ``hook_name``."""
+        caller = getattr(self.pm.hook, hook_name)
+        plugin = self.pm.get_plugin(name)
+        return [getattr(impl.function, "__wrapped__", impl.function)
+                for impl in caller.get_hookimpls() if impl.plugin is plugin]
+
+    def _hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
+        """One implementation raised: isolate it (log, record) or re-raise, per hook."""
+        if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name in (
+                "nuvom_register_commands", "nuvom_register_settings", "nuvom_register_task_options"):
+            record = self.records.get(plugin) or PluginRecord(name=plugin, origin="?")
+            record.error = f"{type(exc).__name__}: {exc}"
+            record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self.records[plugin] = record
+            if hook_name == "nuvom_register_commands":
+                log.error("plugin %s failed to add its commands: %s", plugin, exc)
+                if self._call_errors is not None:
+                    self._call_errors.append((plugin, exc))
+                return
+            log.error("plugin %s failed in %s: %s", plugin, hook_name, record.error)
+            if self.strict or isinstance(exc, PluginError):
+                raise exc
+            return
+        log.error("plugin %s raised in %s (ignored)", plugin, hook_name,
+                  exc_info=(type(exc), exc, exc.__traceback__))
 
     def _as_plugin(self, obj: Any, record: PluginRecord) -> Any:
         """Accept a module/object with hookimpls, or a 0.11 protocol plugin (class or instance)."""
@@ -350,29 +416,63 @@ class NuvomPluginManager:
             self.load()
             registries = Registries(disabled=self.disabled)
             for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
-                caller = getattr(self.pm.hook, hook_name)
-                for impl in reversed(caller.get_hookimpls()):
-                    plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
 
-                    def register(name: str, factory: Any, description: str | None = None,
-                                 _kind: str = kind, _plugin: str = plugin_name) -> None:
-                        registries[_kind].register(name, factory, description, plugin=_plugin)
+                def register(name: str, factory: Any, description: str | None = None,
+                             _kind: str = kind, _hook: str = hook_name) -> None:
+                    plugin = current_plugin.get()
+                    if plugin is None:
+                        raise PluginError(f"register({name!r}) was called outside of {_hook}: "
+                                          "call it only while the hook runs")
+                    registries[_kind].register(name, factory, description, plugin=plugin)
 
-                    self._trace(hook_name, plugin_name)
-                    try:
-                        impl.function(register=register)
-                    except Exception as exc:
-                        record = self.records.get(plugin_name) or PluginRecord(name=plugin_name, origin="?")
-                        record.error = f"{type(exc).__name__}: {exc}"
-                        record.traceback = traceback.format_exc()
-                        self.records[plugin_name] = record
-                        log.error("plugin %s failed in %s: %s", plugin_name, hook_name, record.error)
-                        if self.strict or isinstance(exc, PluginError):
-                            raise
+                getattr(self.pm.hook, hook_name)(register=register)
             for name, record in self.records.items():
                 record.provides = registries.provided_by(name)
             self._registries = registries
         return self._registries
+
+    def settings_declarations(self) -> list[SettingsDeclaration]:
+        """Every plugin's declared options (``nuvom_register_settings``), collected once."""
+        if self._settings_declarations is None:
+            self.load()
+            found: list[SettingsDeclaration] = []
+
+            def register(section: str, model: Any, *, env: Any = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({section!r}) was called outside of nuvom_register_settings")
+                decl = declaration(section, model, plugin, env)
+                for other in found:
+                    if other.section == decl.section or other.plugin == decl.plugin:
+                        raise PluginError(
+                            f"settings {decl.section!r} of plugin {plugin!r}: plugin {other.plugin!r} already "
+                            f"registered settings {other.section!r}; each plugin registers one model under "
+                            "its own name")
+                found.append(decl)
+
+            self.pm.hook.nuvom_register_settings(register=register)
+            self._settings_declarations = found
+        return self._settings_declarations
+
+    def task_options(self) -> dict[str, TaskOptionDeclaration]:
+        """Task options plugins declared (``nuvom_register_task_options``), collected once."""
+        if self._task_options is None:
+            self.load()
+            found: dict[str, TaskOptionDeclaration] = {}
+
+            def register(name: str, annotation: Any = Any, *, description: str | None = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({name!r}) was called outside of nuvom_register_task_options")
+                decl = task_option(name, annotation, plugin, description)
+                if decl.name in found:
+                    raise PluginError(f"task option {decl.name!r} is declared by two plugins: "
+                                      f"{found[decl.name].plugin!r} and {plugin!r}; uninstall or disable one")
+                found[decl.name] = decl
+
+            self.pm.hook.nuvom_register_task_options(register=register)
+            self._task_options = found
+        return self._task_options
 
     def plugin_status(self) -> list[PluginRecord]:
         try:
@@ -381,25 +481,84 @@ class NuvomPluginManager:
             log.error("%s", exc)
         return sorted(self.records.values(), key=lambda r: (r.origin != "entry point", r.name))
 
-    def _trace(self, hook_name: str, plugin: str | None) -> None:
-        if self.tracing:
-            sys.stderr.write(f"[nuvom trace] {hook_name} -> {plugin}\n")
-
-    # -- typed facade over the hooks -------------------------------------------
+    def _implements(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name`` (looked up once per hook)."""
+        found = self._implemented.get(hook_name)
+        if found is None:
+            if not self.loaded:
+                self.load()
+            found = self._implemented[hook_name] = bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+        return found
 
     def _notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every implementation of an observer hook, isolating failures."""
-        if not self.loaded:
-            self.load()
-        impls = self._impl_cache.get(hook_name)
-        if impls is None:  # plugins are registered once, at load(); cache the lookup
-            impls = self._impl_cache[hook_name] = list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
-        for impl in impls:
-            self._trace(hook_name, self.pm.get_name(impl.plugin))
+        """Call an observer hook; each implementation's failure is isolated."""
+        if self._implements(hook_name):
+            getattr(self.pm.hook, hook_name)(**kwargs)
+
+    def wraps_execution(self) -> bool:
+        """Whether some plugin wraps task execution (looked up once)."""
+        found = self._implemented.get("<execution wrappers>")
+        if found is None:
+            if not self.loaded:
+                self.load()
+            found = self._implemented["<execution wrappers>"] = bool(self._execution_wrappers())
+        return found
+
+    def _execution_wrappers(self) -> list[Any]:
+        """The wrappers of ``nuvom_execute_job``, outermost first (pluggy's order)."""
+        return [impl for impl in reversed(self.pm.hook.nuvom_execute_job.get_hookimpls())
+                if impl.wrapper or impl.hookwrapper]
+
+    def execution_plugins(self) -> tuple[str, ...]:
+        """Names of the plugins that wrap task execution (a process executor loads them in its children)."""
+        if not self.wraps_execution():
+            return ()
+        return tuple(impl.plugin_name for impl in self._execution_wrappers())
+
+    def execute_job(self, job: Job, task: Task[Any]) -> Any:
+        """Call a sync task through the ``nuvom_execute_job`` wrappers."""
+        return self.pm.hook.nuvom_execute_job(job=job, task=task)
+
+    async def execute_job_async(self, job: Job, task: Task[Any], call: Callable[[], Awaitable[Any]]) -> Any:
+        """Await an ``async def`` task inside the ``nuvom_execute_job`` wrappers.
+
+        pluggy cannot await, so for coroutines the kernel drives the (guarded)
+        wrapper generators itself, with pluggy's semantics: set-up outermost
+        first, the awaited call, tear-down innermost first; a new-style wrapper
+        receives the value or the exception, an old-style one a
+        :class:`pluggy.Result`.
+        """
+        kwargs = {"job": job, "task": task}
+        started: list[tuple[Any, Any]] = []
+        for impl in self._execution_wrappers():
+            gen = impl.function(*[kwargs[name] for name in impl.argnames])
+            next(gen)  # guarded: a wrapper's own failure is logged there, never raised here
+            started.append((impl, gen))
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = await call()
+        except BaseException as exc:
+            error = exc
+        for impl, gen in reversed(started):
             try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception:
-                log.exception("plugin %s raised in %s (ignored)", self.pm.get_name(impl.plugin), hook_name)
+                if impl.hookwrapper:
+                    outcome = pluggy.Result(value, error)
+                    gen.send(outcome)
+                elif error is not None:
+                    gen.throw(error)
+                else:
+                    gen.send(value)
+            except StopIteration as stop:
+                if impl.hookwrapper:
+                    value, error = _unpack(outcome)
+                else:
+                    value, error = stop.value, None
+            except BaseException as exc:
+                error = exc
+        if error is not None:
+            raise error
+        return value
 
     def configure(self, settings: NuvomSettings) -> None:
         self.load()
@@ -430,21 +589,41 @@ class NuvomPluginManager:
     def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None) -> None:
         """Let every plugin add its commands; a failing plugin is reported, not fatal."""
         self.load()
-        for impl in reversed(self.pm.hook.nuvom_register_commands.get_hookimpls()):
-            name = self.pm.get_name(impl.plugin) or "?"
-            self._trace("nuvom_register_commands", name)
-            try:
-                impl.function(app=app)
-            except Exception as exc:
-                log.error("plugin %s failed to add its commands: %s", name, exc)
-                record = self.records.get(name)
-                if record is not None:
-                    record.error = f"{type(exc).__name__}: {exc}"
-                if on_error is not None:
-                    on_error(name, exc)
+        errors: list[tuple[str, BaseException]] = []
+        self._call_errors = errors
+        try:
+            self.pm.hook.nuvom_register_commands(app=app)
+        finally:
+            self._call_errors = None
+        if on_error is not None:
+            for name, exc in errors:
+                on_error(name, exc)
 
     def hook_names(self) -> Iterable[str]:
         return [n for n in dir(hookspecs) if n.startswith("nuvom_")]
+
+
+#: hooks whose implementations are not guarded: a failing historic nuvom_configure
+#: fails loading the plugin, as it did before hooks went through pm.hook
+_UNGUARDED = frozenset({"nuvom_configure"})
+
+
+def _unpack(outcome: pluggy.Result[Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return outcome.get_result(), None
+    except BaseException as exc:
+        return None, exc
+
+
+def _trace_before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+    names = ", ".join(impl.plugin_name for impl in reversed(hook_impls)) or "(no implementation)"
+    sys.stderr.write(f"[nuvom trace] {hook_name} -> {names}\n")
+
+
+def _trace_after(outcome: Any, hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+    if outcome.exception is not None:
+        exc = outcome.exception
+        sys.stderr.write(f"[nuvom trace] {hook_name} raised {type(exc).__name__}: {exc}\n")
 
 
 def _kernel_version() -> str:

@@ -157,6 +157,8 @@ class Job(BaseModel):
     unique_key: str | None = None
     executor: str | None = None
     tags: list[str] = Field(default_factory=list)
+    #: task options that plugins declared (``nuvom_register_task_options``), e.g. ``rate_limit``
+    options: dict[str, Any] = Field(default_factory=dict)
 
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)

@@ -135,10 +135,13 @@ class ComponentRegistry:
             f"Installed: {installed}{hint}"
         )
 
-    def create(self, name: str, settings: Any, options_by_plugin: dict[str, dict[str, Any]],
+    def create(self, name: str, settings: Any, options_by_plugin: dict[str, Any],
                source: str | None = None) -> Any:
+        """Build the component; ``options_by_plugin[plugin]`` is the plugin's validated
+        settings model, or its ``.nuvom_plugins.toml`` table (a dict, copied)."""
         reg = self.get(name, source)
-        return reg.factory(settings, dict(options_by_plugin.get(reg.plugin, {})))
+        options = options_by_plugin.get(reg.plugin, {})
+        return reg.factory(settings, dict(options) if isinstance(options, dict) else options)
 
 
 class Registries:

@@ -14,12 +14,17 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nuvom_kernel.errors import ConfigError
+from nuvom_kernel.plugin_settings import PluginSettings, claimed_keys, describe_allowed
+from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
+
+if TYPE_CHECKING:
+    from nuvom_kernel.manager import NuvomPluginManager
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,7 +49,15 @@ LEGACY_KEYS = {
     "queue_maxsize": "has no effect: queues are bounded by storage, not a size",
     "sqlite_queue_path": "has no effect: queue and results share NUVOM_SQLITE_DB_PATH",
     "scheduler_backend": "has no effect in Nuvom 1",
+    "prometheus_port": "has no effect: the Prometheus plugin reads its own settings",
 }
+
+
+#: Upper bound of thread counts (``max_workers``): each is a thread (or a child process).
+MAX_THREADS = 1024
+#: Upper bound of durations a worker waits on: 30 days, well under the longest
+#: wait ``threading`` accepts on Windows (``threading.TIMEOUT_MAX``, ~49 days).
+MAX_WAIT_SECS = 30 * 86_400.0
 
 
 class NuvomSettings(BaseSettings):
@@ -60,25 +73,21 @@ class NuvomSettings(BaseSettings):
     result_backend: str = Field("sqlite", description="Result backend component name.")
     serialization_backend: str = Field("json", description="Serializer for payloads and results.")
     executor: str = Field("thread", description="Default executor for workers (thread, process).")
-    max_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Concurrent jobs per worker (default: CPU count).")
+    max_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, MAX_THREADS), ge=1, le=MAX_THREADS, description="Concurrent jobs per worker (default: CPU count).")
     batch_size: int = Field(32, ge=1, le=1000, description="Most jobs claimed in one round trip.")
-    job_timeout_secs: float | None = Field(300.0, description="Default timeout per attempt in seconds; empty or 0 means none.")
+    job_timeout_secs: float | None = Field(300.0, gt=0, le=MAX_WAIT_SECS, allow_inf_nan=False, description="Default timeout per attempt in seconds; empty or 0 means none.")
     timeout_policy: Literal["retry", "fail", "ignore"] = Field("fail", description="What a timeout does by default.")
-    retry_delay_secs: float = Field(5.0, ge=0, description="Default delay before a retry, in seconds.")
-    max_retries: int = Field(0, ge=0, description="Default retries for tasks that do not set retries.")
-    lease_secs: float = Field(30.0, gt=0, description="Lease length; workers renew it every third of this.")
-    sweep_interval_secs: float = Field(5.0, gt=0, description="How often a worker returns expired leases to the queue.")
+    retry_delay_secs: float = Field(5.0, ge=0, le=MAX_WAIT_SECS, allow_inf_nan=False, description="Default delay before a retry, in seconds.")
+    max_retries: int = Field(0, ge=0, le=100_000, description="Default retries for tasks that do not set retries.")
+    lease_secs: float = Field(30.0, ge=1, le=86_400, allow_inf_nan=False, description="Lease length; workers renew it every third of this.")
+    sweep_interval_secs: float = Field(5.0, ge=0.1, le=3600, allow_inf_nan=False, description="How often a worker returns expired leases to the queue.")
     max_lease_expiries: int = Field(3, ge=0, le=1000, description="Times a job's lease may expire while it runs (its worker died) before it is dead; these never use its retries.")
     max_unrecorded: int = Field(16, ge=0, le=10000, description="Finished outcomes (and recorded starts) a worker may hold beyond its concurrency before a round trip; a killed worker re-runs at most concurrency + this many jobs. 0 is the strictest bound.")
-    poll_interval_secs: float = Field(1.0, gt=0, description="Longest sleep of an idle worker between polls (wake-ups cut it short).")
-    sqlite_db_path: str = Field(".nuvom/result.db", description="SQLite database holding queue and results.")
-    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field("NORMAL", description="SQLite durability: NORMAL survives process crashes, FULL also power cuts.")
-    file_backend_dir: str = Field(".nuvom/jobs", description="Directory of the file backend.")
+    poll_interval_secs: float = Field(1.0, ge=0.01, le=3600, allow_inf_nan=False, description="Longest sleep of an idle worker between polls (wake-ups cut it short).")
     manifest_path: str = Field(".nuvom/manifest.json", description="Where task discovery writes the manifest.")
-    max_payload_bytes: int = Field(1_048_576, ge=1024, description="Largest encoded args/kwargs or result accepted.")
-    result_ttl_secs: float | None = Field(7 * 24 * 3600.0, description="Finished jobs older than this are purged by workers; empty or 0 keeps them.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Log level of the nuvom logger.")
-    prometheus_port: int = Field(9150, ge=1, le=65535, description="Port of the Prometheus exporter plugin (if installed).")
+    max_payload_bytes: int = Field(1_048_576, ge=1024, le=1 << 30, description="Largest encoded args/kwargs or result accepted.")
+    result_ttl_secs: float | None = Field(7 * 24 * 3600.0, ge=1, le=100 * 365 * 86_400, allow_inf_nan=False, description="Finished jobs older than this are purged by workers; empty or 0 keeps them.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Log level of the nuvom logger, applied by the nuvom command (as a library, Nuvom leaves logging to you).")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]
@@ -86,7 +95,7 @@ class NuvomSettings(BaseSettings):
         # it can report where each value came from; the class validates only.
         return (init_settings,)
 
-    @field_validator("log_level", "sqlite_synchronous", mode="before")
+    @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
@@ -117,6 +126,8 @@ class LoadedSettings:
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     root: Path = field(default_factory=Path.cwd)
+    #: each plugin's validated options by section (when loaded with ``plugins=``)
+    plugins: dict[str, PluginSettings] = field(default_factory=dict)
 
 
 #: What marks a project's root, looked for from the working directory upwards (like git).
@@ -150,7 +161,7 @@ def project_root_source(environ: dict[str, str]) -> str:
     return f"nearest {marker + '/' if marker == '.nuvom' else marker} up from the working directory"
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
+def read_dotenv(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if not path.is_file():
         return values
@@ -184,21 +195,7 @@ def _read_pyproject(path: Path) -> dict[str, Any]:
 
 
 def _describe_allowed(field_name: str) -> str:
-    info = NuvomSettings.model_fields[field_name]
-    args = [a for a in getattr(info.annotation, "__args__", ()) if a is not type(None)]
-    literal = [v for a in args for v in getattr(a, "__args__", ())] or list(getattr(info.annotation, "__args__", ()))
-    if literal and all(isinstance(a, str) for a in literal):
-        return "one of " + ", ".join(literal)
-    kinds = {int: "an integer", float: "a number", str: "a string"}
-    ann = args[0] if args else info.annotation
-    text = kinds.get(ann, str(ann)) if isinstance(ann, type) else str(ann)
-    for meta in info.metadata:
-        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if getattr(meta, attr, None) is not None:
-                text += f" {sym} {getattr(meta, attr)}"
-    if type(None) in getattr(info.annotation, "__args__", ()):
-        text += " (or empty for none)"
-    return text
+    return describe_allowed(NuvomSettings, field_name).replace("(or empty for none)", "(or empty or 0 for none)")
 
 
 #: Setting warnings already logged by this process (each is logged once).
@@ -209,15 +206,20 @@ def load_settings(
     root: str | os.PathLike[str] | None = None,
     environ: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    plugins: NuvomPluginManager | None = None,
 ) -> LoadedSettings:
     """Read every source, validate, and say where each value came from.
 
     Raises :class:`ConfigError` naming the key, the value and what is allowed.
     Unknown ``NUVOM_*`` keys produce warnings with a suggestion (also logged
-    once per process on the ``nuvom.settings`` logger).
+    once per process on the ``nuvom.settings`` logger).  With ``plugins``,
+    the options every plugin declared are validated too
+    (:mod:`nuvom_kernel.plugin_settings`), and their variables are not unknown.
     """
     env = dict(os.environ if environ is None else environ)
     root_path = Path(root).resolve() if root is not None else project_root(env)
+    declarations = plugins.settings_declarations() if plugins is not None else []
+    claimed, claimed_prefixes = claimed_keys(declarations)
     names = list(NuvomSettings.model_fields)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -226,7 +228,7 @@ def load_settings(
     layers: list[tuple[str, dict[str, Any]]] = [
         ("pyproject.toml [tool.nuvom]", _read_pyproject(root_path / "pyproject.toml")),
     ]
-    dotenv = {k: v for k, v in _read_dotenv(root_path / ".env").items() if k.upper().startswith(ENV_PREFIX)}
+    dotenv = {k: v for k, v in read_dotenv(root_path / ".env").items() if k.upper().startswith(ENV_PREFIX)}
     layers.append((".env", {k[len(ENV_PREFIX):].lower(): v for k, v in dotenv.items() if k.upper() not in {e.upper() for e in env}}))
     layers.append(("environment", {k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}))
     if overrides:
@@ -242,6 +244,8 @@ def load_settings(
                 notes.append(f"{shown} ({origin}) {LEGACY_KEYS[key]}")
             elif origin in ("environment", ".env") and shown in OTHER_KNOWN_VARIABLES:
                 continue
+            elif key in claimed or (origin in ("environment", ".env") and key.startswith(claimed_prefixes)):
+                continue  # a plugin's setting: validated below
             else:
                 prefix = ENV_PREFIX if origin in ("environment", ".env") else ""
                 match = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
@@ -265,15 +269,21 @@ def load_settings(
         raise ConfigError("; ".join(problems)) from None
     for name in names:
         sources.setdefault(name, "default")
+    plugin_settings = {}
+    if plugins is not None:
+        plugin_settings = resolve_plugin_settings(declarations, root_path, env, read_dotenv(root_path / ".env"),
+                                                  plugins.plugin_options, notes)
     for note in notes:  # one readable log line each, once per process (not a UserWarning with a source line)
         if note not in _LOGGED_NOTES:
             _LOGGED_NOTES.add(note)
             logging.getLogger("nuvom.settings").warning("%s", note)
-    return LoadedSettings(settings=settings, sources=sources, warnings=notes, root=root_path)
+    return LoadedSettings(settings=settings, sources=sources, warnings=notes, root=root_path, plugins=plugin_settings)
 
 
 def apply_log_level(settings: NuvomSettings) -> None:
-    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger."""
+    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger, with a handler
+    of its own.  Called by the ``nuvom`` command only: as a library, Nuvom never
+    configures logging (its ``nuvom.*`` records reach the host's handlers)."""
     logger = logging.getLogger("nuvom")
     logger.setLevel(settings.log_level)
     if not logger.handlers:

@@ -22,6 +22,7 @@ from nuvom_kernel.errors import (
     TaskNotFoundError,
 )
 from nuvom_kernel.models import Job, JobState, now, validate_id
+from nuvom_kernel.task_options import CALL_OPTIONS, KERNEL_TASK_OPTIONS, validate_plugin_options
 
 if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
@@ -29,24 +30,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("nuvom.task")
 R = TypeVar("R")
 
-#: Options a task (or ``.options()``) may set, with their meaning in docs/execution.md.
-TASK_OPTIONS = (
-    "name", "retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "retry_on",
-    "timeout_secs", "timeout_policy", "store_result", "priority", "queue", "tags", "description",
-    "category", "before_job", "after_job", "on_error", "unique", "executor", "max_lease_expiries",
-)
-#: Per-call overrides accepted by ``.options()`` besides task options.
-CALL_OPTIONS = ("eta", "countdown", "unique_key", "job_id")
+#: Options a task (or ``.options()``) may set, with their meaning in docs/execution.md;
+#: plugins may declare more (:mod:`nuvom_kernel.task_options`).
+TASK_OPTIONS = KERNEL_TASK_OPTIONS
 _KNOWN_OPTIONS = frozenset(TASK_OPTIONS) | frozenset(CALL_OPTIONS)
 _UNSET: Any = object()
 
 
 class TaskRegistry:
-    """Tasks known in this process, by name.  Decorating a function registers it."""
+    """Tasks by name.  Decorating a function registers it: ``@task`` in the
+    module-level registry (every app sees those), ``@app.task`` in that app's
+    own registry, whose ``parent`` is the module-level one."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: TaskRegistry | None = None) -> None:
         self._lock = threading.Lock()
         self._tasks: dict[str, Task[Any]] = {}
+        self.parent = parent
 
     def add(self, task: Task[Any]) -> None:
         with self._lock:
@@ -60,23 +59,28 @@ class TaskRegistry:
             self._tasks[task.name] = task
 
     def get(self, name: str) -> Task[Any]:
-        try:
-            return self._tasks[name]
-        except KeyError:
-            raise TaskNotFoundError(f"no task named {name!r} is registered in this process") from None
+        found = self.find(name)
+        if found is None:
+            raise TaskNotFoundError(f"no task named {name!r} is registered in this process")
+        return found
 
     def find(self, name: str) -> Task[Any] | None:
-        return self._tasks.get(name)
+        """This registry's task called ``name``, else the parent's."""
+        found = self._tasks.get(name)
+        if found is None and self.parent is not None:
+            return self.parent.find(name)
+        return found
 
     def remove(self, name: str) -> None:
         with self._lock:
             self._tasks.pop(name, None)
 
     def names(self) -> list[str]:
-        return sorted(self._tasks)
+        inherited = self.parent.names() if self.parent is not None else []
+        return sorted(set(self._tasks) | set(inherited))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tasks
+        return isinstance(name, str) and self.find(name) is not None
 
 
 #: Tasks register here when their module is imported (by a worker or a producer).
@@ -99,10 +103,13 @@ def _to_timestamp(eta: datetime | float | int | None) -> float | None:
 class Task(Generic[R]):
     """A function that can run now (``task(...)``) or later (``task.delay(...)``)."""
 
-    def __init__(self, fn: Callable[..., R], **options: Any) -> None:
-        unknown = set(options) - set(TASK_OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown @task option(s): {', '.join(sorted(unknown))}; allowed: {', '.join(TASK_OPTIONS)}")
+    def __init__(self, fn: Callable[..., R], *, app: Nuvom | None = None, **options: Any) -> None:
+        #: the app this task belongs to (``@app.task``); None for a module-level ``@task``,
+        #: which uses the current app (``use_app`` / the default) when it is called
+        self.app = app
+        extra = {k: options.pop(k) for k in list(options) if k not in TASK_OPTIONS}
+        #: options declared by plugins (``rate_limit=...``), validated; copied onto every job
+        self.plugin_options: dict[str, Any] = _plugin_options(extra, "@task", app) if extra else {}
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name: str = options.pop("name", None) or fn.__name__
@@ -142,7 +149,7 @@ class Task(Generic[R]):
         self._validate()
         if self.name.startswith("test_"):
             warnings.warn(f"task {self.name!r} starts with 'test_'; pytest may collect it as a test", stacklevel=3)
-        registry.add(self)
+        (app.tasks if app is not None else registry).add(self)
 
     def _validate(self) -> None:
         if self.backoff not in ("fixed", "exponential"):
@@ -172,10 +179,11 @@ class Task(Generic[R]):
     def build_job(self, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom, **overrides: Any) -> Job:
         s = app.settings
         opts: dict[str, Any] = {k: v for k in TASK_OPTIONS if (v := getattr(self, k, _UNSET)) is not _UNSET}
+        plugin_options = self.plugin_options
         if overrides:
-            unknown = set(overrides) - _KNOWN_OPTIONS
-            if unknown:
-                raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+            extra = {k: v for k, v in overrides.items() if k not in _KNOWN_OPTIONS}
+            if extra:
+                plugin_options = {**plugin_options, **_plugin_options(extra, ".options()", app)}
             opts.update({k: v for k, v in overrides.items() if k in TASK_OPTIONS})
         eta = _to_timestamp(overrides.get("eta"))
         if overrides.get("countdown") is not None:
@@ -188,23 +196,25 @@ class Task(Generic[R]):
         if "timeout_secs" not in overrides and self.timeout_secs is None:
             del opts["timeout_secs"]  # not set on the task: the setting applies
         job = job_from_options(self.name, args, kwargs, opts, s, eta=eta, unique_key=unique_key)
+        if plugin_options:
+            job.options = dict(plugin_options)
         if overrides.get("job_id"):
             job.id = validate_id(overrides["job_id"])
         return job
 
     def delay(self, *args: Any, **kwargs: Any) -> JobHandle[R]:
         """Enqueue one run with these arguments; returns a handle at once."""
-        return _BoundCall(self, {}).delay(*args, **kwargs)
+        return _BoundCall(self, {}, self.app).delay(*args, **kwargs)
 
     submit = delay
 
     def map(self, arg_sequences: Iterable[Sequence[Any] | Any]) -> list[JobHandle[R]]:
         """Enqueue one job per element (a tuple of positional args, or one arg), in one batch."""
-        return _BoundCall(self, {}).map(arg_sequences)
+        return _BoundCall(self, {}, self.app).map(arg_sequences)
 
     def options(self, *, app: Nuvom | None = None, **overrides: Any) -> _BoundCall[R]:
         """Per-call overrides: ``task.options(eta=..., priority=9, queue="high").delay(...)``."""
-        return _BoundCall(self, overrides, app)
+        return _BoundCall(self, overrides, app or self.app)
 
 
 class _BoundCall(Generic[R]):
@@ -279,6 +289,17 @@ def job_from_options(
         executor=opts.get("executor"),
         tags=[tags] if isinstance(tags, str) else list(tags),
     )
+
+
+def _plugin_options(given: dict[str, Any], where: str, app: Nuvom | None = None) -> dict[str, Any]:
+    """Validate options the kernel does not know against those plugins declared
+    (the current app's plugins; loaded only when such an option is used)."""
+    if app is None:
+        from nuvom_kernel.app import get_app
+
+        app = get_app()
+    known = [*TASK_OPTIONS, *CALL_OPTIONS] if where != "@task" else list(TASK_OPTIONS)
+    return validate_plugin_options(given, app.plugins.task_options(), known, where)
 
 
 def _default_unique_key(name: str, args: Sequence[Any], kwargs: dict[str, Any], app: Nuvom) -> str:
@@ -376,7 +397,12 @@ def task(fn: None = None, /, **options: Any) -> Callable[[Callable[..., R]], Tas
 
 
 def task(fn: Callable[..., R] | None = None, /, **options: Any) -> Task[R] | Callable[[Callable[..., R]], Task[R]]:
-    """Make a function a Nuvom task: ``@task`` or ``@task(retries=3, timeout_secs=10)``."""
+    """Make a function a Nuvom task: ``@task`` or ``@task(retries=3, timeout_secs=10)``.
+
+    A module-level task is known to every app and enqueued into the current
+    one when called (``use_app``, else the default app); ``@app.task``
+    registers it with one app only.
+    """
     if fn is not None:
         return Task(fn, **options)
 

@@ -38,7 +38,7 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
-from nuvom_kernel.task import Task, registry
+from nuvom_kernel.task import Task
 
 if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
@@ -386,7 +386,7 @@ class Worker:
         """Hold a claimed job: renewed by the heartbeat, started when a slot frees."""
         self.stats.claimed += 1
         with self._held_lock:
-            self._held[job.id] = _Held(job=job, task=registry.find(job.task))
+            self._held[job.id] = _Held(job=job, task=self.app.tasks.find(job.task))
         if job.state == JobState.RUNNING:  # claimed and started in one step
             self._startable.append(job)
         else:
@@ -418,18 +418,19 @@ class Worker:
             self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": reason})))
             return
         deadline = None if not job.timeout_secs else time.monotonic() + job.timeout_secs
-        ctx = JobContext(job=job, deadline=deadline, queue=self._job_store)
+        ctx = JobContext(job=job, deadline=deadline, queue=self._job_store, app=self.app)
         held.ctx = ctx
         held.started = time.monotonic()
         executor = self._executor_for(task, job)
+        plugins = self.app.plugins
         if task.is_async:
-            call: Any = lambda: run_async(task, ctx)  # noqa: E731
+            call: Any = lambda: run_async(task, ctx, plugins)  # noqa: E731
         else:
-            call = lambda: run_sync(task, ctx)  # noqa: E731
+            call = lambda: run_sync(task, ctx, plugins)  # noqa: E731
         if self._observed["nuvom_job_started"]:
-            self.app.plugins.job_started(job)
+            plugins.job_started(job)
         item = WorkItem(job=job, call=call, timeout_secs=job.timeout_secs, is_async=task.is_async,
-                        modules=(task.module,), context=ctx)
+                        modules=(task.module,), context=ctx, plugins=plugins.execution_plugins())
 
         def done(result: WorkResult, _id: str = job.id) -> None:
             if result.timed_out or result.cancelled:

@@ -232,7 +232,7 @@ def test_options_reach_the_factories_and_contracts_can_be_skipped(tmp_path: Path
     assert code == 0 and not any(name.startswith("contract") for name in checks(report))
     code, report = plugin_test("nuvom-backend-sqlite", tmp_path, "--option", "bogus=1")
     row = checks(report)["contract: queue backend 'sqlite'"]
-    assert code == 1 and "unknown option(s) bogus" in row["failures"][0]["message"]
+    assert code == 1 and "sqlite setting bogus (from options) is unknown" in row["failures"][0]["message"]
     out = run_nuvom(["plugin", "test", "nuvom-backend-sqlite", "--option", "no-equals-sign"], tmp_path)
     assert out.returncode == 2 and "KEY=VALUE" in out.stderr
 
@@ -276,6 +276,8 @@ REGISTRATION_CONTRACTS = {
     "nuvom_register_discoverers": "contract: discoverer 'ast-no-tests'",
     "nuvom_register_serializers": "serializer compact-json",
     "nuvom_register_commands": "commands",
+    "nuvom_register_settings": "settings",
+    "nuvom_register_task_options": "task options",
 }
 
 LIFECYCLE_OUTPUT = {
@@ -287,6 +289,7 @@ LIFECYCLE_OUTPUT = {
     "nuvom_job_finished": "finished: docs.double -> succeeded",
     "nuvom_job_retrying": "retrying: docs.flaky after builtins.RuntimeError in 0s",
     "nuvom_job_dead": "dead: docs.unknown: unknown task",
+    "nuvom_execute_job": "execute: docs.double returned 42",
 }
 
 _flaky_calls: list[int] = []

@@ -17,7 +17,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (s.queue_backend, s.result_backend, s.executor) == ("sqlite", "sqlite", "thread")
     assert s.max_workers == (os.cpu_count() or 1)
     assert (s.job_timeout_secs, s.timeout_policy, s.max_retries) == (300.0, "fail", 0)
-    assert s.resolve_path(s.sqlite_db_path, tmp_path) == tmp_path / ".nuvom" / "result.db"
+    assert s.resolve_path(".nuvom/result.db", tmp_path) == tmp_path / ".nuvom" / "result.db"
 
 
 def test_precedence_environment_dotenv_pyproject(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_precedence_environment_dotenv_pyproject(tmp_path: Path) -> None:
         ("NUVOM_MAX_WORKERS", "many", "an integer >= 1"),
         ("NUVOM_MAX_WORKERS", "0", "an integer >= 1"),
         ("NUVOM_LOG_LEVEL", "loud", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-        ("NUVOM_LEASE_SECS", "-1", "a number > 0"),
+        ("NUVOM_LEASE_SECS", "-1", "a finite number >= 1 and <= 86400"),
     ],
 )
 def test_invalid_values_name_key_value_and_allowed(tmp_path: Path, key: str, value: str, expected: str) -> None:
@@ -73,9 +73,14 @@ def test_bad_pyproject_is_a_clear_error(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={})
 
 
-def test_log_level_is_applied() -> None:
-    apply_log_level(NuvomSettings(log_level="ERROR"))
-    assert logging.getLogger("nuvom").level == logging.ERROR
-    apply_log_level(NuvomSettings(log_level="debug"))
-    assert logging.getLogger("nuvom").level == logging.DEBUG
-    apply_log_level(NuvomSettings(log_level="WARNING"))
+def test_log_level_is_applied_by_the_command_line_helper() -> None:
+    logger = logging.getLogger("nuvom")
+    before = (list(logger.handlers), logger.propagate, logger.level)
+    try:
+        apply_log_level(NuvomSettings(log_level="ERROR"))
+        assert logger.level == logging.ERROR
+        apply_log_level(NuvomSettings(log_level="debug"))
+        assert logger.level == logging.DEBUG
+    finally:  # the library never configures logging; undo what the CLI helper did
+        logger.handlers[:] = before[0]
+        logger.propagate, logger.level = before[1], before[2]

@@ -315,7 +315,7 @@ def test_graceful_stop_with_jobs_in_flight(app: Nuvom, tmp_path: Path) -> None:
 
 
 def test_dead_workers_jobs_are_redelivered_after_the_lease(backend_name: str, tmp_path: Path) -> None:
-    app = make_app(backend_name, tmp_path, lease_secs=0.6, sweep_interval_secs=0.1)
+    app = make_app(backend_name, tmp_path, lease_secs=1.0, sweep_interval_secs=0.1)  # the shortest lease allowed
     g = tmp_path / "never"
     job = gate.options(app=app).delay(str(g))  # default retries=0: a death uses none
     with running_worker(app, concurrency=1) as first:

@@ -269,18 +269,19 @@ def test_closed_backend_says_so(tmp_path: Path) -> None:
 
 
 def test_factory_returns_one_object_per_directory(tmp_path: Path) -> None:
-    settings = NuvomSettings(file_backend_dir=str(tmp_path / "a"))
-    queue = plugin.make_backend(settings, {})
+    settings = NuvomSettings()
+    a = plugin.FileOptions(dir=str(tmp_path / "a"))
+    queue = plugin.make_backend(settings, a)
     try:
-        assert plugin.make_backend(settings, {}) is queue
+        assert plugin.make_backend(settings, {"dir": str(tmp_path / "a")}) is queue
         assert queue.root == (tmp_path / "a").resolve()
         other = plugin.make_backend(settings, {"dir": str(tmp_path / "b"), "fsync": False})
         assert other is not queue and other.fsync is False
         other.close()
     finally:
         queue.close()
-    assert plugin.make_backend(settings, {}) is not queue  # a closed one is replaced
-    plugin.make_backend(settings, {}).close()
+    assert plugin.make_backend(settings, a) is not queue  # a closed one is replaced
+    plugin.make_backend(settings, a).close()
 
 
 def test_relative_dir_resolves_under_the_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,12 +295,13 @@ def test_relative_dir_resolves_under_the_project_root(tmp_path: Path, monkeypatc
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"fsynk": True}, "unknown option 'fsynk'"), ({"fsync": "yes"}, "expected true or false"),
-     ({"lock_stale_secs": -1}, "a positive number")],
+    [({"fsynk": True}, r"file setting fsynk \(from options\) is unknown; file accepts: dir, fsync"),
+     ({"fsync": 3}, "file setting fsync=3 .* expected true or false"),
+     ({"lock_stale_secs": -1}, r"lock_stale_secs=-1 .* expected a finite number > 0 and <= 86400")],
 )
 def test_bad_options_are_named(tmp_path: Path, options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        plugin.make_backend(NuvomSettings(file_backend_dir=str(tmp_path)), options)
+        plugin.make_backend(NuvomSettings(), {"dir": str(tmp_path), **options})
 
 
 def test_registers_queue_and_result_backend_named_file() -> None:

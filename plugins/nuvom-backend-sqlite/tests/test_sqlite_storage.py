@@ -15,6 +15,7 @@ from nuvom_backend_sqlite import DatabaseBusyError, SqliteBackend, network_share
 from nuvom_backend_sqlite.database import Database
 from nuvom_backend_sqlite.netshare import mount_type
 from nuvom_backend_sqlite.plugin import (
+    SqliteOptions,
     make_backend,
     nuvom_register_queue_backends,
     nuvom_register_result_backends,
@@ -209,10 +210,10 @@ def test_backend_refuses_a_network_share(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_factory_shares_one_object_per_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = NuvomSettings(sqlite_db_path="data/q.db")
+    settings = NuvomSettings()
     monkeypatch.setenv("NUVOM_PROJECT_ROOT", str(tmp_path))
-    queue = make_backend(settings, {})
-    results = make_backend(settings, {})
+    queue = make_backend(settings, SqliteOptions(path="data/q.db"))
+    results = make_backend(settings, {"path": "data/q.db"})
     other = make_backend(settings, {"path": str(tmp_path / "other.db")})
     assert queue is results and other is not queue
     assert queue.path == (tmp_path / "data" / "q.db").resolve()
@@ -221,7 +222,7 @@ def test_factory_shares_one_object_per_path(tmp_path: Path, monkeypatch: pytest.
     assert again is not queue
     again.close()
     other.close()
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match=r"sqlite setting pth \(from options\) is unknown; sqlite accepts: path"):
         make_backend(settings, {"pth": "x"})
 
 

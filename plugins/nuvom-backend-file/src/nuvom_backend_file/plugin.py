@@ -5,62 +5,78 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
 from nuvom_backend_file.backend import FileBackend
 from nuvom_kernel import hookimpl
-from nuvom_kernel.errors import ConfigError
 from nuvom_kernel.hookspecs import Register
+from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
 NAME = "file"
 _DESCRIPTION = "Jobs and results as files in a directory (Maildir protocol); multi-process, no server."
-_OPTIONS: dict[str, str] = {
-    "dir": "path",
-    "fsync": "bool",
-    "fsync_claims": "bool",
-    "lock_stale_secs": "number",
-    "lock_timeout_secs": "number",
-    "doorbell": "bool",
-}
-_EXPECTED = {"path": "a string (a directory path)", "bool": "true or false", "number": "a positive number"}
 
 _lock = threading.Lock()
 _open: dict[str, FileBackend] = {}
 
 
-def make_backend(settings: NuvomSettings, options: dict[str, Any]) -> FileBackend:
+class FileOptions(BaseModel):
+    """The file backend's settings (section ``file``: ``NUVOM_FILE__DIR``,
+    ``[tool.nuvom.file]``; ``NUVOM_FILE_BACKEND_DIR`` works too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field(".nuvom/jobs", min_length=1, description="The directory; relative to the project root.")
+    fsync: StrictBool = Field(True, description="fsync new jobs, results, cancels and retries before publishing them.")
+    fsync_claims: StrictBool = Field(False, description="Also fsync claim, lease and progress rewrites.")
+    lock_stale_secs: float = Field(30.0, gt=0, le=86400, allow_inf_nan=False,
+                                   description="A per-job lock older than this belongs to a dead process.")
+    lock_timeout_secs: float = Field(60.0, gt=0, le=86400, allow_inf_nan=False,
+                                     description="How long an operation waits for a job another process is changing.")
+    doorbell: StrictBool = Field(True, description="Wake idle workers over UDP on 127.0.0.1 when a job arrives.")
+
+    @field_validator("fsync", "fsync_claims", "doorbell", mode="before")
+    @classmethod
+    def _bool_from_text(cls, value: Any) -> Any:
+        # environment values are text; TOML booleans stay booleans, other types are refused
+        if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
+            return _BOOL_TEXT[value.strip().lower()]
+        return value
+
+
+_BOOL_TEXT = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+ENV_NAMES = {"dir": "NUVOM_FILE_BACKEND_DIR"}
+
+
+def options_model(options: FileOptions | dict[str, Any]) -> FileOptions:
+    """``options`` as the kernel passes them (validated), or a plain table (``nuvom plugin test --option``)."""
+    return coerce_options(FileOptions, options, NAME)
+
+
+def make_backend(settings: NuvomSettings, options: FileOptions | dict[str, Any]) -> FileBackend:
     """One object per resolved directory in a process, shared by the queue and
     result roles, so finishing a job and storing its result is one write."""
-    for key, value in options.items():
-        expected = _OPTIONS.get(key)
-        if expected is None:
-            raise ConfigError(
-                f"unknown option {key!r} for the file backend; allowed: {', '.join(sorted(_OPTIONS))}"
-            )
-        if not _valid(expected, value):
-            raise ConfigError(f"file backend option {key!r} has value {value!r}; expected {_EXPECTED[expected]}")
-    root = settings.resolve_path(options.get("dir", settings.file_backend_dir)).resolve()
+    opts = options_model(options)
+    root = settings.resolve_path(opts.dir).resolve()
     with _lock:
         backend = _open.get(str(root))
         if backend is None or backend.closed:
             backend = FileBackend(
                 root,
                 max_record_bytes=4 * settings.max_payload_bytes + 1024 * 1024,
-                fsync=options.get("fsync", True),
-                fsync_claims=options.get("fsync_claims", False),
-                lock_stale_secs=float(options.get("lock_stale_secs", 30.0)),
-                lock_timeout_secs=float(options.get("lock_timeout_secs", 60.0)),
-                doorbell=options.get("doorbell", True),
+                fsync=opts.fsync,
+                fsync_claims=opts.fsync_claims,
+                lock_stale_secs=opts.lock_stale_secs,
+                lock_timeout_secs=opts.lock_timeout_secs,
+                doorbell=opts.doorbell,
             )
             _open[str(root)] = backend
         return backend
 
 
-def _valid(kind: str, value: Any) -> bool:
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    return isinstance(value, str) and bool(value.strip())
+@hookimpl
+def nuvom_register_settings(register: Any) -> None:
+    register(NAME, FileOptions, env=ENV_NAMES)
 
 
 @hookimpl

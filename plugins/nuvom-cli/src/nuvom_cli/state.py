@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from nuvom_kernel.app import Nuvom
-from nuvom_kernel.errors import ConfigError, NuvomError
+from nuvom_kernel.errors import ConfigError, NuvomError, PluginError
 from nuvom_kernel.manager import NuvomPluginManager
+from nuvom_kernel.settings import apply_log_level
 
 #: Exit codes of every command (docs/cli.md).
 EXIT_OK = 0
@@ -37,8 +38,9 @@ class CliState:
         if self._app is None or overrides:
             try:
                 app = Nuvom(root=self.plugins.root, plugins=self.plugins, **overrides)
-            except ConfigError as exc:
+            except (ConfigError, PluginError) as exc:
                 self.fail(f"configuration error: {exc}", EXIT_USAGE)
+            apply_log_level(app.settings)  # the command owns its process's logging; the library never does
             if overrides:
                 return app
             self._app = app

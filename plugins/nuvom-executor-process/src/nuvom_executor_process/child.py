@@ -37,6 +37,7 @@ from nuvom_kernel.context import JobContext
 from nuvom_kernel.errors import Retry
 from nuvom_kernel.execution import error_info, run_async, run_sync
 from nuvom_kernel.loader import ensure_on_path, import_module_or_file
+from nuvom_kernel.manager import NuvomPluginManager
 from nuvom_kernel.models import Job, now
 from nuvom_kernel.task import Task, registry
 
@@ -146,7 +147,7 @@ def _run(request: dict[str, Any], channel: _Channel, root: Path, loop: asyncio.A
     if request.get("path"):
         merge_sys_path(request["path"])
     problems = [f"{spec}: {p}" for spec in request["modules"] if (p := _import(spec, root))]
-    task = registry.find(job.task)
+    task = find_task(job.task, request["modules"])
     if task is None:
         channel.send(("started", job.id, now()))
         channel.send(("result", job.id, _missing_task(job, request["modules"], problems)))
@@ -157,11 +158,12 @@ def _run(request: dict[str, Any], channel: _Channel, root: Path, loop: asyncio.A
     channel.send(("started", job.id, started_at))
     if timeout:
         ctx.deadline = time.monotonic() + timeout
+    plugins = _plugins(tuple(request.get("plugins") or ()), root)
     try:
         if task.is_async:
-            value = loop.run_until_complete(run_async(task, ctx))
+            value = loop.run_until_complete(run_async(task, ctx, plugins))
         else:
-            value = run_sync(task, ctx)
+            value = run_sync(task, ctx, plugins)
         payload = _success(task, value)
     except BaseException as exc:  # every ending is the job's (SystemExit too); the child lives on
         payload = _failure(task, exc, job.attempts)
@@ -169,6 +171,44 @@ def _run(request: dict[str, Any], channel: _Channel, root: Path, loop: asyncio.A
     payload["ended_at"] = now()
     payload["rss_mb"] = peak_rss_mb()
     channel.send(("result", job.id, payload))
+
+
+def find_task(name: str, modules: Sequence[str]) -> Task[Any] | None:
+    """The task the worker would run: one of the task modules' own ``Task`` objects
+    (``@app.task`` tasks live in their app, which this child never sees), else a
+    module-level ``@task``."""
+    for spec in modules:
+        module = sys.modules.get(spec)
+        for value in vars(module).values() if module is not None else ():
+            if isinstance(value, Task) and value.name == name:
+                return value
+    return registry.find(name)
+
+
+_loaded_plugins: dict[tuple[str, ...], NuvomPluginManager | None] = {}
+
+
+def _plugins(names: tuple[str, ...], root: Path) -> NuvomPluginManager | None:
+    """The plugins that wrap task execution in the worker, loaded once in this child
+    from their entry points or ``.nuvom_plugins.toml`` (nothing when there are none)."""
+    if not names:
+        return None
+    if names not in _loaded_plugins:
+        _loaded_plugins[names] = None
+        try:
+            manager = NuvomPluginManager(root).load(only=names)
+        except Exception:
+            log.exception("could not load the plugins %s in the process executor's child", ", ".join(names))
+            return None
+        loaded = {r.name for r in manager.records.values() if r.loaded}
+        missing = sorted(set(names) - loaded)
+        if missing:
+            log.error("plugins %s wrap task execution in the worker but could not be loaded in the process "
+                      "executor's child (only entry points and .nuvom_plugins.toml are loaded there)%s",
+                      ", ".join(missing),
+                      "".join(f"; {r.name}: {r.error}" for r in manager.records.values() if r.error))
+        _loaded_plugins[names] = manager
+    return _loaded_plugins[names]
 
 
 def _success(task: Task[Any], value: Any) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def deadline(run: Run, options: ProcessOptions) -> float | None:
 def encode_run(item: WorkItem, path: Sequence[str] | None) -> bytes:
     """The ``("run", request)`` message for a child; ``path`` when its sys.path is out of date."""
     request = {"job": item.job, "modules": list(item.modules), "timeout": item.timeout_secs,
-               "path": list(path) if path is not None else None}
+               "path": list(path) if path is not None else None, "plugins": list(item.plugins)}
     return pickle.dumps(("run", request), protocol=pickle.HIGHEST_PROTOCOL)
 
 

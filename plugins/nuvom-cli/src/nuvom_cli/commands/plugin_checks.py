@@ -8,6 +8,7 @@ a pytest process) live in :mod:`nuvom_cli.commands.plugin_contracts`.
 from __future__ import annotations
 
 import difflib
+import inspect
 import tempfile
 import traceback
 from collections.abc import Callable
@@ -56,7 +57,7 @@ def check_loaded(record: PluginRecord) -> CheckResult:
 
 def check_hooks(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult:
     """Every hook implementation matches a spec; no hook-like function is left undecorated."""
-    plugin = pm.pm.get_plugin(record.name)
+    plugin = pm.plugin(record.name)
     known = set(pm.hook_names())
     problems: list[str] = []
     try:
@@ -110,20 +111,62 @@ def check_registration(pm: NuvomPluginManager, record: PluginRecord) -> tuple[Ch
     return CheckResult("registration", True, detail), provides
 
 
-def _impls(pm: NuvomPluginManager, hook: str, plugin: Any) -> list[Callable[..., Any]]:
-    caller = getattr(pm.pm.hook, hook)
-    return [impl.function for impl in caller.get_hookimpls() if impl.plugin is plugin]
+def check_settings(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult | None:
+    """The plugin's declared settings model builds with its defaults."""
+    try:
+        declared = [d for d in pm.settings_declarations() if d.plugin == record.name]
+    except Exception as exc:
+        return CheckResult("settings", False, _error(exc))
+    if record.error:
+        return CheckResult("settings", False, record.error)
+    if not declared:
+        return None
+    decl = declared[0]
+    try:
+        decl.model.model_validate({})
+    except Exception as exc:
+        return CheckResult("settings", False, f"{decl.model.__name__} has no valid defaults: {_error(exc)}")
+    names = ", ".join(decl.env_names(k)[0] for k in decl.model.model_fields)
+    return CheckResult("settings", True, f"section {decl.section!r}: {names}")
 
 
-def check_commands(pm: NuvomPluginManager, plugin: Any) -> CheckResult:
+def check_task_options(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult:
+    """The task options the plugin declares are valid declarations."""
+    try:
+        declared = [d for d in pm.task_options().values() if d.plugin == record.name]
+    except Exception as exc:
+        return CheckResult("task options", False, _error(exc))
+    if record.error:
+        return CheckResult("task options", False, record.error)
+    if not declared:
+        return CheckResult("task options", False, "nuvom_register_task_options declared no option")
+    names = ", ".join(f"{d.name} ({getattr(d.annotation, '__name__', d.annotation)})" for d in declared)
+    return CheckResult("task options", True, f"@task accepts: {names}")
+
+
+def _impls(pm: NuvomPluginManager, hook: str, name: str) -> list[Callable[..., Any]]:
+    """The plugin's own implementations, called directly so that their errors show."""
+    return pm.implementations(hook, name)
+
+
+def _call(function: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Call one implementation with the arguments it takes; run a wrapper around nothing."""
+    params = inspect.signature(function).parameters
+    value = function(**{k: v for k, v in kwargs.items() if k in params})
+    if inspect.isgenerator(value):
+        for _ in value:
+            pass
+
+
+def check_commands(pm: NuvomPluginManager, name: str) -> CheckResult:
     """Run the plugin's nuvom_register_commands on a fresh app and build ``--help``."""
     import typer
     from typer.testing import CliRunner
 
     app = typer.Typer(name="nuvom", add_completion=False)
     try:
-        for function in _impls(pm, "nuvom_register_commands", plugin):
-            function(app=app)
+        for function in _impls(pm, "nuvom_register_commands", name):
+            _call(function, {"app": app})
     except Exception as exc:
         return CheckResult("commands", False, f"nuvom_register_commands raised {_error(exc)}")
     names = [c.name or (c.callback.__name__ if c.callback else "?") for c in app.registered_commands]
@@ -163,7 +206,7 @@ def sample_events(root: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def check_lifecycle(pm: NuvomPluginManager, plugin: Any, record: PluginRecord) -> CheckResult | None:
+def check_lifecycle(pm: NuvomPluginManager, record: PluginRecord) -> CheckResult | None:
     """Call each lifecycle hook the plugin implements once, in a worker's order."""
     implemented = [h for h in _LIFECYCLE_ORDER if h in record.hooks]
     if not implemented:
@@ -171,9 +214,9 @@ def check_lifecycle(pm: NuvomPluginManager, plugin: Any, record: PluginRecord) -
     with tempfile.TemporaryDirectory(prefix="nuvom-plugin-test-") as tmp:
         events = sample_events(Path(tmp))
         for hook in implemented:
-            for function in _impls(pm, hook, plugin):
+            for function in _impls(pm, hook, record.name):
                 try:
-                    function(**events[hook])
+                    _call(function, events[hook])
                 except Exception as exc:
                     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
                     return CheckResult("lifecycle", False, f"{hook} raised {_error(exc)}\n{''.join(tb[-3:]).rstrip()}")
@@ -204,16 +247,21 @@ def run_checks(pm: NuvomPluginManager, record: PluginRecord,
     rows = [check_loaded(record)]
     if not rows[0].ok:
         return rows, {}
-    plugin = pm.pm.get_plugin(record.name)
+    plugin = pm.plugin(record.name)
     rows.append(check_hooks(pm, record))
     if isinstance(plugin, LegacyPluginAdapter):
         rows.extend(check_protocol(plugin))
     registration, provides = check_registration(pm, record)
     rows.append(registration)
+    settings_row = check_settings(pm, record) if "nuvom_register_settings" in record.hooks else None
+    if settings_row is not None:
+        rows.append(settings_row)
+    if "nuvom_register_task_options" in record.hooks:
+        rows.append(check_task_options(pm, record))
     if "nuvom_register_commands" in record.hooks:
-        rows.append(check_commands(pm, plugin))
+        rows.append(check_commands(pm, record.name))
     if not isinstance(plugin, LegacyPluginAdapter):
-        lifecycle = check_lifecycle(pm, plugin, record)
+        lifecycle = check_lifecycle(pm, record)
         if lifecycle is not None:
             rows.append(lifecycle)
     for name in provides.get("serializers", []):

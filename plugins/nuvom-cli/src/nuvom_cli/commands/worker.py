@@ -17,6 +17,7 @@ from nuvom_kernel.errors import NuvomError, StoreError
 from nuvom_kernel.loader import ensure_on_path, import_task_modules, load_from_manifest
 from nuvom_kernel.models import validate_id
 from nuvom_kernel.privatefs import touch_private
+from nuvom_kernel.settings import MAX_THREADS
 from nuvom_kernel.task import registry
 from nuvom_kernel.worker import Worker, stop_file
 
@@ -47,7 +48,8 @@ def _split(values: list[str]) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("runworker")
     def runworker(
-        concurrency: int = typer.Option(None, "--concurrency", "-c", min=1, help="Jobs run at once (default NUVOM_MAX_WORKERS)."),
+        concurrency: int = typer.Option(None, "--concurrency", "-c", min=1, max=MAX_THREADS,
+                                        help="Jobs run at once (default NUVOM_MAX_WORKERS)."),
         queues: list[str] = typer.Option(["default"], "--queues", "-q", help="Queues to consume, comma-separated or repeated."),
         executor: str = typer.Option(None, "--executor", "-e", help="Executor (default NUVOM_EXECUTOR): thread, process, ..."),
         burst: bool = typer.Option(False, "--burst", help="Exit when no job is left to run."),
