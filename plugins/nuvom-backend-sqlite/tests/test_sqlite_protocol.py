@@ -392,3 +392,33 @@ def test_retry_refused_when_the_unique_key_is_taken_again(backend: SqliteBackend
     with pytest.raises(InvalidStateError, match="unique key"):
         backend.retry("first")
     assert backend.get("first").state == JobState.FAILED  # type: ignore[union-attr]
+
+
+def test_claim_statement_agrees_with_the_shared_steps(backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim's SQL mirrors claim_update / start_update: same fields, same
+    history entries (to the last digit of the time), on both claim paths."""
+    from nuvom_kernel.backend_base import claim_update
+
+    backend.enqueue_many([Job(id=f"j{i}", task="t", priority=-i, args=[i]) for i in range(3)])
+    before = {job.id: job for job in (backend.get(f"j{i}") for i in range(3)) if job is not None}
+    at = now() + 0.123456789
+    monkeypatch.setattr(backend_module, "now", lambda: at)
+    worker = 'w "quoted" \\ é'
+    claimed = backend.claim(["default"], 3, 30, worker, start_now=2)
+    assert [j.id for j in claimed] == ["j0", "j1", "j2"]
+    first = claimed[0].token or 0
+    for offset, job in enumerate(claimed):
+        expected = claim_update(before[job.id].snapshot(), first + offset, 30, worker, at, start=offset < 2)
+        assert job == expected
+        assert backend.get(job.id) == expected
+    assert [j.history[-1].note for j in claimed] == [f"attempt 1 by {worker}"] * 2 + [f"claimed by {worker}"]
+
+
+def test_a_corrupt_history_column_is_quarantined(backend: SqliteBackend) -> None:
+    backend.enqueue_many([Job(id="bad", task="t", created_at=now() - 5), Job(id="good", task="t")])
+    conn = backend.db.connection()
+    conn.execute("UPDATE jobs SET history = '[{\"state\": 5}]' WHERE id = 'bad'")
+    assert [j.id for j in backend.claim(["default"], 10, 30, "w", start_now=1000)] == ["good"]
+    dead = backend.get("bad")
+    assert dead is not None and dead.state == JobState.DEAD and "quarantined" in (dead.reason or "")
+    assert [row[0] for row in conn.execute("SELECT id FROM quarantine")] == ["bad"]
