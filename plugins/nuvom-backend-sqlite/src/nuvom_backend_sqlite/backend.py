@@ -24,6 +24,7 @@ from nuvom_backend_sqlite.rows import (
     HOT_UPDATE_SQL,
     INSERT_SQL,
     JOB_COLUMNS,
+    append_sql,
     chunks,
     decode,
     history_json,
@@ -35,6 +36,7 @@ from nuvom_backend_sqlite.rows import (
 from nuvom_backend_sqlite.schema import LEASED, LIVE
 from nuvom_kernel.backend_base import (
     QueueBackendBase,
+    can_start,
     claim_update,
     enqueue_update,
     finish_update,
@@ -205,8 +207,9 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             return Exchanged([], [], set())
 
         def txn(conn: sqlite3.Connection) -> tuple[list[bool], bool, set[str], list[Job]]:
-            accepted, requeued = self._finish_in(conn, completions) if completions else ([], False)
-            started = self._start_in(conn, starts) if starts else set()
+            accepted, requeued, started = (
+                self._finish_and_start_in(conn, completions, starts or {}) if completions or starts else ([], False, set())
+            )
             claimed = self._claim_in(conn, wanted, limit, lease_secs, worker_id, start_now) if wanted else []
             return accepted, requeued, started, claimed
 
@@ -214,28 +217,6 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         if requeued:
             self.bell.ring()
         return Exchanged(accepted, claimed, started)
-
-    def _start_in(self, conn: sqlite3.Connection, starts: Mapping[str, int]) -> set[str]:
-        at = now()
-        started: set[str] = set()
-        changed: list[Job] = []
-        ids = list(starts)
-        for part in chunks(ids):
-            sql = f"SELECT {HOT_JOB_COLUMNS} FROM jobs WHERE id IN ({marks(len(part))}) AND state = 'claimed'"
-            for row in conn.execute(sql, part).fetchall():
-                if row[9] != starts[row[0]]:
-                    continue
-                try:
-                    job = decode(row, hot_only=True)
-                except CorruptJobError as exc:
-                    quarantine(conn, row, str(exc))
-                    continue
-                start_update(job, at)
-                changed.append(job)
-                started.add(job.id)
-        if changed:
-            conn.executemany(HOT_UPDATE_SQL, [hot_update_values(job) for job in changed])
-        return started
 
     def _has_claimable(self, queues: list[str]) -> bool:
         sql = f"SELECT 1 FROM jobs WHERE queue IN ({marks(len(queues))}) AND {_CLAIMABLE} LIMIT 1"
@@ -286,8 +267,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             f"token = (SELECT value FROM meta WHERE key = 'token') + c.n, "
             f"lease_expires_at = ?{k + 2}, worker_id = ?{k + 3}, updated_at = ?{k + 4}, "
             f"attempts = attempts + ({start}), started_at = CASE WHEN {start} THEN ?{k + 4} ELSE started_at END, "
-            f"history = CASE WHEN history = '[]' THEN {entry} "
-            f"ELSE substr(history, 1, length(history) - 1) || ',' || substr({entry}, 2) END "
+            f"history = {append_sql('history', entry)} "
             f"FROM c WHERE jobs.id = c.id RETURNING {JOB_COLUMNS}"
         )
         return conn.execute(sql, [*params, start_now, at + lease_secs, worker_id, at, claimed, before, after]).fetchall()
@@ -317,31 +297,51 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             out += conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks(len(part))})", part).fetchall()
         return out
 
-    def _finish_in(self, conn: sqlite3.Connection, completions: Sequence[Completion]) -> tuple[list[bool], bool]:
+    def _finish_and_start_in(self, conn: sqlite3.Connection, completions: Sequence[Completion],
+                             starts: Mapping[str, int]) -> tuple[list[bool], bool, set[str]]:
+        """Apply ``completions`` in order, then ``starts``, with one read of
+        the rows concerned and one write (a few statements whatever the batch
+        size).  A job finished here is no longer ``claimed``: its start is
+        refused, as it would be in a later call."""
         rows: dict[str, Any] = {}
-        ids = list({c.job_id for c in completions})
+        ids = list({c.job_id for c in completions} | set(starts))
         for part in chunks(ids):
             sql = f"SELECT {HOT_JOB_COLUMNS} FROM jobs WHERE id IN ({marks(len(part))}) AND state IN {LEASED}"
             for row in conn.execute(sql, part):
                 rows[row[0]] = row
-        loaded: dict[str, Job] = {}
+        loaded: dict[str, Job | None] = {}
+
+        def load(job_id: str) -> Job | None:
+            if job_id not in loaded:
+                loaded[job_id] = None
+                row = rows.get(job_id)
+                if row is not None:
+                    try:
+                        loaded[job_id] = decode(row, hot_only=True)
+                    except CorruptJobError as exc:
+                        quarantine(conn, row, str(exc))
+            return loaded[job_id]
+
         changed: dict[str, Job] = {}
         accepted: list[bool] = []
         for completion in completions:
-            job = loaded.get(completion.job_id)
-            if job is None and completion.job_id in rows:
-                row = rows.pop(completion.job_id)
-                try:
-                    job = loaded[completion.job_id] = decode(row, hot_only=True)
-                except CorruptJobError as exc:
-                    quarantine(conn, row, str(exc))
+            job = load(completion.job_id)
             ok = job is not None and finish_update(job, completion.token, completion.outcome)
             if ok and job is not None:
                 changed[job.id] = job
             accepted.append(ok)
+        requeued = any(job.state == JobState.QUEUED for job in changed.values())
+        at = now()
+        started: set[str] = set()
+        for job_id, token in starts.items():
+            job = load(job_id)
+            if job is not None and can_start(job, token):
+                start_update(job, at)
+                changed[job_id] = job
+                started.add(job_id)
         if changed:
             conn.executemany(HOT_UPDATE_SQL, [hot_update_values(job) for job in changed.values()])
-        return accepted, any(job.state == JobState.QUEUED for job in changed.values())
+        return accepted, requeued, started
 
     # -- leases ------------------------------------------------------------------
 

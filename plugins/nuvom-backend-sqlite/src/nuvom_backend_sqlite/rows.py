@@ -65,8 +65,16 @@ def _append(column: str, param: int) -> str:
     """SQL appending the JSON array text in parameter ``param`` (or nothing,
     when it is NULL) to the JSON array in ``column``: text splicing, no JSON
     parsing, so an append costs the same however long the array is."""
-    return (f"{column} = CASE WHEN ?{param} IS NULL THEN {column} WHEN {column} = '[]' THEN ?{param} "
-            f"ELSE substr({column}, 1, length({column}) - 1) || ',' || substr(?{param}, 2) END")
+    return f"{column} = {append_sql(column, f'?{param}', f'?{param} IS NULL')}"
+
+
+def append_sql(column: str, entries: str, skip: str = "0") -> str:
+    """An SQL expression: the JSON array text ``column`` with the array text
+    ``entries`` appended.  A damaged value that is not text (a blob) is left
+    as it is, so that reading the row reports it (splicing it would make text
+    that is not UTF-8, which no reader could even fetch)."""
+    return (f"CASE WHEN {skip} OR typeof({column}) <> 'text' THEN {column} WHEN {column} = '[]' THEN {entries} "
+            f"ELSE substr({column}, 1, length({column}) - 1) || ',' || substr({entries}, 2) END")
 
 
 #: What a hot-path transition (claim, start, finish, release, sweep) writes:
@@ -138,37 +146,50 @@ def hot_update_values(job: Job, history_from: int = 0, errors_from: int = 0) -> 
     )
 
 
+def _json_text(value: Any) -> str:
+    """A column holding JSON text; anything else makes the row undecodable."""
+    if value is None:
+        return "null"
+    if not isinstance(value, str):
+        raise ValueError("a JSON column holds a non-text value")
+    return value
+
+
+_dumps = json.dumps
+
+
 def decode(row: Sequence[Any], *, hot_only: bool = False) -> Job:
     """The job stored in a row of :data:`JOB_COLUMNS`: the hot columns over
     the cold JSON.  ``hot_only`` leaves ``history``, ``errors`` and
     ``progress`` empty: what a transition needs, which then appends to them.
     Raises :class:`CorruptJobError` for a row that does not describe a valid
-    job with the row's id."""
+    job with the row's id.
+
+    The hot columns are appended to the cold JSON object as text and the
+    whole is validated in one pass by pydantic's JSON parser (a later key wins,
+    so hot columns override any stale copy in the JSON of an old row)."""
     (job_id, _task, data, state, attempts, eta, updated_at, started_at, finished_at, token, lease,
      worker_id, result, progress, reason, cancel_requested, lease_expiries, history, errors) = row
     try:
-        fields = json.loads(data)
-        if not isinstance(fields, dict):
-            raise ValueError("not a JSON object")
-        stored_id = fields.get("id")
-        fields.update(
-            state=state, attempts=attempts, eta=eta, started_at=started_at, finished_at=finished_at,
-            token=token, lease_expires_at=lease, worker_id=worker_id, reason=reason,
-            cancel_requested=bool(cancel_requested), lease_expiries=lease_expiries,
-            result=None if result is None else json.loads(result),
-        )
+        if not isinstance(data, str) or not data.endswith("}"):
+            raise ValueError("the JSON is not an object")
+        hot = {
+            "state": state, "attempts": attempts, "eta": eta, "started_at": started_at, "finished_at": finished_at,
+            "token": token, "lease_expires_at": lease, "worker_id": worker_id, "reason": reason,
+            "cancel_requested": bool(cancel_requested), "lease_expiries": lease_expiries,
+        }
         if updated_at is not None:
-            fields["updated_at"] = updated_at
+            hot["updated_at"] = updated_at
+        # json.dumps writes floats with repr: the exact value comes back
+        text = f'{data[:-1]},{_dumps(hot)[1:-1]},"result":{_json_text(result)}'
         if not hot_only:
-            fields["history"] = json.loads(history)
-            fields["errors"] = json.loads(errors)
-            fields["progress"] = None if progress is None else json.loads(progress)
-        job = Job.model_validate(fields)
+            text += f',"history":{_json_text(history)},"errors":{_json_text(errors)},"progress":{_json_text(progress)}'
+        job = Job.model_validate_json(text + "}")
     except (ValidationError, ValueError, TypeError, RecursionError) as exc:
         raise CorruptJobError(f"job {job_id!r}: stored job cannot be decoded ({exc.__class__.__name__})") from exc
-    if stored_id != job_id:
+    if job.id != job_id:
         # a damaged or copied row: trusting the JSON would claim or update another job's row
-        raise CorruptJobError(f"job {job_id!r}: stored JSON describes another job ({stored_id!r})")
+        raise CorruptJobError(f"job {job_id!r}: stored JSON describes another job ({job.id!r})")
     return job
 
 
