@@ -154,8 +154,12 @@ def _pyproject_tables(root: Path) -> dict[str, Any]:
 
 def resolve(declarations: list[SettingsDeclaration], root: Path, environ: Mapping[str, str],
             dotenv: Mapping[str, str], plugins_file: Mapping[str, Mapping[str, Any]],
-            notes: list[str] | None = None) -> dict[str, PluginSettings]:
+            notes: list[str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, PluginSettings]:
     """Validate every declared plugin's options from every source (see the module docstring).
+
+    ``overrides`` (keyword arguments of ``Nuvom(...)``, highest of all) may name
+    an option by a flat name it declares (``sqlite_db_path``) or as
+    ``<section>__<key>`` (``sqlite__path``).
 
     An unknown ``NUVOM_<SECTION>__<KEY>`` variable is appended to ``notes``
     (a warning with a suggestion); an unknown key in a file is an error.
@@ -163,13 +167,13 @@ def resolve(declarations: list[SettingsDeclaration], root: Path, environ: Mappin
     pyproject = _pyproject_tables(root)
     out: dict[str, PluginSettings] = {}
     for decl in declarations:
-        out[decl.section] = _resolve_one(decl, pyproject, environ, dotenv, plugins_file, notes)
+        out[decl.section] = _resolve_one(decl, pyproject, environ, dotenv, plugins_file, notes, overrides or {})
     return out
 
 
 def _resolve_one(decl: SettingsDeclaration, pyproject: Mapping[str, Any], environ: Mapping[str, str],
                  dotenv: Mapping[str, str], plugins_file: Mapping[str, Mapping[str, Any]],
-                 notes: list[str] | None) -> PluginSettings:
+                 notes: list[str] | None, overrides: Mapping[str, Any] | None = None) -> PluginSettings:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     shown: dict[str, str] = {}
@@ -211,6 +215,11 @@ def _resolve_one(decl: SettingsDeclaration, pyproject: Mapping[str, Any], enviro
                 hint = f"; did you mean {prefix}{close[0].upper()}?" if close else ""
                 notes.append(f"unknown setting {env_name} in {origin} ({decl.plugin} accepts "
                              f"{', '.join(prefix + k.upper() for k in decl.model.model_fields)}){hint}")
+    for key in decl.model.model_fields:
+        for name in [f"{decl.section}__{key}", *(n[len(ENV_PREFIX):].lower() for n in decl.env_names(key))]:
+            if overrides and overrides.get(name) is not None:
+                put(key, overrides[name], "argument", name)
+                break
     try:
         model = decl.model.model_validate(values)
     except ValidationError as exc:

@@ -272,7 +272,7 @@ def load_settings(
     plugin_settings = {}
     if plugins is not None:
         plugin_settings = resolve_plugin_settings(declarations, root_path, env, read_dotenv(root_path / ".env"),
-                                                  plugins.plugin_options, notes)
+                                                  plugins.plugin_options, notes, overrides)
     for note in notes:  # one readable log line each, once per process (not a UserWarning with a source line)
         if note not in _LOGGED_NOTES:
             _LOGGED_NOTES.add(note)

@@ -175,3 +175,17 @@ def test_prometheus_port_is_no_longer_a_kernel_setting(tmp_path: Path) -> None:
     loaded = load_settings(tmp_path, environ={"NUVOM_PROMETHEUS_PORT": "9150"})
     assert any("NUVOM_PROMETHEUS_PORT" in w and "has no effect" in w for w in loaded.warnings), loaded.warnings
     assert not hasattr(loaded.settings, "prometheus_port")
+
+
+def test_keyword_arguments_of_the_app_reach_plugin_settings(tmp_path: Path) -> None:
+    """``Nuvom(sqlite_db_path=...)`` (and ``sqlite__path=...``) set the plugin's option, above every file."""
+    from nuvom_kernel.app import Nuvom
+
+    for key in ("sqlite_db_path", "sqlite__path"):
+        target = tmp_path / f"{key}.db"
+        app = Nuvom(root=tmp_path, environ={}, queue_backend="sqlite", result_backend="sqlite", **{key: str(target)})
+        try:
+            assert app.queue.path == target.resolve()  # type: ignore[attr-defined]
+            assert app.plugin_settings["sqlite"].sources["path"] == "argument"
+        finally:
+            app.close()

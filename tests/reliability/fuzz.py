@@ -116,13 +116,25 @@ def fuzz_row_data(job: Job, rng: random.Random) -> tuple[str, Any]:
         return kind, rng.randint(-(2**62), 2**62)
     if kind == "pickle":
         return kind, pickle.dumps(job.model_dump())
-    if kind == "bad-types":
+    if kind == "bad-types":  # fields the row keeps in its JSON (schema 3: the cold part)
         data = json.loads(text)
-        data[rng.choice(["attempts", "priority", "state", "history", "max_retries"])] = {"nested": [1, 2]}
+        data[rng.choice(["priority", "max_retries", "args", "kwargs", "timeout_secs"])] = {"nested": [1, 2]}
         return kind, json.dumps(data)
     if kind == "wrong-id":  # a well-formed job whose id is not the row's
         return kind, job.model_copy(update={"id": secrets.token_hex(16)}).to_json()
     return kind, ""
+
+
+def fuzz_row_column(rng: random.Random) -> tuple[str, str, Any]:
+    """(kind, column, value): damage to one of the columns a SQLite row keeps
+    next to its JSON (schema 3: history, errors, result, counters)."""
+    column = rng.choice(["history", "errors", "result", "attempts", "lease_expiries", "progress"])
+    if column in ("attempts", "lease_expiries"):
+        return f"bad-{column}", column, rng.choice(["many", "1.5x", os.urandom(4)])
+    bad = ["{not json", "[1, 2", '{"state": 5}', '"text"', os.urandom(rng.randint(1, 64))]
+    if column in ("history", "errors"):
+        bad += ["[1, 2]", '[{"nested": {}}]', "{}"]
+    return f"bad-{column}", column, rng.choice(bad)
 
 
 def insert_row(conn: sqlite3.Connection, job_id: str, data: Any, *, task: str = "rel.work",

@@ -7,6 +7,7 @@ import collections
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,12 +127,19 @@ def test_r7_fuzzed_rows_are_decoded_or_quarantined(tmp_path: Path) -> None:
         conn.execute("BEGIN IMMEDIATE")
         for i in range(count):
             job = fuzz.good_job(i)
+            column: tuple[str, Any] | None = None
             if i % 10 == 0:
                 kind, data = "intact", job.to_json()
+            elif i % 10 == 5:  # intact JSON, a damaged column next to it
+                kind, name, value = fuzz.fuzz_row_column(rng)
+                data, column = job.to_json(), (name, value)
             else:
                 kind, data = fuzz.fuzz_row_data(job, rng)
             kinds[job.id] = kind
-            if i % 3 == 0 and kind != "intact":
+            if column is not None:
+                fuzz.insert_row(conn, job.id, data)
+                conn.execute(f"UPDATE jobs SET {column[0]} = ? WHERE id = ?", (column[1], job.id))
+            elif i % 3 == 0 and kind != "intact":
                 # corrupt the JSON column of a row the backend wrote itself
                 fuzz.insert_row(conn, job.id, job.to_json())
                 conn.execute("UPDATE jobs SET data = ? WHERE id = ?", (data, job.id))

@@ -392,3 +392,55 @@ def test_retry_refused_when_the_unique_key_is_taken_again(backend: SqliteBackend
     with pytest.raises(InvalidStateError, match="unique key"):
         backend.retry("first")
     assert backend.get("first").state == JobState.FAILED  # type: ignore[union-attr]
+
+
+def test_claim_statement_agrees_with_the_shared_steps(backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim's SQL mirrors claim_update / start_update: same fields, same
+    history entries (to the last digit of the time), on both claim paths."""
+    from nuvom_kernel.backend_base import claim_update
+
+    backend.enqueue_many([Job(id=f"j{i}", task="t", priority=-i, args=[i]) for i in range(3)])
+    before = {job.id: job for job in (backend.get(f"j{i}") for i in range(3)) if job is not None}
+    at = now() + 0.123456789
+    monkeypatch.setattr(backend_module, "now", lambda: at)
+    worker = 'w "quoted" \\ é'
+    claimed = backend.claim(["default"], 3, 30, worker, start_now=2)
+    assert [j.id for j in claimed] == ["j0", "j1", "j2"]
+    first = claimed[0].token or 0
+    for offset, job in enumerate(claimed):
+        expected = claim_update(before[job.id].snapshot(), first + offset, 30, worker, at, start=offset < 2)
+        assert job == expected
+        assert backend.get(job.id) == expected
+    assert [j.history[-1].note for j in claimed] == [f"attempt 1 by {worker}"] * 2 + [f"claimed by {worker}"]
+
+
+@pytest.mark.parametrize("column, value", [
+    ("history", '[{"state": 5}]'), ("history", b"\xff\xfe not utf-8"), ("errors", "[1, 2"),
+    ("result", "{bad"), ("lease_expiries", b"\x00"), ("progress", b"\x80"),
+])
+def test_a_corrupt_column_is_quarantined(backend: SqliteBackend, column: str, value: object) -> None:
+    """Found by R7: a blob in history made the claim splice non-UTF-8 text
+    that no reader could fetch, and every claim failed."""
+    backend.enqueue_many([Job(id="bad", task="t", created_at=now() - 5), Job(id="good", task="t")])
+    conn = backend.db.connection()
+    conn.execute(f"UPDATE jobs SET {column} = ? WHERE id = 'bad'", (value,))
+    assert [j.id for j in backend.claim(["default"], 10, 30, "w", start_now=1000)] == ["good"]
+    dead = backend.get("bad")
+    assert dead is not None and dead.state == JobState.DEAD and "quarantined" in (dead.reason or "")
+    assert [row[0] for row in conn.execute("SELECT id FROM quarantine")] == ["bad"]
+
+
+def test_exchange_finishes_before_it_starts(backend: SqliteBackend) -> None:
+    """One read and one write serve both: a job finished in the call is no
+    longer claimed, so its start in the same call is refused."""
+    backend.enqueue_many([Job(id="a", task="t", created_at=now() - 2), Job(id="b", task="t", created_at=now() - 1)])
+    a, b = backend.claim(["default"], 2, 30, "w")
+    dead = Outcome(kind="dead", reason="unknown task")
+    out = backend.exchange([Completion("a", a.token or 0, dead)], [], 0, 30, "w",
+                           starts={"a": a.token or 0, "b": b.token or 0})
+    assert out.accepted == [True] and out.started == {"b"}
+    got_a, got_b = backend.get("a"), backend.get("b")
+    assert got_a is not None and got_a.state == JobState.DEAD and got_a.attempts == 0
+    assert [t.state for t in got_a.history] == [JobState.QUEUED, JobState.CLAIMED, JobState.DEAD]
+    assert got_b is not None and got_b.state == JobState.RUNNING and got_b.attempts == 1
+    assert [t.state for t in got_b.history] == [JobState.QUEUED, JobState.CLAIMED, JobState.RUNNING]

@@ -245,29 +245,83 @@ def test_entry_point_is_declared() -> None:
     assert names.get("nuvom-backend-sqlite") == "nuvom_backend_sqlite.plugin"
 
 
-def test_a_version_1_file_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
-    path = tmp_path / "q.db"
-    backend = SqliteBackend(path)
-    backend.enqueue(Job(id="old-job", task="t", unique_key="k"))
-    backend.close()
-    conn = sqlite3.connect(path)  # what version 1 had: partial indexes without 'claimed'
-    conn.execute("DROP INDEX jobs_lease2")
-    conn.execute("DROP INDEX jobs_unique2")
-    conn.execute("CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running'")
-    conn.execute("CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) "
-                 "WHERE unique_key IS NOT NULL AND state IN ('queued','scheduled','running')")
-    conn.execute("PRAGMA user_version=1")
+#: The jobs table of versions 1 and 2: the whole job as JSON in ``data``.
+_V2_TABLE = (
+    "CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, queue TEXT NOT NULL, priority INTEGER NOT NULL, "
+    "ready_at REAL NOT NULL, created_at REAL NOT NULL, finished_at REAL, unique_key TEXT, token INTEGER, "
+    "lease_expires_at REAL, task TEXT NOT NULL, data TEXT NOT NULL)"
+)
+_V1_INDEXES = (
+    "CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running'",
+    "CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL "
+    "AND state IN ('queued','scheduled','running')",
+)
+_V2_INDEXES = (
+    "CREATE INDEX jobs_lease2 ON jobs (lease_expires_at) WHERE state IN ('claimed','running')",
+    "CREATE UNIQUE INDEX jobs_unique2 ON jobs (unique_key) WHERE unique_key IS NOT NULL "
+    "AND state IN ('queued','scheduled','claimed','running')",
+)
+
+
+def _old_file(path: Path, version: int, jobs: list[Job], leases: dict[str, float]) -> None:
+    """A file as versions 1 and 2 wrote it (the lease column overrides the JSON)."""
+    conn = sqlite3.connect(path)
+    conn.execute(_V2_TABLE)
+    for statement in _V1_INDEXES if version == 1 else _V2_INDEXES:
+        conn.execute(statement)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('token', 7)")
+    for job in jobs:
+        conn.execute(
+            "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (job.id, job.state.value, job.queue, job.priority, job.eta or job.created_at, job.created_at,
+             job.finished_at, job.unique_key, job.token, leases.get(job.id), job.task, job.to_json()),
+        )
+    conn.execute("INSERT INTO jobs (id, state, queue, priority, ready_at, created_at, task, data) "
+                 "VALUES ('broken', 'queued', 'default', 0, 1, 1, 't', '{not json')")
+    conn.execute(f"PRAGMA user_version={version}")
     conn.commit()
     conn.close()
-    backend = SqliteBackend(path)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_file_is_migrated_and_keeps_its_jobs_whole(tmp_path: Path, version: int) -> None:
+    from nuvom_kernel.backend_base import claim_update, enqueue_update, start_update
+    from nuvom_kernel.models import ErrorInfo, apply_outcome
+
+    queued = enqueue_update(Job(id="old-job", task="t", unique_key="k", kwargs={"a": [1, None]}))
+    done = enqueue_update(Job(id="done-job", task="t", max_retries=1, tags=["x"]))
+    start_update(claim_update(done, 5, 30, "w0"))
+    apply_outcome(done, Outcome(kind="retry", error=ErrorInfo(type="E", message="boom", traceback="tb"), note="again"))
+    start_update(claim_update(done, 6, 30, "w0"))
+    apply_outcome(done, Outcome(kind="succeeded", result={"r": [1, {"n": None}]}))
+    running = enqueue_update(Job(id="running-job", task="t"))
+    start_update(claim_update(running, 7, 30, "w1"))
+    running.progress = {"pct": 50}
+    _old_file(tmp_path / "q.db", version, [queued, done, running], {"running-job": running.lease_expires_at + 100})
+    backend = SqliteBackend(tmp_path / "q.db")
     try:
-        [claimed] = backend.claim(["default"], 1, 30, "w")
-        assert claimed.id == "old-job" and claimed.state == JobState.CLAIMED
-        assert backend.enqueue(Job(task="t", unique_key="k")).id == "old-job"  # the key is held while claimed
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(tmp_path / "q.db")
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert "jobs_unique" not in names and "jobs_unique2" in names
+        # the cold part only stays in the JSON
+        assert '"history"' not in conn.execute("SELECT data FROM jobs WHERE id = 'done-job'").fetchone()[0]
         conn.close()
-        assert version == SCHEMA_VERSION and "jobs_unique" not in names and "jobs_unique2" in names
+        assert backend.get("done-job") == done
+        assert backend.get("old-job") == queued
+        lease = running.lease_expires_at + 100
+        assert backend.get("running-job") == running.model_copy(update={"lease_expires_at": lease})
+        # the undecodable row is still quarantined when touched
+        claimed = backend.claim(["default"], 5, 30, "w")
+        assert [j.id for j in claimed] == ["old-job"] and claimed[0].token > 7  # the counter goes on
+        assert claimed[0].state == JobState.CLAIMED and claimed[0].kwargs == {"a": [1, None]}
+        broken = backend.get("broken")
+        assert broken is not None and broken.state == JobState.DEAD and "quarantined" in (broken.reason or "")
+        assert backend.enqueue(Job(task="t", unique_key="k")).id == "old-job"  # the key is held while claimed
+        assert backend.finish("running-job", 7, Outcome(kind="succeeded", result=3))
+        finished = backend.get("running-job")
+        assert finished is not None and finished.result == 3 and finished.progress == {"pct": 50}
+        assert [t.state for t in finished.history][-3:] == [JobState.CLAIMED, JobState.RUNNING, JobState.SUCCEEDED]
     finally:
         backend.close()

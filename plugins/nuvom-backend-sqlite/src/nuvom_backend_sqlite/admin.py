@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from nuvom_backend_sqlite.rows import (
+    JOB_COLUMNS,
     UPDATE_SQL,
+    UPSERT_SQL,
     decode,
     insert_values,
     marks,
@@ -33,26 +35,19 @@ if TYPE_CHECKING:
     from nuvom_backend_sqlite.database import Database
     from nuvom_kernel.doorbell import UdpDoorbell
 
-_JOB_COLUMNS = "id, task, data, lease_expires_at"
+_JOB_COLUMNS = JOB_COLUMNS
 _PURGE_BATCH = 500
 #: Pause between two purge batches: a writer waiting in SQLite's busy handler
 #: gets the lock instead of losing every race to the next batch.
 _PURGE_PAUSE_SECS = 0.002
-_UPSERT_SQL = (
-    "INSERT INTO jobs (id, state, queue, priority, ready_at, created_at, finished_at, unique_key, "
-    "token, lease_expires_at, task, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
-    "state=excluded.state, queue=excluded.queue, priority=excluded.priority, ready_at=excluded.ready_at, "
-    "created_at=excluded.created_at, finished_at=excluded.finished_at, unique_key=excluded.unique_key, "
-    "token=excluded.token, lease_expires_at=excluded.lease_expires_at, task=excluded.task, data=excluded.data"
-)
+_UPSERT_SQL = UPSERT_SQL
 
 
 def _row_job(row: tuple[Any, ...]) -> Job:
-    job_id, task, data, lease = row
     try:
-        return decode(job_id, data, lease)
+        return decode(row)
     except CorruptJobError as exc:
-        return placeholder(job_id, task, f"corrupt stored job: {exc}")
+        return placeholder(row[0], row[1], f"corrupt stored job: {exc}")
 
 
 class AdminMixin:
@@ -134,7 +129,7 @@ class AdminMixin:
             row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
-            job = decode(row[0], row[2], row[3])
+            job = decode(row)
             result = step(job)
             if result is not False and result is not None:
                 conn.execute(UPDATE_SQL, update_values(job))

@@ -3,7 +3,10 @@
 Operator and read-side methods live in :mod:`nuvom_backend_sqlite.admin`.
 Every state change uses the shared steps of :mod:`nuvom_kernel.backend_base`,
 so a job moves exactly as it does on every other backend; this module only
-makes each change one SQLite transaction.
+makes each change one SQLite transaction.  A transition reads and writes only
+the hot columns of a row and appends to its history (:mod:`.rows`); the claim
+is one ``UPDATE ... RETURNING`` whose SQL mirrors ``claim_update`` and
+``start_update`` (``test_sqlite_protocol`` checks that they agree).
 """
 
 from __future__ import annotations
@@ -17,19 +20,23 @@ from typing import Any
 from nuvom_backend_sqlite.admin import AdminMixin
 from nuvom_backend_sqlite.database import HAS_RETURNING, Database
 from nuvom_backend_sqlite.rows import (
+    HOT_JOB_COLUMNS,
+    HOT_UPDATE_SQL,
     INSERT_SQL,
-    UPDATE_SQL,
+    JOB_COLUMNS,
+    append_sql,
     chunks,
     decode,
+    history_json,
+    hot_update_values,
     insert_values,
     marks,
     quarantine,
-    update_values,
 )
 from nuvom_backend_sqlite.schema import LEASED, LIVE
 from nuvom_kernel.backend_base import (
     QueueBackendBase,
-    claim_order_key,
+    can_start,
     claim_update,
     enqueue_update,
     finish_update,
@@ -40,13 +47,19 @@ from nuvom_kernel.backend_base import (
 from nuvom_kernel.contracts import Completion, Exchanged
 from nuvom_kernel.doorbell import UdpDoorbell
 from nuvom_kernel.errors import ConfigError, CorruptJobError
-from nuvom_kernel.models import Job, JobState, Outcome, now
+from nuvom_kernel.models import Job, JobState, Outcome, Transition, now
 
 _CLAIMABLE = "state IN ('queued','scheduled') AND (state = 'queued' OR ready_at <= ?)"
 _PER_QUEUE = (
     f"SELECT id, priority, ready_at FROM jobs WHERE queue = ? AND {_CLAIMABLE} "
     "ORDER BY priority DESC, ready_at, id LIMIT ?"
 )
+
+
+#: Where ``data`` is in :func:`insert_values`.
+_DATA = 11
+#: Stands for the attempt number in the history note of a start.
+_ATTEMPT = "@ATTEMPT@"
 
 
 def candidates_sql(queue_count: int) -> str:
@@ -135,9 +148,9 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         holders: dict[str, Job] = {}
         keys = list({jobs[i].unique_key for i in keyed if jobs[i].unique_key is not None})
         for part in chunks(keys):
-            sql = f"SELECT unique_key, id, data, lease_expires_at FROM jobs WHERE unique_key IN ({marks(len(part))}) AND state IN {LIVE}"
-            for key, job_id, data, lease in conn.execute(sql, part):
-                holders[key] = decode(job_id, data, lease)
+            sql = f"SELECT unique_key, {JOB_COLUMNS} FROM jobs WHERE unique_key IN ({marks(len(part))}) AND state IN {LIVE}"
+            for key, *row in conn.execute(sql, part):
+                holders[key] = decode(row)
         skip: set[int] = set()
         for i in keyed:
             key = jobs[i].unique_key
@@ -152,14 +165,14 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
     @staticmethod
     def _resolve_existing_ids(conn: sqlite3.Connection, attempted: list[tuple[int, tuple[Any, ...]]], result: list[Job]) -> None:
         """Some inserts hit an existing id: hand back what is stored for those."""
-        mine = {row[0]: row[-1] for _, row in attempted}
+        mine = {row[0]: row[_DATA] for _, row in attempted}
         stored: dict[str, Job] = {}
         ids = list(mine)
         for part in chunks(ids):
-            sql = f"SELECT id, data, lease_expires_at FROM jobs WHERE id IN ({marks(len(part))})"
-            for job_id, data, lease in conn.execute(sql, part):
-                if data != mine[job_id]:
-                    stored[job_id] = decode(job_id, data, lease)
+            sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks(len(part))})"
+            for row in conn.execute(sql, part):
+                if row[2] != mine[row[0]]:
+                    stored[row[0]] = decode(row)
         for i, row in attempted:
             if row[0] in stored:
                 result[i] = stored[row[0]]
@@ -195,8 +208,9 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             return Exchanged([], [], set())
 
         def txn(conn: sqlite3.Connection) -> tuple[list[bool], bool, set[str], list[Job]]:
-            accepted, requeued = self._finish_in(conn, completions) if completions else ([], False)
-            started = self._start_in(conn, starts) if starts else set()
+            accepted, requeued, started = (
+                self._finish_and_start_in(conn, completions, starts or {}) if completions or starts else ([], False, set())
+            )
             claimed = self._claim_in(conn, wanted, limit, lease_secs, worker_id, start_now) if wanted else []
             return accepted, requeued, started, claimed
 
@@ -204,31 +218,6 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         if requeued:
             self.bell.ring()
         return Exchanged(accepted, claimed, started)
-
-    def _start_in(self, conn: sqlite3.Connection, starts: Mapping[str, int]) -> set[str]:
-        at = now()
-        started: set[str] = set()
-        ids = list(starts)
-        rows: list[tuple[str, str, str, float | None]] = []
-        for part in chunks(ids):
-            sql = (f"SELECT id, task, data, lease_expires_at, token FROM jobs "
-                   f"WHERE id IN ({marks(len(part))}) AND state = 'claimed'")
-            rows += [(jid, task, data, lease) for jid, task, data, lease, token in conn.execute(sql, part)
-                     if token == starts[jid]]
-        changed: list[Job] = []
-        for job_id, task, data, lease in rows:
-            try:
-                job = decode(job_id, data, lease)
-            except CorruptJobError as exc:
-                quarantine(conn, job_id, task, data, str(exc))
-                continue
-            start_update(job, at)
-            changed.append(job)
-            started.add(job_id)
-        if changed:
-            conn.executemany("UPDATE jobs SET state = 'running', data = ? WHERE id = ?",
-                             [(job.to_json(), job.id) for job in changed])
-        return started
 
     def _has_claimable(self, queues: list[str]) -> bool:
         sql = f"SELECT 1 FROM jobs WHERE queue IN ({marks(len(queues))}) AND {_CLAIMABLE} LIMIT 1"
@@ -244,61 +233,116 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             params.append(limit)
         sub = candidates_sql(len(queues))
         if self.use_returning:
-            rows = conn.execute(
-                f"UPDATE jobs SET state = 'claimed', lease_expires_at = ? WHERE id IN ({sub}) RETURNING id, task, data",
-                [at + lease_secs, *params],
-            ).fetchall()
+            rows = self._claim_statement(conn, sub, params, at, lease_secs, worker_id, start_now)
         else:
-            rows = conn.execute(f"SELECT id, task, data FROM jobs WHERE id IN ({sub})", params).fetchall()
-        jobs: list[Job] = []
-        for job_id, task, data in rows:
-            try:
-                jobs.append(decode(job_id, data))
-            except CorruptJobError as exc:
-                quarantine(conn, job_id, task, data, str(exc))
-        if not jobs:
+            rows = self._claim_select_update(conn, sub, params, at, lease_secs, worker_id, start_now)
+        if not rows:
             return []
-        jobs.sort(key=claim_order_key)
-        conn.execute("UPDATE meta SET value = value + ? WHERE key = 'token'", (len(jobs),))
-        first = conn.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()[0] - len(jobs) + 1
-        for offset, job in enumerate(jobs):
-            claim_update(job, first + offset, lease_secs, worker_id, at, start=offset < start_now)
-        if self.use_returning:  # the lease is already set: touch no index again
-            conn.executemany("UPDATE jobs SET state = ?, token = ?, data = ? WHERE id = ?",
-                             [(j.state.value, j.token, j.to_json(), j.id) for j in jobs])
-        else:
-            conn.executemany(
-                "UPDATE jobs SET state = ?, token = ?, lease_expires_at = ?, data = ? WHERE id = ?",
-                [(j.state.value, j.token, j.lease_expires_at, j.to_json(), j.id) for j in jobs],
-            )
+        # the tokens handed out were counter + 1 .. counter + len(rows)
+        conn.execute("UPDATE meta SET value = value + ? WHERE key = 'token'", (len(rows),))
+        jobs: list[Job] = []
+        for row in sorted(rows, key=lambda r: r[9]):  # by token: the claim order
+            try:
+                jobs.append(decode(row))
+            except CorruptJobError as exc:
+                quarantine(conn, row, str(exc))
         return jobs
 
-    def _finish_in(self, conn: sqlite3.Connection, completions: Sequence[Completion]) -> tuple[list[bool], bool]:
-        running: dict[str, tuple[str, str, float | None]] = {}
-        ids = list({c.job_id for c in completions})
+    @staticmethod
+    def _claim_statement(conn: sqlite3.Connection, sub: str, params: list[Any], at: float, lease_secs: float,
+                         worker_id: str, start_now: int) -> list[Any]:
+        """ONE statement: rank the candidates in claim order, then the first
+        ``start_now`` are started (``start_update``) and the others claimed
+        (``claim_update``); the token of the n-th is the counter + n.  The
+        history entries are made by the model, so they are the same as on
+        every other backend, to the last digit of the time."""
+        claimed = history_json([Transition(state=JobState.CLAIMED, at=at, note=f"claimed by {worker_id}")])
+        running = history_json([Transition(state=JobState.RUNNING, at=at, note=f"attempt {_ATTEMPT} by {worker_id}")])
+        before, after = running.split(_ATTEMPT, 1)  # the first: the worker id comes after
+        k = len(params)
+        start, entry = f"c.n <= ?{k + 1}", f"CASE WHEN c.n <= ?{k + 1} THEN ?{k + 6} || (attempts + 1) || ?{k + 7} ELSE ?{k + 5} END"
+        sql = (
+            f"WITH c AS (SELECT id, row_number() OVER (ORDER BY priority DESC, ready_at, id) AS n "
+            f"FROM jobs WHERE id IN ({sub})) "
+            f"UPDATE jobs SET state = CASE WHEN {start} THEN 'running' ELSE 'claimed' END, "
+            f"token = (SELECT value FROM meta WHERE key = 'token') + c.n, "
+            f"lease_expires_at = ?{k + 2}, worker_id = ?{k + 3}, updated_at = ?{k + 4}, "
+            f"attempts = attempts + ({start}), started_at = CASE WHEN {start} THEN ?{k + 4} ELSE started_at END, "
+            f"history = {append_sql('history', entry)} "
+            f"FROM c WHERE jobs.id = c.id RETURNING {JOB_COLUMNS}"
+        )
+        return conn.execute(sql, [*params, start_now, at + lease_secs, worker_id, at, claimed, before, after]).fetchall()
+
+    @staticmethod
+    def _claim_select_update(conn: sqlite3.Connection, sub: str, params: list[Any], at: float, lease_secs: float,
+                             worker_id: str, start_now: int) -> list[Any]:
+        """For SQLite < 3.35: select the candidates, apply the shared steps,
+        write the hot columns; rows as the claim statement returns them."""
+        rows = conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({sub}) ORDER BY priority DESC, ready_at, id", params
+        ).fetchall()
+        first = conn.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()[0] + 1
+        updates, out = [], []
+        for offset, row in enumerate(rows):
+            token = first + offset
+            try:
+                job = decode(row, hot_only=True)
+            except CorruptJobError:
+                out.append((*row[:9], token, *row[10:]))  # quarantined by the caller
+                continue
+            claim_update(job, token, lease_secs, worker_id, at, start=offset < start_now)
+            updates.append(hot_update_values(job))
+        conn.executemany(HOT_UPDATE_SQL, updates)
+        ids = [row[0] for row in rows if row[0] not in {o[0] for o in out}]
         for part in chunks(ids):
-            sql = f"SELECT id, task, data, lease_expires_at FROM jobs WHERE id IN ({marks(len(part))}) AND state IN {LEASED}"
-            for job_id, task, data, lease in conn.execute(sql, part):
-                running[job_id] = (task, data, lease)
-        loaded: dict[str, Job] = {}
+            out += conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks(len(part))})", part).fetchall()
+        return out
+
+    def _finish_and_start_in(self, conn: sqlite3.Connection, completions: Sequence[Completion],
+                             starts: Mapping[str, int]) -> tuple[list[bool], bool, set[str]]:
+        """Apply ``completions`` in order, then ``starts``, with one read of
+        the rows concerned and one write (a few statements whatever the batch
+        size).  A job finished here is no longer ``claimed``: its start is
+        refused, as it would be in a later call."""
+        rows: dict[str, Any] = {}
+        ids = list({c.job_id for c in completions} | set(starts))
+        for part in chunks(ids):
+            sql = f"SELECT {HOT_JOB_COLUMNS} FROM jobs WHERE id IN ({marks(len(part))}) AND state IN {LEASED}"
+            for row in conn.execute(sql, part):
+                rows[row[0]] = row
+        loaded: dict[str, Job | None] = {}
+
+        def load(job_id: str) -> Job | None:
+            if job_id not in loaded:
+                loaded[job_id] = None
+                row = rows.get(job_id)
+                if row is not None:
+                    try:
+                        loaded[job_id] = decode(row, hot_only=True)
+                    except CorruptJobError as exc:
+                        quarantine(conn, row, str(exc))
+            return loaded[job_id]
+
         changed: dict[str, Job] = {}
         accepted: list[bool] = []
         for completion in completions:
-            job = loaded.get(completion.job_id)
-            if job is None and completion.job_id in running:
-                task, data, lease = running[completion.job_id]
-                try:
-                    job = loaded[completion.job_id] = decode(completion.job_id, data, lease)
-                except CorruptJobError as exc:
-                    quarantine(conn, completion.job_id, task, data, str(exc))
-                    del running[completion.job_id]
+            job = load(completion.job_id)
             ok = job is not None and finish_update(job, completion.token, completion.outcome)
             if ok and job is not None:
                 changed[job.id] = job
             accepted.append(ok)
+        requeued = any(job.state == JobState.QUEUED for job in changed.values())
+        at = now()
+        started: set[str] = set()
+        for job_id, token in starts.items():
+            job = load(job_id)
+            if job is not None and can_start(job, token):
+                start_update(job, at)
+                changed[job_id] = job
+                started.add(job_id)
         if changed:
-            conn.executemany(UPDATE_SQL, [update_values(job) for job in changed.values()])
-        return accepted, any(job.state == JobState.QUEUED for job in changed.values())
+            conn.executemany(HOT_UPDATE_SQL, [hot_update_values(job) for job in changed.values()])
+        return accepted, requeued, started
 
     # -- leases ------------------------------------------------------------------
 
@@ -323,13 +367,17 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
     def release(self, job_id: str, token: int) -> bool:
         def txn(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                "SELECT data FROM jobs WHERE id = ? AND token = ? AND state = 'claimed'", (job_id, token)
+                f"SELECT {HOT_JOB_COLUMNS} FROM jobs WHERE id = ? AND token = ? AND state = 'claimed'", (job_id, token)
             ).fetchone()
             if row is None:
                 return False
-            job = decode(job_id, row[0])
+            try:
+                job = decode(row, hot_only=True)
+            except CorruptJobError as exc:
+                quarantine(conn, row, str(exc))
+                return False
             release_update(job, now())
-            conn.execute(UPDATE_SQL, update_values(job))
+            conn.execute(HOT_UPDATE_SQL, hot_update_values(job))
             return True
 
         released = self.db.write(txn)
@@ -345,19 +393,19 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
 
             def txn(conn: sqlite3.Connection) -> tuple[int, bool]:
                 rows = conn.execute(
-                    f"SELECT id, task, data, lease_expires_at FROM jobs WHERE state IN {LEASED} AND lease_expires_at < ?",
+                    f"SELECT {HOT_JOB_COLUMNS} FROM jobs WHERE state IN {LEASED} AND lease_expires_at < ?",
                     (now(),),
                 ).fetchall()
                 jobs: list[Job] = []
-                for job_id, task, data, lease in rows:
+                for row in rows:
                     try:
-                        jobs.append(decode(job_id, data, lease))
+                        jobs.append(decode(row, hot_only=True))
                     except CorruptJobError as exc:
-                        quarantine(conn, job_id, task, data, str(exc))
+                        quarantine(conn, row, str(exc))
                 at = now()
                 for job in jobs:
                     sweep_update(job, at)
-                conn.executemany(UPDATE_SQL, [update_values(job) for job in jobs])
+                conn.executemany(HOT_UPDATE_SQL, [hot_update_values(job) for job in jobs])
                 return len(rows), any(job.state == JobState.QUEUED for job in jobs)
 
             moved, requeued = self.db.write(txn)

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from nuvom_backend_sqlite.faults import FileFaults, is_busy
 from nuvom_backend_sqlite.netshare import network_share_reason
+from nuvom_backend_sqlite.rows import UPDATE_SQL, update_values
 from nuvom_backend_sqlite.schema import MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION
 from nuvom_kernel.errors import (
     ConfigError,
@@ -36,6 +37,7 @@ from nuvom_kernel.errors import (
     StoreError,
     StoreFullError,
 )
+from nuvom_kernel.models import LEASED_STATES, Job
 from nuvom_kernel.storefaults import store_error
 
 T = TypeVar("T")
@@ -44,6 +46,33 @@ T = TypeVar("T")
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 #: ``INSERT ... ON CONFLICT`` (upsert) needs 3.24 (2018).
 MIN_SQLITE = (3, 24, 0)
+
+
+def split_rows(conn: sqlite3.Connection, batch: int = 1000) -> int:
+    """Version 2 to 3: move each job's hot fields out of its JSON into the
+    new columns, leaving the cold part in ``data``.  A row whose JSON cannot
+    be decoded is left as it was: readers quarantine it as before.  Returns
+    the number of rows converted."""
+    converted, last = 0, -1
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, id, data, lease_expires_at FROM jobs WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (last, batch),
+        ).fetchall()
+        if not rows:
+            return converted
+        for rowid, job_id, data, lease in rows:
+            last = rowid
+            try:
+                job = Job.from_json(data)
+            except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+                continue
+            if job.id != job_id:
+                continue
+            # version 2: the column is the authority for the lease
+            job.lease_expires_at = lease if job.state in LEASED_STATES else None
+            conn.execute(UPDATE_SQL, update_values(job))
+            converted += 1
 
 
 class DatabaseBusyError(NuvomError):
@@ -194,9 +223,12 @@ class Database(FileFaults):
                     "NUVOM_SQLITE_DB_PATH to another file"
                 )
             if version < SCHEMA_VERSION:
-                for old in range(version, SCHEMA_VERSION):
+                fresh = not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()
+                for old in range(SCHEMA_VERSION if fresh else version, SCHEMA_VERSION):
                     for statement in MIGRATIONS.get(old, ()):
                         conn.execute(statement)
+                    if old == 2:
+                        split_rows(conn)
                 for statement in SCHEMA_SQL:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

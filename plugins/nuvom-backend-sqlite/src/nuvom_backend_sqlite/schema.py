@@ -1,14 +1,16 @@
 """The tables and indexes.  ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`.
 
-A job is one row: the columns that claims and filters need, indexed, plus
-the whole job as JSON (``data``).  The column ``lease_expires_at`` is the
-authority for the lease (renewals update only the column); everything else
-in ``data`` is rewritten on every transition, in the same transaction.
+A job is one row (version 3): the columns that claims and filters need,
+indexed; the hot columns that transitions change (state, token, lease,
+attempts, times, result, reason; ``history`` and ``errors`` as JSON arrays
+that are only appended to); and the cold part of the job as JSON (``data``:
+task, args, kwargs, options), written once at enqueue.  See
+:mod:`nuvom_backend_sqlite.rows`.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: States in which a job holds its ``unique_key``.
 LIVE = "('queued','scheduled','claimed','running')"
@@ -16,14 +18,34 @@ LIVE = "('queued','scheduled','claimed','running')"
 LEASED = "('claimed','running')"
 TERMINAL = "('succeeded','failed','cancelled','dead')"
 
-#: Run before SCHEMA_SQL when opening a file of an older version.
+#: The hot columns that version 3 added to version 2's table.
+HOT_COLUMNS_V3: tuple[str, ...] = (
+    "attempts INTEGER NOT NULL DEFAULT 0",
+    "eta REAL",
+    "updated_at REAL",
+    "started_at REAL",
+    "worker_id TEXT",
+    "result TEXT",
+    "progress TEXT",
+    "reason TEXT",
+    "cancel_requested INTEGER NOT NULL DEFAULT 0",
+    "lease_expiries INTEGER NOT NULL DEFAULT 0",
+    "history TEXT NOT NULL DEFAULT '[]'",
+    "errors TEXT NOT NULL DEFAULT '[]'",
+)
+
+#: Run before SCHEMA_SQL when opening a file of an older version, from the
+#: file's version up: ``MIGRATIONS[v]`` takes version v to v + 1.  (Version 2
+#: to 3 also converts every row: :func:`nuvom_backend_sqlite.database.split_rows`.)
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 2 adds the 'claimed' state: the partial indexes cover it
     1: ("DROP INDEX IF EXISTS jobs_lease", "DROP INDEX IF EXISTS jobs_unique"),
+    # version 3 splits each job into hot columns and the cold JSON
+    2: tuple(f"ALTER TABLE jobs ADD COLUMN {column}" for column in HOT_COLUMNS_V3),
 }
 
 SCHEMA_SQL: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS jobs (
+    f"""CREATE TABLE IF NOT EXISTS jobs (
         id TEXT PRIMARY KEY,
         state TEXT NOT NULL,
         queue TEXT NOT NULL,
@@ -35,7 +57,8 @@ SCHEMA_SQL: tuple[str, ...] = (
         token INTEGER,
         lease_expires_at REAL,
         task TEXT NOT NULL,
-        data TEXT NOT NULL
+        data TEXT NOT NULL,
+        {", ".join(HOT_COLUMNS_V3)}
     )""",
     # Claims walk this index in order: O(log n) whatever the number of finished rows.
     """CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (queue, priority DESC, ready_at, id)
