@@ -506,9 +506,11 @@ class Worker:
                             completion.job_id, completion.outcome.kind)
                 continue
             self._record(held, completion.outcome)
-            eta = completion.outcome.eta
-            if completion.outcome.kind == "retry" and eta is not None:
-                heapq.heappush(self._retry_etas, eta)
+            outcome = completion.outcome
+            if outcome.kind == "retry" and outcome.eta is not None:
+                # the backend counted the delay from its own time, during the round
+                # trip that just returned: wake at now + delay, never before it is due
+                heapq.heappush(self._retry_etas, now() + max(0.0, outcome.eta - outcome.at))
 
     def _idle_wait(self, poll: float) -> float:
         """Sleep until the next poll, or until a retry this worker scheduled is due
