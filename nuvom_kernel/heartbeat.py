@@ -76,7 +76,10 @@ class Heartbeat:
                 held = self.w._held.get(jid)
                 still_held = held is not None and held.job.token == leases[jid]
             if still_held:  # not a job whose outcome the loop recorded meanwhile
-                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid)
+                assert held is not None
+                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid,
+                            extra={"event": "job.lease_lost", "worker_id": self.w.id, "job_id": jid,
+                                   "task": held.job.task, "queue": held.job.queue, "attempt": held.job.attempts})
         self.deliver_cancellations(beat.cancel_requested)
 
     def deliver_cancellations(self, job_ids: set[str]) -> None:
