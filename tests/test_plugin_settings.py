@@ -175,3 +175,28 @@ def test_prometheus_port_is_no_longer_a_kernel_setting(tmp_path: Path) -> None:
     loaded = load_settings(tmp_path, environ={"NUVOM_PROMETHEUS_PORT": "9150"})
     assert any("NUVOM_PROMETHEUS_PORT" in w and "has no effect" in w for w in loaded.warnings), loaded.warnings
     assert not hasattr(loaded.settings, "prometheus_port")
+
+
+def test_a_validators_message_is_the_error_and_a_dict_is_not_called_a_string(tmp_path: Path) -> None:
+    from pydantic import BaseModel, ConfigDict, field_validator
+
+    from nuvom_kernel.plugin_settings import SettingsDeclaration, describe_allowed, resolve
+
+    class Labels(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        labels: dict[str, str] = {}
+        name: str = "x"
+
+        @field_validator("name")
+        @classmethod
+        def _no_spaces(cls, value: str) -> str:
+            if " " in value:
+                raise ValueError("a name has no spaces; write it with dashes")
+            return value
+
+    decl = SettingsDeclaration("labels", Labels, "nuvom-labels")
+    with pytest.raises(ConfigError) as info:
+        resolve([decl], tmp_path, {"NUVOM_LABELS__NAME": "a b"}, {}, {})
+    assert "NUVOM_LABELS__NAME='a b'" in str(info.value)
+    assert "is invalid: a name has no spaces; write it with dashes" in str(info.value)
+    assert describe_allowed(Labels, "labels") != "a string"
