@@ -193,3 +193,30 @@ def test_no_job_events_without_a_json_handler(tmp_path: Path) -> None:
         logger.setLevel(logging.NOTSET)
     assert "nuvom.events" not in out.getvalue()
     assert "nuvom.worker worker" in out.getvalue()
+
+
+def test_a_backend_error_is_one_line_with_its_traceback(tmp_path: Path, host_json_logs: io.StringIO) -> None:
+    app = make_app("memory", tmp_path)
+
+    @app.task(name="host.one")
+    def one() -> int:
+        return 1
+
+    exchange = app.queue.exchange
+    failures = [OSError("disk full")]
+
+    def flaky_exchange(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return exchange(*args, **kwargs)
+
+    app.queue.exchange = flaky_exchange  # type: ignore[method-assign]
+    with use_app(app), running_worker(app, concurrency=1) as worker:
+        job = app.enqueue(Job(task="host.one"))
+        assert sdk.result(job.id, timeout=15, app=app) == 1
+    lines = host_json_logs.getvalue().splitlines()
+    events = [json.loads(line) for line in lines]
+    [error] = [e for e in events if e["event"] == "worker.backend_error"]
+    assert (error["level"], error["worker_id"], error["backend"]) == ("error", worker.id, "memory")
+    assert (error["error_type"], error["error_message"]) == ("OSError", "disk full")
+    assert error["traceback"].startswith("Traceback") and error["delay"] > 0
