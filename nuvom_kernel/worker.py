@@ -614,8 +614,6 @@ class Worker:
             stop_file(self.app.root, self.id).unlink()
         except (FileNotFoundError, OSError):
             pass
-        s = self.stats
-        log.info("worker %s stopped: %d succeeded, %d failed, %d retried, %d dead, %d cancelled",
-                 self.id, s.succeeded, s.failed, s.retried, s.dead, s.cancelled,
-                 extra={"event": "worker.stopped", "worker_id": self.id, "succeeded": s.succeeded,
-                        "failed": s.failed, "retried": s.retried, "dead": s.dead, "cancelled": s.cancelled})
+        counts = {k: n for k, n in vars(self.stats).items() if isinstance(n, int)}
+        log.info("worker %s stopped: %s", self.id, ", ".join(f"{n} {k}" for k, n in counts.items()),
+                 extra={"event": "worker.stopped", "worker_id": self.id, **counts})

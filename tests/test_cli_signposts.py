@@ -34,7 +34,7 @@ def test_plugin_status_lists_disabled_plugins_and_warns_about_missing_roles(tmp_
     assert "warning: no executor is installed or enabled" in out.stderr
     assert "queue backend" not in out.stderr  # only the missing role
     (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\ndisabled = ["nuvom-discovery-ast"]\n', encoding="utf-8")
-    table = run(["plugin", "status"], tmp_path, COLUMNS="200")
+    table = run(["plugin", "status"], tmp_path, COLUMNS="400")  # wide enough that no cell wraps
     line = next(x for x in table.stdout.splitlines() if "nuvom-discovery-ast" in x)
     assert "disabled in .nuvom_plugins.toml" in line
     assert "no task discoverer is installed or enabled" in table.stderr
