@@ -81,8 +81,10 @@ class Heartbeat:
             with self.w._held_lock:
                 held = self.w._held.get(jid)
                 still_held = held is not None and held.job.token == leases[jid]
-            if still_held:  # not a job whose outcome the loop recorded meanwhile
-                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid)
+            if still_held and held is not None:  # not a job whose outcome the loop recorded meanwhile
+                log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid,
+                            extra={"event": "job.lease_lost", "worker_id": self.w.id, "job_id": jid,
+                                   "task": held.job.task, "queue": held.job.queue, "attempt": held.job.attempts})
                 self.stop_lost(jid, held)
         self.deliver_cancellations(beat.cancel_requested)
 

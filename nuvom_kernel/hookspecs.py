@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Mapping
 
     from pydantic import BaseModel
 
+    from nuvom_kernel.app import Nuvom
     from nuvom_kernel.contracts import ComponentFactory
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
@@ -135,6 +137,20 @@ def nuvom_register_task_options(register: RegisterTaskOption) -> None:
     that no plugin declares still fails with a suggestion.  Called once per
     plugin manager, the first time a task uses an option the kernel does not
     know.
+    """
+
+
+@hookspec(firstresult=True)
+def nuvom_log_handler(app: Nuvom) -> logging.Handler | None:
+    """The handler the ``nuvom`` command puts on the ``nuvom`` logger instead of its text one.
+
+    Called once per ``nuvom`` invocation, when the command builds its app
+    (``app``: read your options from ``app.plugin_settings[section].values``),
+    never when Nuvom is used as a library: a host application's logging is
+    its own.  Return a ``logging.Handler`` (the first non-``None`` answer
+    wins), or ``None`` to keep the default.  Records logged while plugins
+    loaded are replayed through it.  An exception is logged and the default
+    handler is used.
     """
 
 

@@ -32,6 +32,7 @@ from nuvom_kernel.registry import Registries
 from nuvom_kernel.task_options import TaskOptionDeclaration, task_option
 
 if TYPE_CHECKING:
+    from nuvom_kernel.app import Nuvom
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
     from nuvom_kernel.settings import NuvomSettings
@@ -401,7 +402,9 @@ class NuvomPluginManager:
         record.error = f"{type(exc).__name__}: {exc}"
         record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self.records[record.name] = record
-        log.warning("plugin %s (%s) failed to load: %s", record.name, record.origin, record.error)
+        log.warning("plugin %s (%s) failed to load: %s", record.name, record.origin, record.error,
+                    extra={"event": "plugin.load_error", "plugin": record.name, "error_type": type(exc).__name__,
+                           "error_message": str(exc), "traceback": record.traceback})
         if self.strict:
             raise PluginError(
                 f"plugin {record.name!r} ({record.origin}) failed to load: {record.error} "
@@ -570,6 +573,13 @@ class NuvomPluginManager:
 
     def shutdown(self, ctx: NuvomContext) -> None:
         self._notify("nuvom_shutdown", ctx=ctx)
+
+    def log_handler(self, app: Nuvom) -> logging.Handler | None:
+        """The handler a plugin wants the ``nuvom`` command to log through, if any."""
+        if not self._implements("nuvom_log_handler"):
+            return None
+        handler = self.pm.hook.nuvom_log_handler(app=app)
+        return handler if isinstance(handler, logging.Handler) else None
 
     def job_enqueued(self, job: Job) -> None:
         self._notify("nuvom_job_enqueued", job=job)

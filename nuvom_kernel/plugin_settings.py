@@ -28,6 +28,8 @@ from __future__ import annotations
 import difflib
 import re
 import sys
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,15 +268,19 @@ def _explain(decl: SettingsDeclaration, exc: ValidationError, values: dict[str, 
             annotation = decl.model.model_fields[key].annotation
             if getattr(annotation, "__name__", "") == "SecretStr":
                 value = "**********"
-        expected = describe_allowed(decl.model, key) if key in decl.model.model_fields else err["msg"]
-        problems.append(f"{decl.section} setting {name}={value!r} (from {where}) is invalid: expected {expected}")
+        if err["type"] == "value_error":  # a validator of the plugin's says what is wrong
+            problem = str(err["msg"]).removeprefix("Value error, ")
+        else:
+            problem = "expected " + (describe_allowed(decl.model, key) if key in decl.model.model_fields else err["msg"])
+        problems.append(f"{decl.section} setting {name}={value!r} (from {where}) is invalid: {problem}")
     return "; ".join(problems)
 
 
 def describe_allowed(model: type[BaseModel], field_name: str) -> str:
     """What a field accepts, in words: "one of NORMAL, FULL", "a number > 0 and <= 3600"."""
     info = model.model_fields[field_name]
-    args = [a for a in getattr(info.annotation, "__args__", ()) if a is not type(None)]
+    union = typing.get_origin(info.annotation) in (typing.Union, types.UnionType, typing.Literal)
+    args = [a for a in getattr(info.annotation, "__args__", ()) if a is not type(None)] if union else []
     literal = [v for a in args for v in getattr(a, "__args__", ())] or list(getattr(info.annotation, "__args__", ()))
     if literal and all(isinstance(a, str) for a in literal):
         return "one of " + ", ".join(literal)

@@ -167,7 +167,10 @@ class Worker:
         hb.start()
         self._threads.append(hb)
         log.info("worker %s ready: queues=%s concurrency=%d executor=%s backend=%s",
-                 self.id, ",".join(self.queues), self.concurrency, self.executor_name, self.settings.queue_backend)
+                 self.id, ",".join(self.queues), self.concurrency, self.executor_name, self.settings.queue_backend,
+                 extra={"event": "worker.ready", "worker_id": self.id, "queues": list(self.queues),
+                        "concurrency": self.concurrency, "executor": self.executor_name,
+                        "backend": self.settings.queue_backend})
         self._ready.set()
         try:
             self._loop()
@@ -212,6 +215,7 @@ class Worker:
         pending: list[Completion] = []
         oldest_pending = 0.0
         backoff = 0.0
+        said_stopping = False
         while True:
             if self._hard_stop.is_set():
                 return
@@ -222,6 +226,10 @@ class Worker:
                     oldest_pending = time.monotonic()
                 pending.extend(fresh)
             stopping = self._stop.is_set()
+            if stopping and not said_stopping:
+                said_stopping = True
+                log.info("worker %s stopping: running jobs finish, unstarted claims are released", self.id,
+                         extra={"event": "worker.stopping", "worker_id": self.id})
             if stopping and self._buffer:
                 self._release_buffer()
             budget = 0 if stopping else self._start_budget(len(pending))
@@ -252,10 +260,15 @@ class Worker:
                     backoff = min(5.0, backoff * 2 or 0.05)
                     if backoff < 5.0:
                         log.exception("worker %s: the %s backend failed; retrying in %.2f s",
-                                      self.id, self.settings.queue_backend, backoff)
+                                      self.id, self.settings.queue_backend, backoff,
+                                      extra={"event": "worker.backend_error", "worker_id": self.id,
+                                             "backend": self.settings.queue_backend, "delay": backoff})
                     else:  # one line per retry from here on, not a traceback every 5 s
                         log.error("worker %s: the %s backend still fails (%s: %s); retrying every %.0f s",
-                                  self.id, self.settings.queue_backend, type(exc).__name__, exc, backoff)
+                                  self.id, self.settings.queue_backend, type(exc).__name__, exc, backoff,
+                                  extra={"event": "worker.backend_error", "worker_id": self.id,
+                                         "backend": self.settings.queue_backend, "delay": backoff,
+                                         "error_type": type(exc).__name__, "error_message": str(exc)})
                     # even when stopping: a stop request must not turn this pause into a busy loop
                     self._hard_stop.wait(backoff)
                     continue
@@ -284,7 +297,8 @@ class Worker:
                 with self._held_lock:
                     busy = bool(self._held)
                 if not busy and self._done.empty():
-                    log.info("worker %s: queue empty, burst mode exits", self.id)
+                    log.info("worker %s: queue empty, burst mode exits", self.id,
+                             extra={"event": "worker.stopping", "worker_id": self.id, "reason": "burst: queue empty"})
                     return
             if claimed and len(claimed) == room:
                 continue  # more work is likely waiting
@@ -604,4 +618,6 @@ class Worker:
             stop_file(self.app.root, self.id).unlink()
         except (FileNotFoundError, OSError):
             pass
-        log.info("worker %s stopped: %s", self.id, ", ".join(f"{n} {k}" for k, n in vars(self.stats).items() if isinstance(n, int)))
+        counts = {k: n for k, n in vars(self.stats).items() if isinstance(n, int)}
+        log.info("worker %s stopped: %s", self.id, ", ".join(f"{n} {k}" for k, n in counts.items()),
+                 extra={"event": "worker.stopped", "worker_id": self.id, **counts})

@@ -189,3 +189,28 @@ def test_keyword_arguments_of_the_app_reach_plugin_settings(tmp_path: Path) -> N
             assert app.plugin_settings["sqlite"].sources["path"] == "argument"
         finally:
             app.close()
+
+
+def test_a_validators_message_is_the_error_and_a_dict_is_not_called_a_string(tmp_path: Path) -> None:
+    from pydantic import BaseModel, ConfigDict, field_validator
+
+    from nuvom_kernel.plugin_settings import SettingsDeclaration, describe_allowed, resolve
+
+    class Labels(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        labels: dict[str, str] = {}
+        name: str = "x"
+
+        @field_validator("name")
+        @classmethod
+        def _no_spaces(cls, value: str) -> str:
+            if " " in value:
+                raise ValueError("a name has no spaces; write it with dashes")
+            return value
+
+    decl = SettingsDeclaration("labels", Labels, "nuvom-labels")
+    with pytest.raises(ConfigError) as info:
+        resolve([decl], tmp_path, {"NUVOM_LABELS__NAME": "a b"}, {}, {})
+    assert "NUVOM_LABELS__NAME='a b'" in str(info.value)
+    assert "is invalid: a name has no spaces; write it with dashes" in str(info.value)
+    assert describe_allowed(Labels, "labels") != "a string"

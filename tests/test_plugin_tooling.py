@@ -292,6 +292,9 @@ LIFECYCLE_OUTPUT = {
     "nuvom_execute_job": "execute: docs.double returned 42",
 }
 
+#: hooks whose example is run by a test of its own below
+OTHER_EXAMPLES = {"nuvom_log_handler"}
+
 _flaky_calls: list[int] = []
 
 
@@ -312,7 +315,22 @@ def test_every_hook_has_an_example_in_plugins_md() -> None:
     hooks = {n for n in dir(hookspecs) if n.startswith("nuvom_")}
     missing = hooks - set(hook_examples())
     assert not missing, f"hooks without an example in docs/plugins.md: {sorted(missing)}"
-    assert set(REGISTRATION_CONTRACTS) | set(LIFECYCLE_OUTPUT) == hooks
+    assert set(REGISTRATION_CONTRACTS) | set(LIFECYCLE_OUTPUT) | OTHER_EXAMPLES == hooks
+
+
+def test_log_handler_example_carries_the_commands_logs(tmp_path: Path) -> None:
+    (tmp_path / "example.py").write_text(hook_examples()["nuvom_log_handler"], encoding="utf-8")
+    (tmp_path / "broken.py").write_text("raise RuntimeError('broken plugin')\n", encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./example.py", "./broken.py"]\n',
+                                                  encoding="utf-8")
+    out = run_nuvom(["runworker", "--burst", "--id", "docs-w1", "--no-manifest"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    # a load error logged before the handler existed comes through it too, first
+    assert lines[0].startswith("[WARNING] nuvom.plugins: plugin ./broken.py (.nuvom_plugins.toml) failed to load")
+    assert any(line.startswith("[INFO] nuvom.cli: worker docs-w1 on sqlite, queues default") for line in lines)
+    assert any(line.startswith("[INFO] nuvom.worker: worker docs-w1 ready") for line in lines)
+    assert out.stderr == ""
 
 
 @pytest.mark.parametrize("hook", sorted(REGISTRATION_CONTRACTS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -33,11 +34,17 @@ def build_app(plugins: NuvomPluginManager | None = None, root: str | os.PathLike
         pretty_exceptions_enable=False,
         rich_markup_mode="rich",
     )
+    early = _Collect(state.early_records)
+    nuvom_logger = logging.getLogger("nuvom")
+    nuvom_logger.addHandler(early)  # plugin load errors wait for the handler the command chooses
     try:
         plugins.load()
     except PluginError as exc:  # NUVOM_STRICT_PLUGINS
+        nuvom_logger.removeHandler(early)
+        state.replay_early_records()
         state.err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
+    nuvom_logger.removeHandler(early)
 
     def report(name: str, exc: BaseException) -> None:
         state.err.print(f"[yellow]warning:[/] plugin {escape(name)} could not add its commands: {escape(str(exc))}")
@@ -65,6 +72,15 @@ def missing_command_hint(app: typer.Typer, args: list[str], plugins: NuvomPlugin
     return f"`nuvom {args[0]}` comes from the plugin {dist}, which is not installed: pip install {dist} (pip install nuvom includes it)"
 
 
+class _Collect(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point.  A fault of the job store (full disk,
     permissions, damaged database) that a command did not handle is printed
@@ -75,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
 
     hint = missing_command_hint(app, args, state().plugins)
     if hint:
+        state().replay_early_records()
         state().err.print(f"[bold red]error:[/] {escape(hint)}", soft_wrap=True)
         raise SystemExit(2)
     try:
@@ -85,3 +102,5 @@ def main(argv: list[str] | None = None) -> None:
         fault = store_error(exc, what="a file Nuvom uses:")
         Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(fault))}", soft_wrap=True)
         raise SystemExit(EXIT_FAILURE) from None
+    finally:
+        state().replay_early_records()  # a command that built no app still reports load errors

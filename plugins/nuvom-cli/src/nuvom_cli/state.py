@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -32,6 +33,10 @@ class CliState:
     #: True when an embedding program handed over its app (set_app): its in-memory
     #: backend is shared with that program, so the "separate process" warnings do not apply
     embedded: bool = False
+    #: records logged while plugins loaded, replayed once the command's handler is chosen
+    early_records: list[logging.LogRecord] = field(default_factory=list)
+    #: a plugin's handler (``nuvom_log_handler``) formats the logs: say things through logging
+    structured_logs: bool = False
 
     def app(self, **overrides: Any) -> Nuvom:
         """The Nuvom app for this invocation; a bad setting exits with code 2."""
@@ -40,11 +45,39 @@ class CliState:
                 app = Nuvom(root=self.plugins.root, plugins=self.plugins, **overrides)
             except (ConfigError, PluginError) as exc:
                 self.fail(f"configuration error: {exc}", EXIT_USAGE)
-            apply_log_level(app.settings)  # the command owns its process's logging; the library never does
+            self._configure_logging(app)  # the command owns its process's logging; the library never does
             if overrides:
                 return app
             self._app = app
         return self._app
+
+    def _configure_logging(self, app: Nuvom) -> None:
+        handler = None
+        if not logging.getLogger("nuvom").handlers:  # the first app of this process chooses
+            handler = app.plugins.log_handler(app)
+            self.structured_logs = handler is not None
+        apply_log_level(app.settings, handler)
+        self.replay_early_records()
+
+    def replay_early_records(self) -> None:
+        """Log what plugin loading said through the handler now in place (or, when
+        no app was built, Python's last-resort handler, as before)."""
+        records, self.early_records = self.early_records, []
+        logger = logging.getLogger("nuvom")
+        for record in records:
+            if logger.handlers:
+                if record.levelno >= logger.getEffectiveLevel():
+                    logger.handle(record)
+            elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+                logging.lastResort.handle(record)
+
+    def say(self, markup: str, plain: str, event: str, level: int = logging.INFO, *,
+            soft_wrap: bool = False, **fields: Any) -> None:
+        """A line for the operator: rich text, or a log record when logs are structured."""
+        if self.structured_logs:
+            logging.getLogger("nuvom.cli").log(level, plain, extra={"event": event, **fields})
+        else:
+            self.err.print(markup, soft_wrap=soft_wrap)
 
     def set_app(self, app: Nuvom) -> None:
         """Use a ready app for this invocation (embedding; tests on the memory backend)."""

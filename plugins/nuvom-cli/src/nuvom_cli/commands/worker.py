@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -41,6 +42,11 @@ def missing_task_module(spec: str, root: Path) -> str | None:
             "give a module importable from there, or a path to a .py file")
 
 
+MEMORY_WARNING = ("the memory backend keeps jobs inside this worker process: jobs enqueued by any other process "
+                  "(your application, `nuvom enqueue`) are invisible to it, and its own jobs vanish when it stops; "
+                  "use NUVOM_QUEUE_BACKEND=sqlite (the default) or file for a separate worker")
+
+
 def _split(values: list[str]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
@@ -74,9 +80,11 @@ def register(app: typer.Typer) -> None:
                 st.fail(str(exc), EXIT_USAGE)
             problems += loaded.problems
             if loaded.note and not modules:
-                st.err.print(f"[yellow]note:[/] {escape(loaded.note)}")
+                st.say(f"[yellow]note:[/] {escape(loaded.note)}", loaded.note, "cli.note")
         for p in problems:
-            st.err.print(f"[red]could not import task module {escape(p.module)}[/]: {escape(str(p.error))}")
+            st.say(f"[red]could not import task module {escape(p.module)}[/]: {escape(str(p.error))}",
+                   f"could not import task module {p.module}: {p.error}", "worker.task_import_error",
+                   logging.ERROR, module=p.module, error_message=str(p.error), traceback=p.traceback)
         try:
             worker = Worker(app_, queues=_split(queues), concurrency=concurrency, burst=burst, worker_id=worker_id)
             verify = getattr(app_.queue, "verify", None)  # open the backend now: a bad path fails before the loop
@@ -87,28 +95,28 @@ def register(app: typer.Typer) -> None:
         except NuvomError as exc:
             st.fail(str(exc), EXIT_USAGE)
         if st.process_local_backend(app_):
-            st.err.print("[bold yellow]warning:[/] the memory backend keeps jobs inside this worker process: jobs "
-                         "enqueued by any other process (your application, `nuvom enqueue`) are invisible to it, and "
-                         "its own jobs vanish when it stops; use NUVOM_QUEUE_BACKEND=sqlite (the default) or file for "
-                         "a separate worker", soft_wrap=True)
-        st.err.print(
-            f"[green]worker {worker.id}[/] on {app_.settings.queue_backend}, queues {', '.join(worker.queues)}, "
-            f"{worker.concurrency} x {worker.executor_name}; {len(registry.names())} task(s): "
-            f"{', '.join(registry.names()) or '-'}"
-        )
+            st.say("[bold yellow]warning:[/] " + escape(MEMORY_WARNING), MEMORY_WARNING, "cli.warning",
+                   logging.WARNING, soft_wrap=True)
+        about = (f"on {app_.settings.queue_backend}, queues {', '.join(worker.queues)}, "
+                 f"{worker.concurrency} x {worker.executor_name}; {len(registry.names())} task(s): "
+                 f"{', '.join(registry.names()) or '-'}")
+        st.say(f"[green]worker {escape(worker.id)}[/] {escape(about)}", f"worker {worker.id} {about}",
+               "worker.starting", worker_id=worker.id, tasks=registry.names())
         _install_signal_handlers(worker)
         reloader = None
         if dev:
             reloader = DevReloader(app_, modules=modules)
             reloader.start()
-            st.err.print("[cyan]dev mode:[/] task modules reload when their files change")
+            st.say("[cyan]dev mode:[/] task modules reload when their files change",
+                   "dev mode: task modules reload when their files change", "cli.note")
         try:
             stats = worker.run()
         finally:
             if reloader is not None:
                 reloader.stop()
-        st.err.print(f"worker {worker.id} stopped: {stats.succeeded} succeeded, {stats.failed} failed, "
-                     f"{stats.retried} retried, {stats.dead} dead")
+        if not st.structured_logs:  # the worker.stopped record says the same
+            st.err.print(f"worker {worker.id} stopped: {stats.succeeded} succeeded, {stats.failed} failed, "
+                         f"{stats.retried} retried, {stats.dead} dead")
         abandoned = worker.held_job_ids() if worker._hard_stop.is_set() else []
         if abandoned:
             # a second Ctrl-C: these jobs run again elsewhere once their leases expire
