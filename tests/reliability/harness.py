@@ -136,7 +136,10 @@ class Project:
 
     root: Path
     backend: str
-    lease_secs: float = 2.0
+    #: 5 s: a heartbeat starved for longer than the lease (a loaded CI machine)
+    #: would let another worker run a job whose worker was never killed, which R1
+    #: counts as an unexplained duplicate; 2 s did that once under load 13.
+    lease_secs: float = 5.0
     sweep_interval_secs: float = 0.5
     settings: dict[str, str] = field(default_factory=dict)
     #: A process killed while changing a job leaves its per-job lock behind; the
