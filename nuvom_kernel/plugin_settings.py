@@ -142,16 +142,23 @@ def _expand(value: Any, where: str, environ: Mapping[str, str]) -> Any:
     return value
 
 
-def _pyproject_tables(root: Path) -> dict[str, Any]:
-    path = root / "pyproject.toml"
+def read_tool_nuvom(path: Path) -> dict[str, Any]:
+    """The ``[tool.nuvom]`` table of a ``pyproject.toml`` (empty without one); one
+    reader for the kernel's settings and every plugin's."""
     if not path.is_file():
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse TOML ({exc}); fix the file") from exc
+        raise ConfigError(f"{path}: cannot parse TOML ({exc}); fix the file or remove [tool.nuvom]") from exc
     table = data.get("tool", {}).get("nuvom", {})
-    return table if isinstance(table, dict) else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.nuvom] must be a table")
+    return table
+
+
+def _pyproject_tables(root: Path) -> dict[str, Any]:
+    return read_tool_nuvom(root / "pyproject.toml")
 
 
 def resolve(declarations: list[SettingsDeclaration], root: Path, environ: Mapping[str, str],

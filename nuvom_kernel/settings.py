@@ -20,16 +20,21 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nuvom_kernel.errors import ConfigError
-from nuvom_kernel.plugin_settings import PluginSettings, claimed_keys, describe_allowed
+from nuvom_kernel.plugin_settings import (
+    PluginSettings,
+    claimed_keys,
+    describe_allowed,
+    read_tool_nuvom,
+)
 from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
 
 if TYPE_CHECKING:
     from nuvom_kernel.manager import NuvomPluginManager
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    pass
 
 ENV_PREFIX = "NUVOM_"
 
@@ -182,15 +187,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def _read_pyproject(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse TOML ({exc}); fix the file or remove [tool.nuvom]") from exc
-    table = data.get("tool", {}).get("nuvom", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.nuvom] must be a table")
+    """The kernel's keys of ``[tool.nuvom]`` (plugins' sub-tables are theirs)."""
+    table = read_tool_nuvom(path)
     return {k.replace("-", "_").lower(): v for k, v in table.items() if not isinstance(v, dict)}
 
 
