@@ -23,7 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from pydantic import BaseModel
 
@@ -43,11 +43,38 @@ class Register(Protocol):
     def __call__(self, name: str, factory: ComponentFactory, description: str | None = None) -> None: ...
 
 
+class RegisterStorage(Protocol):
+    def __call__(self, name: str, factory: ComponentFactory, *, roles: Iterable[str],
+                 description: str | None = None) -> None: ...
+
+
 # -- registration --------------------------------------------------------------
+
+@hookspec
+def nuvom_register_storage(register: RegisterStorage) -> None:
+    """Register a storage backend: one factory for every role it serves.
+
+    ``register("sqlite", factory, roles=("queue", "jobs", "results", "workers"),
+    description="...")``.  ``roles`` are names from
+    :data:`~nuvom_kernel.contracts.CAPABILITIES`; with ``"queue"`` the name
+    becomes a queue backend (``NUVOM_QUEUE_BACKEND``), with ``"results"`` a
+    result backend (``NUVOM_RESULT_BACKEND``).  Each app calls the factory
+    once, when it first needs the store, uses that one object for every role
+    the name is selected for (so finishing a job and storing its result is
+    one operation) and closes it in ``Nuvom.close()``.  The factory must
+    return a new object on each call: two apps on the same database or
+    directory get independent objects, and closing one never affects the
+    other.  A plugin keeps no process-wide cache of stores.
+    """
+
 
 @hookspec
 def nuvom_register_queue_backends(register: Register) -> None:
     """Register queue backends (:class:`~nuvom_kernel.contracts.QueueBackend`).
+
+    Prefer :func:`nuvom_register_storage`, which declares every role a store
+    serves in one call; this hook and :func:`nuvom_register_result_backends`
+    stay for plugins written against 1.0.
 
     Called once per plugin manager, the first time a component is looked up.
     ``register("sqlite", factory, description="...")``; a name already
@@ -265,3 +292,5 @@ REGISTRATION_HOOKS = {
     "nuvom_register_discoverers": "discoverers",
     "nuvom_register_serializers": "serializers",
 }
+#: Registers into ``queue_backends`` and/or ``result_backends`` by declared roles.
+STORAGE_HOOK = "nuvom_register_storage"

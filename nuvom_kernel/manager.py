@@ -335,7 +335,7 @@ class NuvomPluginManager:
     def _hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
         """One implementation raised: isolate it (log, record) or re-raise, per hook."""
         if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name in (
-                "nuvom_register_commands", "nuvom_register_settings", "nuvom_register_task_options"):
+                hookspecs.STORAGE_HOOK, "nuvom_register_commands", "nuvom_register_settings", "nuvom_register_task_options"):
             record = self.records.get(plugin) or PluginRecord(name=plugin, origin="?")
             record.error = f"{type(exc).__name__}: {exc}"
             record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -429,6 +429,16 @@ class NuvomPluginManager:
                     registries[_kind].register(name, factory, description, plugin=plugin)
 
                 getattr(self.pm.hook, hook_name)(register=register)
+
+            def register_storage(name: str, factory: Any, *, roles: Any,
+                                 description: str | None = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({name!r}) was called outside of {hookspecs.STORAGE_HOOK}: "
+                                      "call it only while the hook runs")
+                registries.register_storage(name, factory, roles, description, plugin=plugin)
+
+            getattr(self.pm.hook, hookspecs.STORAGE_HOOK)(register=register_storage)
             for name, record in self.records.items():
                 record.provides = registries.provided_by(name)
             self._registries = registries

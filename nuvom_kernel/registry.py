@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nuvom_kernel.contracts import ComponentFactory
-from nuvom_kernel.errors import ComponentNotFoundError, DuplicateComponentError
+from nuvom_kernel.errors import ComponentNotFoundError, DuplicateComponentError, PluginError
 
 #: Kinds of component, as named in ``plugin status`` (``provides``).
 KINDS = ("queue_backends", "result_backends", "executors", "discoverers", "serializers")
@@ -70,6 +70,9 @@ class Registration:
     factory: ComponentFactory
     description: str | None
     plugin: str
+    #: the roles a ``nuvom_register_storage`` registration serves (empty for
+    #: the older per-kind hooks)
+    roles: frozenset[str] = frozenset()
 
 
 class ComponentRegistry:
@@ -81,7 +84,8 @@ class ComponentRegistry:
         self.disabled = disabled if disabled is not None else {}
         self._entries: dict[str, Registration] = {}
 
-    def register(self, name: str, factory: ComponentFactory, description: str | None = None, *, plugin: str) -> None:
+    def register(self, name: str, factory: ComponentFactory, description: str | None = None, *, plugin: str,
+                 roles: frozenset[str] = frozenset()) -> None:
         if not isinstance(name, str) or not name.strip():
             raise DuplicateComponentError(f"plugin {plugin!r} registered a {self.kind[:-1]} with an empty name")
         key = name.strip().lower()
@@ -94,7 +98,7 @@ class ComponentRegistry:
                 f"{existing.plugin!r} and {plugin!r}; uninstall or disable one of them "
                 "(NUVOM_DISABLE_PLUGINS or `disabled` in .nuvom_plugins.toml)"
             )
-        self._entries[key] = Registration(self.kind, key, factory, description, plugin)
+        self._entries[key] = Registration(self.kind, key, factory, description, plugin, roles)
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -152,6 +156,31 @@ class Registries:
 
     def __getitem__(self, kind: str) -> ComponentRegistry:
         return self.by_kind[kind]
+
+    def register_storage(self, name: str, factory: ComponentFactory, roles: Any,
+                         description: str | None = None, *, plugin: str) -> None:
+        """One store serving ``roles``: a queue backend with ``"queue"``, a
+        result backend with ``"results"`` (``nuvom_register_storage``)."""
+        from nuvom_kernel.contracts import CAPABILITIES
+
+        if isinstance(roles, str) or not hasattr(roles, "__iter__"):
+            raise PluginError(
+                f"plugin {plugin!r} registered storage {name!r} with roles={roles!r}; pass a list of "
+                f"role names, e.g. roles=(\"queue\", \"results\") (known: {', '.join(CAPABILITIES)})")
+        wanted = frozenset(str(r) for r in roles)
+        unknown = sorted(wanted - set(CAPABILITIES))
+        if unknown:
+            raise PluginError(
+                f"plugin {plugin!r} registered storage {name!r} with unknown role(s) {', '.join(unknown)}; "
+                f"known roles: {', '.join(CAPABILITIES)}")
+        if not wanted & {"queue", "results"}:
+            raise PluginError(
+                f"plugin {plugin!r} registered storage {name!r} with roles {', '.join(sorted(wanted)) or 'none'}; "
+                "a store is selected as a queue or result backend, so its roles must include \"queue\" or \"results\"")
+        if "queue" in wanted:
+            self.by_kind["queue_backends"].register(name, factory, description, plugin=plugin, roles=wanted)
+        if "results" in wanted:
+            self.by_kind["result_backends"].register(name, factory, description, plugin=plugin, roles=wanted)
 
     def provided_by(self, plugin: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

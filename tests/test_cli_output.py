@@ -51,7 +51,7 @@ def test_tables_keep_every_word_whole_at_any_width(project: dict[str, object], w
     assert isinstance(root, Path)
     expected = {
         ("history",): {wrong, boom, "out.add", "out.boom", "TypeError", "positional", "arguments"},
-        ("plugin", "status"): {"nuvom-backend-sqlite", "nuvom-executor-process", "register_result_backends"},
+        ("plugin", "status"): {"nuvom-backend-sqlite", "nuvom-executor-process", "register_storage"},
         ("config",): {"NUVOM_SERIALIZATION_BACKEND", "NUVOM_QUEUE_BACKEND", "sqlite"},
         ("inspect", "job", wrong): {wrong, "positional", "arguments", "store_result"},
         ("stats",): {"succeeded", "failed", "default"},

@@ -270,6 +270,7 @@ def hook_examples() -> dict[str, str]:
 
 
 REGISTRATION_CONTRACTS = {
+    "nuvom_register_storage": "storage ledger",
     "nuvom_register_queue_backends": "contract: queue backend 'scratch'",
     "nuvom_register_result_backends": "contract: result backend 'dict'",
     "nuvom_register_executors": "contract: executor 'io-threads'",

@@ -268,20 +268,22 @@ def test_closed_backend_says_so(tmp_path: Path) -> None:
 # -- plugin factory -------------------------------------------------------------------
 
 
-def test_factory_returns_one_object_per_directory(tmp_path: Path) -> None:
+def test_factory_makes_a_new_object_per_call(tmp_path: Path) -> None:
+    """The app owns its store: two calls on one directory are two independent objects."""
     settings = NuvomSettings()
     a = plugin.FileOptions(dir=str(tmp_path / "a"))
-    queue = plugin.make_backend(settings, a)
+    first = plugin.make_backend(settings, a)
+    second = plugin.make_backend(settings, {"dir": str(tmp_path / "a")})
     try:
-        assert plugin.make_backend(settings, {"dir": str(tmp_path / "a")}) is queue
-        assert queue.root == (tmp_path / "a").resolve()
+        assert first is not second and first.root == second.root == (tmp_path / "a").resolve()
         other = plugin.make_backend(settings, {"dir": str(tmp_path / "b"), "fsync": False})
-        assert other is not queue and other.fsync is False
+        assert other.fsync is False
         other.close()
+        first.close()
+        job = second.enqueue(Job(task="t"))  # closing one leaves the other working
+        assert second.get(job.id) is not None
     finally:
-        queue.close()
-    assert plugin.make_backend(settings, a) is not queue  # a closed one is replaced
-    plugin.make_backend(settings, a).close()
+        second.close()
 
 
 def test_relative_dir_resolves_under_the_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -304,8 +306,7 @@ def test_bad_options_are_named(tmp_path: Path, options: dict[str, object], messa
         plugin.make_backend(NuvomSettings(), {"dir": str(tmp_path), **options})
 
 
-def test_registers_queue_and_result_backend_named_file() -> None:
-    seen: list[tuple[str, str]] = []
-    plugin.nuvom_register_queue_backends(lambda name, factory, description=None: seen.append(("queue", name)))
-    plugin.nuvom_register_result_backends(lambda name, factory, description=None: seen.append(("result", name)))
-    assert seen == [("queue", "file"), ("result", "file")]
+def test_registers_one_store_named_file_with_every_role() -> None:
+    seen: list[tuple[str, tuple[str, ...]]] = []
+    plugin.nuvom_register_storage(lambda name, factory, *, roles, description=None: seen.append((name, tuple(roles))))
+    assert seen == [("file", ("queue", "jobs", "results", "workers"))]

@@ -17,8 +17,7 @@ from nuvom_backend_sqlite.netshare import mount_type
 from nuvom_backend_sqlite.plugin import (
     SqliteOptions,
     make_backend,
-    nuvom_register_queue_backends,
-    nuvom_register_result_backends,
+    nuvom_register_storage,
 )
 from nuvom_backend_sqlite.schema import SCHEMA_VERSION
 
@@ -209,33 +208,30 @@ def test_backend_refuses_a_network_share(tmp_path: Path, monkeypatch: pytest.Mon
     assert not (tmp_path / "q.db").exists()
 
 
-def test_factory_shares_one_object_per_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_factory_makes_a_new_object_per_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app owns its store: no process-wide cache, two calls are two objects."""
     settings = NuvomSettings()
     monkeypatch.setenv("NUVOM_PROJECT_ROOT", str(tmp_path))
-    queue = make_backend(settings, SqliteOptions(path="data/q.db"))
-    results = make_backend(settings, {"path": "data/q.db"})
-    other = make_backend(settings, {"path": str(tmp_path / "other.db")})
-    assert queue is results and other is not queue
-    assert queue.path == (tmp_path / "data" / "q.db").resolve()
-    queue.close()
-    again = make_backend(settings, {"path": str(tmp_path / "data" / "q.db")})
-    assert again is not queue
-    again.close()
-    other.close()
+    first = make_backend(settings, SqliteOptions(path="data/q.db"))
+    second = make_backend(settings, {"path": "data/q.db"})
+    assert first is not second
+    assert first.path == second.path == (tmp_path / "data" / "q.db").resolve()
+    first.close()
+    job = second.enqueue(Job(task="t"))  # closing one object leaves the other working
+    assert second.get(job.id) is not None
+    second.close()
     with pytest.raises(ConfigError, match=r"sqlite setting pth \(from options\) is unknown; sqlite accepts: path"):
         make_backend(settings, {"pth": "x"})
 
 
-def test_registers_sqlite_in_both_registries() -> None:
-    registered: list[tuple[str, object, str | None]] = []
+def test_registers_one_store_with_every_role() -> None:
+    registered: list[tuple[str, object, tuple[str, ...], str | None]] = []
 
-    def register(name: str, factory: object, description: str | None = None) -> None:
-        registered.append((name, factory, description))
+    def register(name: str, factory: object, *, roles: tuple[str, ...], description: str | None = None) -> None:
+        registered.append((name, factory, tuple(roles), description))
 
-    nuvom_register_queue_backends(register)
-    nuvom_register_result_backends(register)
-    assert [r[0] for r in registered] == ["sqlite", "sqlite"]
-    assert registered[0][1] is make_backend and registered[1][1] is make_backend
+    nuvom_register_storage(register)
+    assert registered == [("sqlite", make_backend, ("queue", "jobs", "results", "workers"), registered[0][3])]
 
 
 def test_entry_point_is_declared() -> None:

@@ -1,23 +1,24 @@
-"""Registers the ``file`` queue and result backend."""
+"""Registers the ``file`` store: queue, job store, results and worker registry.
+
+Each app gets its own :class:`FileBackend` over the directory and uses it
+for every role; two apps on one directory are independent objects.
+"""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from nuvom_backend_file.backend import FileBackend
 from nuvom_kernel import hookimpl
-from nuvom_kernel.hookspecs import Register
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
 NAME = "file"
 _DESCRIPTION = "Jobs and results as files in a directory (Maildir protocol); multi-process, no server."
 
-_lock = threading.Lock()
-_open: dict[str, FileBackend] = {}
+ROLES = ("queue", "jobs", "results", "workers")
 
 
 class FileOptions(BaseModel):
@@ -54,24 +55,20 @@ def options_model(options: FileOptions | dict[str, Any]) -> FileOptions:
 
 
 def make_backend(settings: NuvomSettings, options: FileOptions | dict[str, Any]) -> FileBackend:
-    """One object per resolved directory in a process, shared by the queue and
-    result roles, so finishing a job and storing its result is one write."""
+    """A new backend for the configured directory (the app owns and closes it);
+    the app uses it for both the queue and result roles, so finishing a job
+    and storing its result is one write."""
     opts = options_model(options)
     root = settings.resolve_path(opts.dir).resolve()
-    with _lock:
-        backend = _open.get(str(root))
-        if backend is None or backend.closed:
-            backend = FileBackend(
-                root,
-                max_record_bytes=4 * settings.max_payload_bytes + 1024 * 1024,
-                fsync=opts.fsync,
-                fsync_claims=opts.fsync_claims,
-                lock_stale_secs=opts.lock_stale_secs,
-                lock_timeout_secs=opts.lock_timeout_secs,
-                doorbell=opts.doorbell,
-            )
-            _open[str(root)] = backend
-        return backend
+    return FileBackend(
+        root,
+        max_record_bytes=4 * settings.max_payload_bytes + 1024 * 1024,
+        fsync=opts.fsync,
+        fsync_claims=opts.fsync_claims,
+        lock_stale_secs=opts.lock_stale_secs,
+        lock_timeout_secs=opts.lock_timeout_secs,
+        doorbell=opts.doorbell,
+    )
 
 
 @hookimpl
@@ -80,10 +77,5 @@ def nuvom_register_settings(register: Any) -> None:
 
 
 @hookimpl
-def nuvom_register_queue_backends(register: Register) -> None:
-    register(NAME, make_backend, description=_DESCRIPTION)
-
-
-@hookimpl
-def nuvom_register_result_backends(register: Register) -> None:
-    register(NAME, make_backend, description=_DESCRIPTION)
+def nuvom_register_storage(register: Any) -> None:
+    register(NAME, make_backend, roles=ROLES, description=_DESCRIPTION)

@@ -1,4 +1,11 @@
-"""Registers the ``memory`` queue and result backend."""
+"""Registers the ``memory`` store (queue, job store, results, worker registry).
+
+A memory store's data is the process's memory, so the data is shared by every
+app of one project root (and ``instance`` option) in the process: a producer
+app and a worker app see the same jobs.  The backend object holds no other
+resource and ``close()`` releases nothing, so closing one app never affects
+another.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,6 @@ from typing import Any
 
 from nuvom_backend_memory.backend import MemoryBackend
 from nuvom_kernel import hookimpl
-from nuvom_kernel.hookspecs import Register
 
 _instances: dict[tuple[str, str], MemoryBackend] = {}
 _lock = threading.Lock()
@@ -25,10 +31,6 @@ def make_backend(settings: Any, options: dict[str, Any]) -> MemoryBackend:
 
 
 @hookimpl
-def nuvom_register_queue_backends(register: Register) -> None:
-    register("memory", make_backend, description="in-process dict; fast, not durable, one process only")
-
-
-@hookimpl
-def nuvom_register_result_backends(register: Register) -> None:
-    register("memory", make_backend, description="in-process dict; lost when the process exits")
+def nuvom_register_storage(register: Any) -> None:
+    register("memory", make_backend, roles=("queue", "jobs", "results", "workers"),
+             description="in-process dict; fast, not durable, one process only")

@@ -89,7 +89,6 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         use_returning: bool | None = None,
         wal_limit_bytes: int = 32 * 1024 * 1024,
         checkpoint_every: int = 1000,
-        on_close: Callable[[SqliteBackend], None] | None = None,
     ) -> None:
         super().__init__()
         if use_returning and not HAS_RETURNING:
@@ -101,7 +100,6 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         )
         self.path: Path = self.db.path
         self.bell = UdpDoorbell(Path(f"{self.path}.doorbell"))
-        self._on_close = on_close
 
     def __repr__(self) -> str:
         return f"SqliteBackend({str(self.path)!r}, synchronous={self.db.synchronous})"
@@ -425,5 +423,3 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
         object opens new connections."""
         self.bell.close()
         self.db.close()
-        if self._on_close is not None:
-            self._on_close(self)

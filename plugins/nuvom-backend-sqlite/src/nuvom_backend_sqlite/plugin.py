@@ -1,14 +1,13 @@
-"""Registers the ``sqlite`` queue and result backends.
+"""Registers the ``sqlite`` store: queue, job store, results and worker registry.
 
-Both factories return the same object for the same database file within a
-process, so the kernel sees ``queue is results`` and finishing a job stores
-its result in the same transaction.
+Each app gets its own :class:`SqliteBackend` (its own connections and
+wake-up listener) and uses it for every role, so finishing a job stores its
+result in the same transaction; two apps on one database file are
+independent objects over the same data.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,6 +17,7 @@ from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
+ROLES = ("queue", "jobs", "results", "workers")
 _DESCRIPTION = "One SQLite file (WAL) for queue and results; several worker processes on one host."
 
 
@@ -49,29 +49,11 @@ def options_model(options: SqliteOptions | dict[str, Any]) -> SqliteOptions:
     return coerce_options(SqliteOptions, options, "sqlite")
 
 
-_lock = threading.Lock()
-_open: dict[tuple[int, str, str], SqliteBackend] = {}
-
-
-def _forget(backend: SqliteBackend) -> None:
-    with _lock:
-        for key, value in list(_open.items()):
-            if value is backend:
-                del _open[key]
-
-
 def make_backend(settings: NuvomSettings, options: SqliteOptions | dict[str, Any]) -> SqliteBackend:
-    """The backend for the configured database file, shared per resolved path within this process."""
+    """A new backend for the configured database file (the app owns and closes it)."""
     opts = options_model(options)
     path = settings.resolve_path(opts.path).resolve()
-    synchronous, busy = opts.synchronous, opts.busy_timeout_secs
-    key = (os.getpid(), str(path), synchronous)
-    with _lock:
-        backend = _open.get(key)
-        if backend is None:
-            backend = SqliteBackend(path, synchronous=synchronous, busy_timeout_secs=busy, on_close=_forget)
-            _open[key] = backend
-        return backend
+    return SqliteBackend(path, synchronous=opts.synchronous, busy_timeout_secs=opts.busy_timeout_secs)
 
 
 @hookimpl
@@ -80,10 +62,5 @@ def nuvom_register_settings(register: Any) -> None:
 
 
 @hookimpl
-def nuvom_register_queue_backends(register: Any) -> None:
-    register("sqlite", make_backend, description=_DESCRIPTION)
-
-
-@hookimpl
-def nuvom_register_result_backends(register: Any) -> None:
-    register("sqlite", make_backend, description=_DESCRIPTION)
+def nuvom_register_storage(register: Any) -> None:
+    register("sqlite", make_backend, roles=ROLES, description=_DESCRIPTION)

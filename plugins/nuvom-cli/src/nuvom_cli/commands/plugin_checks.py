@@ -19,6 +19,7 @@ from typing import Any
 
 from nuvom_kernel import PLUGIN_API_VERSION
 from nuvom_kernel.backend_base import claim_update, enqueue_update, finish_update
+from nuvom_kernel.contracts import capabilities_of
 from nuvom_kernel.legacy import LegacyPluginAdapter
 from nuvom_kernel.lifecycle import NuvomContext
 from nuvom_kernel.manager import NuvomPluginManager, PluginRecord
@@ -241,6 +242,38 @@ def check_serializer(pm: NuvomPluginManager, name: str, options: dict[str, Any])
     return CheckResult(label, True, "dumps/loads round trip keeps a JSON-like value")
 
 
+def check_storage_roles(pm: NuvomPluginManager, name: str, options: dict[str, Any]) -> CheckResult | None:
+    """A ``nuvom_register_storage`` store provides every role it declares, and
+    its factory returns a new object per call (the app owns its stores)."""
+    regs = [r for kind in ("queue_backends", "result_backends") if name in pm.registries[kind]
+            for r in [pm.registries[kind].get(name)] if r.roles]
+    if not regs:
+        return None
+    registration = regs[0]
+    label = f"storage {name}"
+    with tempfile.TemporaryDirectory(prefix="nuvom-plugin-test-") as tmp:
+        made: list[Any] = []
+        try:
+            made.append(registration.factory(default_settings(tmp), dict(options)))
+            made.append(registration.factory(default_settings(tmp), dict(options)))
+            provided = capabilities_of(made[0])
+        except Exception as exc:
+            return CheckResult(label, False, _error(exc))
+        finally:
+            for store in {id(m): m for m in made}.values():
+                if hasattr(store, "close"):
+                    store.close()
+    missing = sorted(registration.roles - provided)
+    if missing:
+        return CheckResult(label, False, f"declares role(s) {', '.join(missing)} but the store does not implement "
+                                         f"them (it provides: {', '.join(sorted(provided)) or 'nothing'})")
+    roles = ", ".join(sorted(registration.roles))
+    if made[0] is made[1]:
+        return CheckResult(label, True, f"provides {roles}; note: the factory returned one object twice, so apps "
+                                        "share it and its close() must not end another app's use of it")
+    return CheckResult(label, True, f"provides every declared role: {roles}")
+
+
 def run_checks(pm: NuvomPluginManager, record: PluginRecord,
                options: dict[str, Any]) -> tuple[list[CheckResult], dict[str, list[str]]]:
     """Every in-process check for one loaded plugin; stops after a failed load."""
@@ -264,6 +297,10 @@ def run_checks(pm: NuvomPluginManager, record: PluginRecord,
         lifecycle = check_lifecycle(pm, record)
         if lifecycle is not None:
             rows.append(lifecycle)
+    for name in sorted(set(provides.get("queue_backends", [])) | set(provides.get("result_backends", []))):
+        storage_row = check_storage_roles(pm, name, options)
+        if storage_row is not None:
+            rows.append(storage_row)
     for name in provides.get("serializers", []):
         rows.append(check_serializer(pm, name, options))
     return rows, provides

@@ -35,15 +35,19 @@ def test_plugin_appears_in_the_plugin_list(tmp_path: Path) -> None:
 {%- if cookiecutter.kind == "queue-backend" %}
 
 
-def test_factory_shares_one_store_per_project_root(tmp_path: Path) -> None:
+def test_factory_makes_an_object_per_app_over_data_per_project_root(tmp_path: Path) -> None:
+    from nuvom_kernel.models import Job
     from nuvom_kernel.settings import NuvomSettings
 
     pm = manager(tmp_path)
     registration = pm.registries["queue_backends"].get("{{ cookiecutter.component_name }}")
+    assert registration.roles == {"queue", "jobs", "results", "workers"}
     here = NuvomSettings.model_validate({"project_root": str(tmp_path / "a")})
     there = NuvomSettings.model_validate({"project_root": str(tmp_path / "b")})
-    assert registration.factory(here, {}) is registration.factory(here, {})
-    assert registration.factory(here, {}) is not registration.factory(there, {})
+    first, second, other = (registration.factory(s, {}) for s in (here, here, there))
+    assert first is not second
+    job = first.enqueue(Job(task="t"))
+    assert second.get(job.id) is not None and other.get(job.id) is None
 {%- elif cookiecutter.kind == "result-backend" %}
 
 

@@ -13,36 +13,35 @@ from typing import Any
 
 from nuvom_kernel import hookimpl
 from nuvom_kernel.errors import ConfigError
-from nuvom_kernel.hookspecs import Register
+from nuvom_kernel.hookspecs import RegisterStorage
 from nuvom_kernel.settings import NuvomSettings
 
-from {{ cookiecutter.package_name }}.queue import DictQueueBackend
+from {{ cookiecutter.package_name }}.queue import DictQueueBackend, DictStore
 
 NAME = "{{ cookiecutter.component_name }}"
+#: The roles this store serves (names from nuvom_kernel.contracts.CAPABILITIES);
+#: `nuvom plugin test` checks that the object implements each of them.
+ROLES = ("queue", "jobs", "results", "workers")
 _lock = threading.Lock()
-_stores: dict[str, DictQueueBackend] = {}
+_data: dict[str, DictStore] = {}
 
 
 def make_backend(settings: NuvomSettings, options: dict[str, Any]) -> DictQueueBackend:
-    """One store per project root in this process, so a producer and a worker
-    in the same process (and the queue and result roles) share it."""
+    """A new backend object per app (the app owns and closes it).  The jobs
+    live in this process's memory, so the *data* is shared per project root:
+    a producer and a worker in one process see the same jobs.  A store with a
+    file or a server would open its own connection here instead."""
     if options:
         raise ConfigError(f"the {NAME} backend takes no options, got {', '.join(sorted(options))}")
     root = str(Path(settings.resolve_path(".")).resolve())
     with _lock:
-        if root not in _stores:
-            _stores[root] = DictQueueBackend()
-        return _stores[root]
+        data = _data.setdefault(root, DictStore())
+    return DictQueueBackend(data)
 
 
 @hookimpl
-def nuvom_register_queue_backends(register: Register) -> None:
-    register(NAME, make_backend, description="jobs in a dict in this process (an example; not durable)")
-
-
-@hookimpl
-def nuvom_register_result_backends(register: Register) -> None:
-    register(NAME, make_backend, description="results in the same dict as the queue")
+def nuvom_register_storage(register: RegisterStorage) -> None:
+    register(NAME, make_backend, roles=ROLES, description="jobs in a dict in this process (an example; not durable)")
 {% elif cookiecutter.kind == "result-backend" %}
 from typing import Any
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from nuvom_kernel.backend_base import (
     LIVE_STATES,
+    Doorbell,
     QueueBackendBase,
     can_start,
     cancel_update,
@@ -47,15 +48,30 @@ from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo, now, validat
 RETRYABLE = (JobState.FAILED, JobState.DEAD, JobState.CANCELLED)
 
 
-class DictQueueBackend(QueueBackendBase):
-    """Implements both QueueBackend and ResultBackend (nuvom_kernel.contracts)."""
+class DictStore:
+    """The data: jobs, workers, the token counter, the lock and the doorbell.
+    Several backend objects (one per app) may share one store."""
 
     def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.jobs: dict[str, Job] = {}
+        self.workers: dict[str, WorkerInfo] = {}
+        self.tokens = itertools.count(1)
+        self.doorbell = Doorbell()
+
+
+class DictQueueBackend(QueueBackendBase):
+    """Implements QueueBackend, JobStore, ResultBackend and WorkerRegistry
+    (nuvom_kernel.contracts) over a :class:`DictStore`."""
+
+    def __init__(self, data: DictStore | None = None) -> None:
         super().__init__()
-        self._lock = threading.RLock()
-        self._jobs: dict[str, Job] = {}
-        self._workers: dict[str, WorkerInfo] = {}
-        self._tokens = itertools.count(1)
+        data = data if data is not None else DictStore()
+        self._lock = data.lock
+        self._jobs = data.jobs
+        self._workers = data.workers
+        self._tokens = data.tokens
+        self.doorbell = data.doorbell  # wake-ups reach every app on the same data
 
     def _live_with_key(self, key: str | None) -> Job | None:
         if not key:
