@@ -68,7 +68,7 @@ from nuvom_kernel.backend_base import (
 )
 from nuvom_kernel.contracts import Completion, Exchanged
 from nuvom_kernel.errors import CorruptJobError, InvalidIdError, NuvomError
-from nuvom_kernel.models import Job, JobState, Outcome, now, validate_id
+from nuvom_kernel.models import LEASED_STATES, Job, JobState, Outcome, now, validate_id
 
 try:  # the cross-process doorbell; without it, polling is the wake-up
     from nuvom_kernel.doorbell import UdpDoorbell
@@ -125,14 +125,29 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
             raise NuvomError(f"the file backend at {self.root} is closed; create a new one with the factory")
 
     def _read(self, path: str | Path) -> JobRecord | None:
-        """The record at ``path``; None if it is gone or was corrupt (then quarantined)."""
+        """The record at ``path``; None if it is gone or was corrupt (then quarantined).
+
+        A leased job's lease expiry is the later of its record's and its
+        ``run/`` file's mtime: :meth:`renew` moves the mtime forward instead
+        of rewriting the record, so a renewal allocates nothing and works on
+        a full disk.  Any other write leaves the mtime at the write's time,
+        which never extends a lease past that moment."""
         try:
-            return read_record(path, self.limit)
+            record = read_record(path, self.limit)
         except FileNotFoundError:
             return None
         except CorruptJobError as exc:
             self._quarantine(Path(path), str(exc))
             return None
+        job = record.job
+        if job.state in LEASED_STATES and str(path).startswith(self._run_prefix):
+            try:
+                renewed = os.stat(path).st_mtime
+            except OSError:
+                return record
+            if job.lease_expires_at is None or renewed > job.lease_expires_at:
+                job.lease_expires_at = renewed
+        return record
 
     def _run_file(self, job_id: str) -> str:
         """``run/<id>.job`` as a string (the hot path avoids building Path objects)."""
@@ -568,8 +583,13 @@ class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
                 if record is None or not holds_lease(record.job, token):
                     lost.add(job_id)
                     continue
-                record.job.lease_expires_at = now() + lease_secs
-                self._write(run, record, fsync=False)
+                # The lease lives in the file's mtime (see _read): no new file,
+                # no allocation, so renewing works on a full disk.
+                expires = now() + lease_secs
+                try:
+                    os.utime(run, (expires, expires))
+                except FileNotFoundError:
+                    lost.add(job_id)
         return lost
 
     def release(self, job_id: str, token: int) -> bool:
