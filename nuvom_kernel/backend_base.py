@@ -103,17 +103,20 @@ def lease_expired(job: Job, at: float) -> bool:
     return job.state in LEASED_STATES and job.lease_expires_at is not None and job.lease_expires_at < at
 
 
-def sweep_update(job: Job, at: float | None = None) -> Job:
+def sweep_update(job: Job, at: float | None = None, dead: list[tuple[Job, Job]] | None = None) -> Job:
     """A lease expired: the worker died or hung.
 
     A job that never started goes back to the queue as it was.  A running
     job's attempt is not charged (a worker's death is not the task's
     failure): it is requeued and its ``lease_expiries`` grows; past
     ``max_lease_expiries`` it is ``dead`` (it probably kills its worker).
+    ``dead``, when given, collects ``(before, after)`` copies of a job this
+    call made dead, for :class:`~nuvom_kernel.contracts.Swept`.
     """
     at = now() if at is None else at
     worker = job.worker_id
     started = job.state == JobState.RUNNING
+    before = job.snapshot() if dead is not None and started else None
     job.token = None
     job.lease_expires_at = None
     job.worker_id = None
@@ -129,6 +132,8 @@ def sweep_update(job: Job, at: float | None = None) -> Job:
         )
         job.finished_at = at
         job.record(JobState.DEAD, at, job.reason)
+        if dead is not None and before is not None:
+            dead.append((before, job.snapshot()))
     else:
         job.record(JobState.QUEUED, at, f"lease expired while running (worker {worker}); "
                                         f"redelivered, retries not used ({job.lease_expiries} of "

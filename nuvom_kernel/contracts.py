@@ -89,6 +89,21 @@ class Exchanged(NamedTuple):
     started: set[str]
 
 
+class Swept(int):
+    """What :meth:`QueueBackend.sweep` returns: the number of jobs it moved
+    (an ``int``), with ``dead`` listing ``(before, after)`` for every job this
+    sweep made ``dead`` (lease-expiry budget spent), so the worker that swept
+    reports each death once: the ``nuvom_job_dead`` / ``nuvom_job_finished``
+    hooks, and the result store when results live elsewhere."""
+
+    dead: tuple[tuple[Job, Job], ...]
+
+    def __new__(cls, moved: int = 0, dead: Iterable[tuple[Job, Job]] = ()) -> Swept:
+        obj = super().__new__(cls, moved)
+        obj.dead = tuple(dead)
+        return obj
+
+
 class Beat(NamedTuple):
     """What one worker heartbeat (:meth:`QueueBackend.heartbeat`) learnt."""
 
@@ -150,7 +165,9 @@ class QueueBackend(Protocol):
     - ``sweep`` handles expired leases (:func:`~nuvom_kernel.backend_base.sweep_update`):
       a claimed job is requeued as it was; a running job is requeued without
       using its retries and its ``lease_expiries`` grows, ``dead`` past
-      ``max_lease_expiries``.  Returns the number of jobs it moved.
+      ``max_lease_expiries``.  Returns :class:`Swept`: the number of jobs
+      it moved, listing the ones it made ``dead`` (pass a list to
+      ``sweep_update(job, at, dead=...)`` to collect them).
     """
 
     def enqueue(self, job: Job) -> Job: ...
@@ -191,7 +208,7 @@ class QueueBackend(Protocol):
 
     def release(self, job_id: str, token: int) -> bool: ...
 
-    def sweep(self) -> int: ...
+    def sweep(self) -> Swept: ...
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (from any thread) when new work may be claimable;

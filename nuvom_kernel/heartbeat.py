@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nuvom_kernel.maintenance import Maintenance
 from nuvom_kernel.models import WorkerInfo, now
@@ -64,9 +64,21 @@ class Heartbeat:
                     if moved:
                         log.info("worker %s: returned %d expired lease(s) to the queue", self.w.id, moved)
                         self.w._wake.set()
+                        self.report_dead(getattr(moved, "dead", ()))
                 self.check_stop_files()
             except Exception:
                 log.exception("worker %s: heartbeat failed (will retry)", self.w.id)
+
+    def report_dead(self, dead: Any) -> None:
+        """Jobs this worker's sweep made dead (lease-expiry budget spent): the
+        same hooks, and the separate result store, as a death in the loop."""
+        plugins = self.w.app.plugins
+        for before, record in dead:
+            log.warning("worker %s: job %s (%s) is dead: %s", self.w.id, record.id, record.task, record.reason)
+            if not self.w.app.shares_storage:
+                self.w._save_result(record)
+            plugins.job_dead(record, record.reason or "dead")
+            plugins.job_finished(before, record)
 
     def beat(self, renew: bool) -> None:
         """One round trip: registration and lease renewal when due, lost leases and

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from nuvom_kernel.contracts import Completion, JobFilter, ResultBackend, StorageBackend
+from nuvom_kernel.contracts import Completion, JobFilter, ResultBackend, StorageBackend, Swept
 from nuvom_kernel.errors import InvalidIdError
 from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, WorkerInfo, now
 
@@ -356,12 +356,27 @@ class QueueBackendContract:
 
     def test_sweep_dead_letters_past_the_lease_expiry_budget(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=5, max_lease_expiries=1))
+        reports: list[Any] = []
         for expected in (JobState.QUEUED, JobState.DEAD):
             [c] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
             assert c.id == job.id and c.attempts == 1
-            wait_for(lambda: backend.sweep() > 0)
+
+            def swept() -> bool:
+                result = backend.sweep()
+                reports.append(result)
+                return result > 0
+
+            wait_for(swept)
             after = backend.get(job.id)
             assert after is not None and after.state == expected
+        # sweep returns Swept: the count, and (before, after) of each job it made dead, once
+        assert all(isinstance(r, Swept) for r in reports), [type(r).__name__ for r in reports]
+        deaths = [pair for r in reports for pair in r.dead]
+        assert len(deaths) == 1, deaths
+        before, after = deaths[0]
+        assert before.id == after.id == job.id
+        assert before.state == JobState.RUNNING and after.state == JobState.DEAD
+        assert after.reason and "lease expired 2 times" in after.reason
         dead = backend.get(job.id)
         assert dead is not None and dead.lease_expiries == 2 and dead.attempts == 0
         assert dead.reason and "lease expired 2 times" in dead.reason

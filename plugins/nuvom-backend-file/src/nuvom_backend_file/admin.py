@@ -25,6 +25,7 @@ from nuvom_kernel.backend_base import (
     retry_update,
     sweep_update,
 )
+from nuvom_kernel.contracts import Swept
 from nuvom_kernel.models import LEASED_STATES, RETRYABLE_STATES, Job, JobState, now, validate_id
 
 if TYPE_CHECKING:
@@ -204,7 +205,7 @@ class AdminMixin:
 
     # -- sweep -----------------------------------------------------------------------
 
-    def sweep(self) -> int:
+    def sweep(self) -> Swept:
         """Return expired leases, repair files a crash left in ``run/``, promote
         due scheduled jobs, break stale locks, clear old temp files."""
         self._check_open()
@@ -212,6 +213,7 @@ class AdminMixin:
         at = now()
         moved = 0
         requeued = False
+        dead: list[tuple[Job, Job]] = []
         seen: set[str] = set()
         for name in _names(self.layout.run):
             job_id = name[:-4] if name.endswith(".job") else ""
@@ -232,8 +234,10 @@ class AdminMixin:
                 if record is None or not self._needs_sweep(record, at):
                     continue
                 if record.job.state in LEASED_STATES:
-                    sweep_update(record.job, at)
+                    died: list[tuple[Job, Job]] = []
+                    sweep_update(record.job, at, died)
                     requeued = self._commit(path, record, fsync=self.fsync) or requeued
+                    dead.extend(died)  # only once the change is stored
                 else:  # stranded by a crash mid-change: its content says where it belongs
                     home = self.layout.home(record.job)
                     retrying(os.replace, path, home)
@@ -248,7 +252,7 @@ class AdminMixin:
         self._clean_tmp(at)
         if requeued:
             self.ring()
-        return moved
+        return Swept(moved, dead)
 
     def _needs_sweep(self, record: JobRecord, at: float) -> bool:
         job = record.job

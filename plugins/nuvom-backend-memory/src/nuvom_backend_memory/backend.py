@@ -35,6 +35,7 @@ from nuvom_kernel.contracts import (
     Exchanged,
     JobFilter,
     JobPage,
+    Swept,
     after_cursor,
     decode_cursor,
     encode_cursor,
@@ -185,13 +186,14 @@ class MemoryBackend(QueueBackendBase):
         self.doorbell.ring()
         return True
 
-    def sweep(self) -> int:
+    def sweep(self) -> Swept:
         at = now()
         moved = 0
+        dead: list[tuple[Job, Job]] = []
         with self._lock:
             for job in self._jobs.values():
                 if lease_expired(job, at):
-                    sweep_update(job, at)
+                    sweep_update(job, at, dead)
                     if job.state == JobState.QUEUED:
                         self._push(job)
                     else:
@@ -199,7 +201,7 @@ class MemoryBackend(QueueBackendBase):
                     moved += 1
         if moved:
             self.doorbell.ring()
-        return moved
+        return Swept(moved, dead)
 
     def get(self, job_id: str) -> Job | None:
         validate_id(job_id)

@@ -44,7 +44,7 @@ from nuvom_kernel.backend_base import (
     start_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import Completion, Exchanged
+from nuvom_kernel.contracts import Completion, Exchanged, Swept
 from nuvom_kernel.doorbell import UdpDoorbell
 from nuvom_kernel.errors import ConfigError, CorruptJobError
 from nuvom_kernel.models import Job, JobState, Outcome, Transition, now
@@ -383,13 +383,15 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             self.bell.ring()
         return released
 
-    def sweep(self) -> int:
+    def sweep(self) -> Swept:
         """Requeue (or kill) jobs whose lease expired; also keeps the WAL bounded."""
         moved, requeued = 0, False
+        dead: list[tuple[Job, Job]] = []
         expired_sql = f"SELECT 1 FROM jobs WHERE state IN {LEASED} AND lease_expires_at < ? LIMIT 1"
         if self.db.query(expired_sql, (now(),)):
 
             def txn(conn: sqlite3.Connection) -> tuple[int, bool]:
+                dead.clear()  # a retried transaction starts over
                 rows = conn.execute(
                     f"SELECT {HOT_JOB_COLUMNS} FROM jobs WHERE state IN {LEASED} AND lease_expires_at < ?",
                     (now(),),
@@ -402,7 +404,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
                         quarantine(conn, row, str(exc))
                 at = now()
                 for job in jobs:
-                    sweep_update(job, at)
+                    sweep_update(job, at, dead)
                 conn.executemany(HOT_UPDATE_SQL, [hot_update_values(job) for job in jobs])
                 return len(rows), any(job.state == JobState.QUEUED for job in jobs)
 
@@ -411,7 +413,7 @@ class SqliteBackend(AdminMixin, QueueBackendBase):
             self.bell.ring()
         self.db.checkpoint()
         self.db.secure_files()
-        return moved
+        return Swept(moved, dead)
 
     # -- wake-ups and lifetime ---------------------------------------------------
 

@@ -39,6 +39,7 @@ from nuvom_kernel.contracts import (
     Exchanged,
     JobFilter,
     JobPage,
+    Swept,
     after_cursor,
     decode_cursor,
     encode_cursor,
@@ -159,15 +160,16 @@ class DictQueueBackend(QueueBackendBase):
         self.doorbell.ring()
         return True
 
-    def sweep(self) -> int:
+    def sweep(self) -> Swept:
         at = now()
+        dead: list[tuple[Job, Job]] = []  # (before, after) of jobs this sweep made dead
         with self._lock:
             expired = [j for j in self._jobs.values() if lease_expired(j, at)]
             for job in expired:
-                sweep_update(job, at)
+                sweep_update(job, at, dead)
         if expired:
             self.doorbell.ring()
-        return len(expired)
+        return Swept(len(expired), dead)
 
     def get(self, job_id: str) -> Job | None:
         validate_id(job_id)
