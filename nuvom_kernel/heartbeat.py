@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nuvom_kernel.errors import StoreError
 from nuvom_kernel.maintenance import Maintenance
 from nuvom_kernel.models import WorkerInfo, now
 
@@ -66,6 +67,8 @@ class Heartbeat:
                         self.w._wake.set()
                         self.report_dead(getattr(moved, "dead", ()))
                 self.check_stop_files()
+            except StoreError as exc:  # an environment fault: its message names the path and the fix
+                log.error("worker %s: heartbeat failed (will retry): %s", self.w.id, exc)
             except Exception:
                 log.exception("worker %s: heartbeat failed (will retry)", self.w.id)
 

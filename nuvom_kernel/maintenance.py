@@ -17,6 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from nuvom_kernel.errors import StoreError
 from nuvom_kernel.models import now
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class Maintenance:
             started = time.monotonic()
             try:
                 purged = self.w.app.jobs.purge(older_than=now() - ttl)
+            except StoreError as exc:  # an environment fault: its message names the path and the fix
+                log.error("worker %s: purging results older than %g s failed (will retry): %s", self.w.id, ttl, exc)
             except Exception:
                 log.exception("worker %s: purging results older than %g s failed (will retry)", self.w.id, ttl)
             else:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from nuvom_kernel.backend_base import start_update
 from nuvom_kernel.context import JobContext
 from nuvom_kernel.contracts import Completion, Executor, WorkItem, WorkResult
+from nuvom_kernel.errors import StoreError
 from nuvom_kernel.execution import decide, run_async, run_sync
 from nuvom_kernel.heartbeat import Heartbeat, stop_file
 from nuvom_kernel.lifecycle import NuvomContext
@@ -258,13 +259,15 @@ class Worker:
                     if self._fail_unstorable(pending):
                         continue  # an outcome the store cannot encode failed alone; retry at once
                     backoff = min(5.0, backoff * 2 or 0.05)
-                    if backoff < 5.0:
+                    # an environment fault (full disk, permissions) says what to do in one
+                    # line; a traceback is for faults nobody foresaw, and only at first
+                    if backoff < 5.0 and not isinstance(exc, StoreError):
                         log.exception("worker %s: the %s backend failed; retrying in %.2f s",
                                       self.id, self.settings.queue_backend, backoff,
                                       extra={"event": "worker.backend_error", "worker_id": self.id,
                                              "backend": self.settings.queue_backend, "delay": backoff})
-                    else:  # one line per retry from here on, not a traceback every 5 s
-                        log.error("worker %s: the %s backend still fails (%s: %s); retrying every %.0f s",
+                    else:  # one line per retry: a store fault, or past the first retries
+                        log.error("worker %s: the %s backend fails (%s: %s); retrying in %.2g s",
                                   self.id, self.settings.queue_backend, type(exc).__name__, exc, backoff,
                                   extra={"event": "worker.backend_error", "worker_id": self.id,
                                          "backend": self.settings.queue_backend, "delay": backoff,

@@ -123,3 +123,41 @@ def test_stopping_while_the_backend_fails_does_not_spin(tmp_path: Path) -> None:
     assert not thread.is_alive()
     final = backend.get(handle.id)
     assert final is not None and final.state == JobState.SUCCEEDED and final.result == 1
+
+
+def test_a_store_fault_mid_run_logs_one_line_per_retry_and_loses_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An environment fault while jobs run (a full disk) is logged as its own
+    one-line message (path and fix), never a traceback; the outcome is kept
+    and recorded once the store recovers."""
+    import logging
+
+    from nuvom_backend_memory import MemoryBackend
+
+    from nuvom_kernel.errors import StoreFullError
+
+    class Full(MemoryBackend):
+        full = False
+
+        def exchange(self, completions, *args, **kw):  # type: ignore[no-untyped-def]
+            if self.full and completions:
+                raise StoreFullError("the queue directory /srv/jobs: no space left on the device; free some space")
+            return super().exchange(completions, *args, **kw)
+
+    backend = Full()
+    app = Nuvom(root=tmp_path, environ={}, queue=backend, results=backend, log_level="WARNING")
+    caplog.set_level(logging.INFO, logger="nuvom")
+    with running_worker(app, concurrency=2):
+        backend.full = True
+        handle = ok.options(app=app).delay(7)
+        deadline = time.monotonic() + 15
+        while not any("no space left" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the fault was never logged"
+            time.sleep(0.02)
+        time.sleep(0.5)  # a few retries
+        backend.full = False
+        assert handle.result(timeout=30) == 7
+    faults = [r for r in caplog.records if "no space left" in r.getMessage()]
+    assert len(faults) >= 2, [r.getMessage() for r in faults]
+    assert all(r.exc_info is None for r in faults), "a store fault was logged with a traceback"
+    assert all("/srv/jobs" in r.getMessage() and "free some space" in r.getMessage() for r in faults)
