@@ -33,6 +33,7 @@ from nuvom_kernel.contracts import (
 )
 from nuvom_kernel.errors import (
     CapabilityError,
+    ComponentNotFoundError,
     InvalidStateError,
     JobNotFoundError,
     PayloadError,
@@ -40,6 +41,7 @@ from nuvom_kernel.errors import (
 )
 from nuvom_kernel.manager import NuvomPluginManager
 from nuvom_kernel.models import RETRYABLE_STATES, Job, JobState, validate_id
+from nuvom_kernel.payloads import MARK, args_envelope, call_from, is_envelope, unwrap, wrap
 from nuvom_kernel.plugin_settings import PluginSettings
 from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
 from nuvom_kernel.settings import (
@@ -66,11 +68,13 @@ class Nuvom:
         environ: dict[str, str] | None = None,
         queue: QueueBackend | None = None,
         results: ResultBackend | None = None,
+        serializer: Serializer | None = None,
         **overrides: Any,
     ) -> None:
         """``settings`` (or the environment, ``.env`` and ``pyproject.toml`` of
-        ``root``, with ``overrides`` on top); ``queue``/``results`` inject ready
-        components instead of creating the configured ones (tests, embedding)."""
+        ``root``, with ``overrides`` on top); ``queue``/``results``/``serializer``
+        inject ready components instead of creating the configured ones (tests,
+        embedding)."""
         if settings is None:
             env = dict(os.environ if environ is None else environ)
             root_path = Path(root).resolve() if root is not None else project_root(env)
@@ -96,7 +100,8 @@ class Nuvom:
         self._results: ResultBackend | None = results
         if queue is not None and results is None and isinstance(queue, ResultBackend):
             self._results = queue
-        self._serializer: Serializer | None = None
+        self._serializer: Serializer | None = serializer
+        self._decoders: dict[str, Serializer] = {}
         self._caps: tuple[Any, frozenset[str]] | None = None  # the queue object and its roles
         self._configured = False
         #: this app's tasks (``@app.task``); module-level ``@task`` tasks are found through its parent
@@ -247,6 +252,11 @@ class Nuvom:
         serializer = self._serializer or self.serializer
         if type(serializer) is JsonSerializer and _fits_json(value, self.settings.max_payload_bytes):
             return  # small plain values: provably encodable within the limit, no need to encode
+        self._encoded(serializer, value, what)
+
+    def _encoded(self, serializer: Serializer, value: Any, what: str) -> bytes:
+        """``value`` encoded by ``serializer``, refused (``PayloadError``) when it
+        cannot be or exceeds ``max_payload_bytes``."""
         if _nested_deeper_than(value, MAX_NESTING):
             raise PayloadError(
                 f"{what} is nested more than {MAX_NESTING} levels deep, which the job store cannot "
@@ -265,11 +275,68 @@ class Nuvom:
                 f"{what} is {len(data)} bytes, over the limit of {limit} bytes (NUVOM_MAX_PAYLOAD_BYTES); "
                 "store large data elsewhere and pass a reference"
             )
+        return data
+
+    # -- stored payloads (nuvom_kernel.payloads) ---------------------------------
+
+    def encode_payload(self, value: Any, what: str) -> Any:
+        """The form in which ``value`` (a result) is stored: itself with the JSON
+        serializer, else an envelope of the serializer's bytes.  Checked like
+        :meth:`check_payload`."""
+        serializer = self._serializer or self.serializer
+        if type(serializer) is JsonSerializer:
+            self.check_payload(value, what)
+            if not is_envelope(value):
+                return value
+        return wrap(serializer, self._encoded(serializer, value, what))
+
+    def _stored_call(self, job: Job) -> Job:
+        """``job`` with its arguments in stored form (see :meth:`encode_payload`)."""
+        what = f"arguments of task {job.task!r}"
+        serializer = self._serializer or self.serializer
+        call = {"args": job.args, "kwargs": job.kwargs}
+        if args_envelope(job.args, job.kwargs) is not None:
+            return job  # already in stored form (a job exported and submitted again)
+        if type(serializer) is JsonSerializer:
+            self.check_payload(call, what)
+            return job
+        data = self._encoded(serializer, {"args": list(job.args), "kwargs": job.kwargs}, what)
+        return job.model_copy(update={"args": [wrap(serializer, data)], "kwargs": {}})
+
+    def serializer_named(self, name: str) -> Serializer:
+        """The serializer ``name`` (for decoding what another process stored)."""
+        own = self._serializer or self.serializer
+        if own.name == name:
+            return own
+        with self._lock:
+            cached = self._decoders.get(name)
+            if cached is None:
+                try:
+                    cached = self.plugins.registries["serializers"].create(name, self.settings, self.component_options)
+                except ComponentNotFoundError as exc:
+                    raise PayloadError(f"a stored payload was encoded with the {name!r} serializer, which is not "
+                                       f"available in this process: {exc}") from None
+                self._decoders[name] = cached
+            return cached
+
+    def decode_value(self, value: Any) -> Any:
+        """A stored result as the task returned it (decoding an envelope)."""
+        if is_envelope(value):
+            return unwrap(value, self.serializer_named(value[MARK]))
+        return value
+
+    def decode_call(self, job: Job) -> tuple[list[Any], dict[str, Any]]:
+        """A stored job's ``(args, kwargs)`` as the caller passed them."""
+        envelope = args_envelope(job.args, job.kwargs)
+        if envelope is None:
+            return job.args, job.kwargs
+        name = envelope[MARK]
+        return call_from(unwrap(envelope, self.serializer_named(name)), name)
 
     # -- jobs --------------------------------------------------------------------
 
     def enqueue(self, job: Job) -> Job:
-        self.check_payload({"args": job.args, "kwargs": job.kwargs}, f"arguments of task {job.task!r}")
+        job = self._stored_call(job)
         try:
             stored = self.queue.enqueue(job)
         except StoreError:
@@ -281,8 +348,7 @@ class Nuvom:
         return stored
 
     def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
-        for job in jobs:
-            self.check_payload({"args": job.args, "kwargs": job.kwargs}, f"arguments of task {job.task!r}")
+        jobs = [self._stored_call(job) for job in jobs]
         try:
             stored = self.queue.enqueue_many(list(jobs))
         except StoreError:

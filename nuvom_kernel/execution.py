@@ -131,14 +131,15 @@ def retry_delay(job: Job, attempt: int, rng: random.Random | None = None) -> flo
     return base
 
 
-def decide(job: Job, task: Task[Any] | None, result: WorkResult, check_result: Callable[[Any], None] | None = None) -> Outcome:
+def decide(job: Job, task: Task[Any] | None, result: WorkResult, check_result: Callable[[Any], Any] | None = None) -> Outcome:
     """Turn how an attempt ended into the job's next state.
 
     ``job.attempts`` already counts this attempt.  Rules (docs/execution.md):
     success stores the value; ``raise Retry(delay=)`` and ordinary errors retry
     while attempts remain (only errors in ``retry_on`` if that is set);
     a timeout follows ``timeout_policy``; a crashed child counts as an attempt
-    and ends in ``dead`` when none remain.
+    and ends in ``dead`` when none remain.  ``check_result(value)`` returns the
+    form in which a result is stored, or raises ``PayloadError`` (the job fails).
     """
     attempt = job.attempts
     remaining = attempt < job.max_attempts
@@ -176,12 +177,13 @@ def decide(job: Job, task: Task[Any] | None, result: WorkResult, check_result: C
                        reason=f"the process running it died on attempt {attempt} of {job.max_attempts}")
 
     if result.ok:
+        value = result.value
         if check_result is not None and job.store_result:
             try:
-                check_result(result.value)
+                value = check_result(value)
             except PayloadError as exc:
                 return Outcome(kind="failed", error=error_info(exc, attempt), at=at, note="result could not be stored")
-        return Outcome(kind="succeeded", result=result.value, at=at)
+        return Outcome(kind="succeeded", result=value, at=at)
 
     raised = result.exception
     err = result.error or (error_info(raised, attempt) if raised is not None else

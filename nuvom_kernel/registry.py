@@ -23,6 +23,7 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("executors", "thread"): "nuvom-executor-thread",
     ("executors", "process"): "nuvom-executor-process",
     ("discoverers", "ast"): "nuvom-discovery-ast",
+    ("serializers", "msgpack"): "nuvom-serializer-msgpack",
 }
 
 #: Distributions that `pip install nuvom` does not include: their extra of ``nuvom``.
@@ -34,7 +35,6 @@ PLANNED: dict[tuple[str, str], str] = {
     ("result_backends", "redis"): "a Redis backend",
     ("queue_backends", "postgres"): "a PostgreSQL backend",
     ("result_backends", "postgres"): "a PostgreSQL backend",
-    ("serializers", "msgpack"): "a msgpack serializer",
 }
 
 _SETTING_FOR_KIND = {

@@ -356,7 +356,7 @@ class JobHandle(Generic[R]):
         """The task's return value; raises the task's error if it failed."""
         job = self.wait(timeout)
         if job.state == JobState.SUCCEEDED:
-            return job.result  # type: ignore[no-any-return]
+            return self.app.decode_value(job.result)  # type: ignore[no-any-return]
         if job.state == JobState.CANCELLED:
             raise JobCancelledError(f"job {self.id} was cancelled: {job.reason}")
         if job.state == JobState.DEAD:

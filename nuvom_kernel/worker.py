@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from nuvom_kernel.backend_base import start_update
 from nuvom_kernel.context import JobContext
 from nuvom_kernel.contracts import Completion, Executor, WorkItem, WorkResult
-from nuvom_kernel.errors import StoreError
+from nuvom_kernel.errors import PayloadError, StoreError
 from nuvom_kernel.execution import decide, run_async, run_sync
 from nuvom_kernel.heartbeat import Heartbeat, stop_file
 from nuvom_kernel.lifecycle import NuvomContext
@@ -39,6 +39,7 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
+from nuvom_kernel.payloads import args_envelope
 from nuvom_kernel.task import Task
 
 if TYPE_CHECKING:
@@ -434,6 +435,13 @@ class Worker:
                       "(run `nuvom discover tasks`, or start the worker with --tasks MODULE)")
             self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": reason})))
             return
+        if args_envelope(job.args, job.kwargs) is not None:  # stored through another serializer
+            try:
+                args, kwargs = self.app.decode_call(job)
+            except PayloadError as exc:
+                self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": str(exc)})))
+                return
+            job = job.model_copy(update={"args": args, "kwargs": kwargs})  # the task's view; held.job stays stored
         deadline = None if not job.timeout_secs else time.monotonic() + job.timeout_secs
         ctx = JobContext(job=job, deadline=deadline, queue=self._job_store, app=self.app)
         held.ctx = ctx
@@ -496,7 +504,7 @@ class Worker:
                               error=ErrorInfo(attempt=job.attempts, type="nuvom.UnknownTask", message=dead_reason))
             return Completion(job.id, job.token, outcome)
         outcome = decide(job, held.task, result,
-                         check_result=lambda v: self.app.check_payload(v, f"result of task {job.task!r}"))
+                         check_result=lambda v: self.app.encode_payload(v, f"result of task {job.task!r}"))
         if result.still_running and outcome.kind == "retry":
             # never a second copy while the first still runs: keep the lease until it ends
             held.deferred = outcome

@@ -1,4 +1,4 @@
-"""Conformance suites every backend, executor and discoverer plugin runs (ours and
+"""Conformance suites every backend, executor, discoverer and serializer plugin runs (ours and
 third-party).
 
 ``from nuvom_kernel.testing import QueueBackendContract`` (also available as
@@ -12,12 +12,14 @@ from nuvom_kernel.testing.discoverer_contract import DiscovererContract
 from nuvom_kernel.testing.executor_contract import ExecutorContract
 from nuvom_kernel.testing.queue_contract import QueueBackendContract, make_job, wait_for
 from nuvom_kernel.testing.result_contract import ResultBackendContract, finished_job
+from nuvom_kernel.testing.serializer_contract import SerializerContract
 
 __all__ = [
     "DiscovererContract",
     "ExecutorContract",
     "QueueBackendContract",
     "ResultBackendContract",
+    "SerializerContract",
     "finished_job",
     "make_job",
     "wait_for",

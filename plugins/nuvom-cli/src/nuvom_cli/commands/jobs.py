@@ -11,7 +11,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from nuvom import sdk
-from nuvom_cli.commands.jobview import checked_id, export, job_op, job_view, short, state_text
+from nuvom_cli.commands.jobview import (
+    checked_id,
+    export,
+    for_display,
+    job_op,
+    job_view,
+    short,
+    state_text,
+)
 from nuvom_cli.state import EXIT_OK, EXIT_USAGE, state
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import CapabilityError, NuvomError
@@ -38,6 +46,8 @@ def register(app: typer.Typer) -> None:
         """Every field of a job, each attempt with its error and traceback, its history."""
         st = state()
         job = job_op(st, job_id, Nuvom.get_job)
+        if fmt != Format.raw:  # raw: the stored record as it is
+            job = for_display(st.app(), job, lossless=fmt == Format.json)
         if fmt == Format.json:
             st.print_json(export(job))
         elif fmt == Format.raw:
@@ -55,7 +65,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A job's state, attempts, and its result or last error (exit 0 if the job exists)."""
         st = state()
-        job = job_op(st, job_id, Nuvom.get_job)
+        job = for_display(st.app(), job_op(st, job_id, Nuvom.get_job))
         err = job.last_error
         # a job that waits with nobody to run it looks the same as one about to run: say which
         waiting = job.state in (JobState.QUEUED, JobState.SCHEDULED)

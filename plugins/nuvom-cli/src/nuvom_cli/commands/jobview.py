@@ -80,6 +80,53 @@ def state_text(state: JobState | str) -> Text:
     return Text(js.value, style=STATE_STYLE.get(js, ""))
 
 
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def for_display(app: Nuvom, job: Job, *, lossless: bool = False) -> Job:
+    """``job`` with arguments and result as the caller passed and the task
+    returned them: payloads stored through another serializer are decoded
+    (docs/configuration.md, Serialization).  A value JSON cannot show
+    (``bytes`` from msgpack) appears as its repr, or, with ``lossless`` (an
+    export another command reads back), stays in its stored envelope.  A
+    payload this process cannot decode is shown as stored."""
+    from nuvom_kernel.payloads import args_envelope, is_envelope
+
+    encoded_args = args_envelope(job.args, job.kwargs) is not None
+    if not encoded_args and not is_envelope(job.result):
+        return job
+    update: dict[str, Any] = {}
+    try:
+        if encoded_args:
+            args, kwargs = app.decode_call(job)
+            if not lossless or _json_ok([args, kwargs]):
+                update["args"] = _shown(args)
+                update["kwargs"] = _shown(kwargs)
+        if is_envelope(job.result):
+            result = app.decode_value(job.result)
+            if _json_ok(result):
+                update["result"] = result
+            elif not lossless:
+                update["result"] = _shown(result)
+    except NuvomError:
+        return job
+    return job.model_copy(update=update)
+
+
+def _shown(value: Any) -> Any:
+    """Containers kept, with what JSON cannot show replaced by its repr."""
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shown(v) for v in value]
+    return value if _json_ok(value) else repr(value)
+
+
 def short(value: Any, width: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nuvom import sdk
-from nuvom_cli.commands.jobview import ago, checked_id, compact_time, short, state_text
+from nuvom_cli.commands.jobview import ago, checked_id, compact_time, for_display, short, state_text
 from nuvom_cli.state import EXIT_USAGE, CliState, state
 from nuvom_cli.tables import fit
 from nuvom_kernel.errors import NuvomError
@@ -33,6 +33,7 @@ def _history(st: CliState, states: list[str], task: str | None, queue: str | Non
             page = sdk.query_jobs(state=states or None, task=task, queue=queue, since=since, search=search,
                                   limit=limit or 2**31 - 1, cursor=cursor, app=st.app())
             jobs, next_cursor = page.jobs, page.cursor
+        jobs = [for_display(st.app(), j) for j in jobs]
     except ValueError as exc:
         st.fail(str(exc), EXIT_USAGE)
     except NuvomError as exc:

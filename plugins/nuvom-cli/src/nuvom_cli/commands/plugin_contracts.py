@@ -47,6 +47,7 @@ SUITES = {
     "result_backends": Suite("result backend", "ResultBackendContract", "result_backend"),
     "executors": Suite("executor", "ExecutorContract", "executor"),
     "discoverers": Suite("discoverer", "DiscovererContract", "discoverer"),
+    "serializers": Suite("serializer", "SerializerContract", "serializer"),
 }
 MODULE_NAME = "test_nuvom_plugin_contracts"
 

@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from nuvom_cli.commands.jobview import export, seconds, short
+from nuvom_cli.commands.jobview import export, for_display, seconds, short
 from nuvom_cli.state import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliState, state
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import NuvomError
@@ -150,7 +150,7 @@ def run_one(app: Nuvom, job: Job, queue: str) -> Job:
     thread.join()
     if errors:
         raise errors[0]
-    return app.get_job(stored.id)
+    return for_display(app, app.get_job(stored.id))
 
 
 def outcome_panel(job: Job) -> Panel:
