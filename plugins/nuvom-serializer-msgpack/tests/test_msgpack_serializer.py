@@ -106,3 +106,32 @@ def test_the_cli_shows_decoded_payloads(tmp_path: Path) -> None:
     assert status["state"] == "succeeded" and status["result"] == {"n": 42, "blob": "b'\\x00\\xff'"}
     listed = json.loads(run(*nuvom, "history", "--json"))
     assert listed[0]["result"] == {"n": 42, "blob": "b'\\x00\\xff'"}
+
+
+def test_a_worker_without_the_serializer_dead_letters_naming_the_plugin(tmp_path: Path) -> None:
+    from nuvom_kernel.app import Nuvom
+    from nuvom_kernel.models import JobState
+    from nuvom_kernel.worker import Worker
+
+    def make(serialization: str, environ: dict[str, str]) -> Nuvom:
+        return Nuvom(root=tmp_path, environ=environ, queue_backend="sqlite", result_backend="sqlite",
+                     serialization_backend=serialization, log_level="WARNING", poll_interval_secs=0.1)
+
+    producer = make("msgpack", {})
+    worker_app = make("json", {"NUVOM_DISABLE_PLUGINS": "nuvom-serializer-msgpack"})
+    try:
+        @worker_app.task(name="mp.echo")
+        def echo(x: int) -> int:
+            return x
+
+        handle = echo.options(app=producer).delay(5)
+        worker = Worker(worker_app, concurrency=1, burst=True)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        thread.join(60)
+        job = producer.get_job(handle.id)
+        assert job.state == JobState.DEAD
+        assert job.reason and "'msgpack' serializer" in job.reason and "nuvom-serializer-msgpack" in job.reason
+    finally:
+        producer.close()
+        worker_app.close()
