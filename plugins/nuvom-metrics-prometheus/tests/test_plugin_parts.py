@@ -174,3 +174,22 @@ def test_an_expired_lease_is_counted_once_by_the_worker_that_swept_it(tmp_path: 
     assert "nuvom_lease_expiries_total 1.0" in text
     assert 'nuvom_jobs_finished_total{outcome="dead",queue="default",task="no.such.task"} 1.0' in text
     app.close()
+
+
+def test_plugin_test_passes_and_plugin_status_lists_it(tmp_path: Path) -> None:
+    import json
+
+    report = subprocess.run([sys.executable, "-m", "nuvom_cli", "plugin", "test", "nuvom-metrics-prometheus",
+                             "--json"], cwd=tmp_path, env=env_for(tmp_path), text=True, capture_output=True,
+                            timeout=120)
+    assert report.returncode == 0, report.stdout + report.stderr
+    result = json.loads(report.stdout)
+    assert result["ok"] is True
+    checks = {row["check"]: row for row in result["plugins"][0]["checks"]}
+    assert all(row["ok"] for row in checks.values()) and {"load", "hooks", "settings", "commands",
+                                                           "lifecycle"} <= set(checks), checks
+    status = subprocess.run([sys.executable, "-m", "nuvom_cli", "plugin", "status", "--json"], cwd=tmp_path,
+                            env=env_for(tmp_path), text=True, capture_output=True, timeout=60)
+    plugin = {r["name"]: r for r in json.loads(status.stdout)}["nuvom-metrics-prometheus"]
+    assert plugin["loaded"] and plugin["error"] is None and plugin["version"] == "1.0.0"
+    assert "nuvom_leases_expired" in plugin["hooks"] and "nuvom_job_finished" in plugin["hooks"]

@@ -22,7 +22,6 @@ import os
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -52,6 +51,7 @@ HISTOGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nuvom_job_queue_wait_seconds": ("How long an attempt waited to start once it was due "
                                      "(created, or its eta passed).", ("task", "queue")),
 }
+_LE = {bound: floatToGoString(bound) for bound in BUCKETS}
 OUTCOMES = ("succeeded", "failed", "retried", "cancelled", "dead")
 
 
@@ -71,6 +71,7 @@ class Recorder:
         self._files: dict[str, MmapedDict] = {}
         self._pid: int | None = None
         self._histograms: set[tuple[str, tuple[str, ...]]] = set()  # label sets whose buckets exist
+        self._keys: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def _file(self, kind: str) -> MmapedDict:
         if self._pid != os.getpid():  # a forked child must not write its parent's files
@@ -83,31 +84,36 @@ class Recorder:
             file = self._files[kind] = MmapedDict(str(path))
         return file
 
+    def _key(self, name: str, sample: str, names: tuple[str, ...], values: tuple[str, ...], help_text: str) -> str:
+        key = self._keys.get((sample, values))
+        if key is None:  # json.dumps once per label set, not per event
+            key = self._keys[(sample, values)] = mmap_key(name, sample, list(names), list(values), help_text)
+        return key
+
+    def _add(self, file: MmapedDict, key: str, amount: float) -> None:
+        value, _ = file.read_value(key)
+        file.write_value(key, value + amount, 0.0)  # timestamps matter only to "mostrecent" gauges
+
     def inc(self, name: str, labels: Mapping[str, str], amount: float = 1.0) -> None:
         help_text, names = COUNTERS[name]
-        key = mmap_key(name, name + "_total", list(names), [labels[n] for n in names], help_text)
+        key = self._key(name, name + "_total", names, tuple(labels[n] for n in names), help_text)
         with self._lock:
-            file = self._file("counter")
-            value, _ = file.read_value(key)
-            file.write_value(key, value + amount, time.time())
+            self._add(self._file("counter"), key, amount)
 
     def observe(self, name: str, labels: Mapping[str, str], seconds: float) -> None:
         help_text, names = HISTOGRAMS[name]
-        values = [labels[n] for n in names]
+        values = tuple(labels[n] for n in names)
         seconds = max(0.0, seconds)
-        bound = BUCKETS[bisect.bisect_left(BUCKETS, seconds)]  # buckets hold their own count, merged cumulatively
-        bucket = mmap_key(name, name + "_bucket", [*names, "le"], [*values, floatToGoString(bound)], help_text)
-        total = mmap_key(name, name + "_sum", list(names), values, help_text)
+        bucket_names = (*names, "le")
         with self._lock:
             file = self._file("histogram")
-            if (name, tuple(values)) not in self._histograms:  # every bucket, +Inf included, from the start
+            if (name, values) not in self._histograms:  # every bucket, +Inf included, from the start
                 for le in BUCKETS:
-                    file.read_value(mmap_key(name, name + "_bucket", [*names, "le"], [*values, floatToGoString(le)],
-                                             help_text))
-                self._histograms.add((name, tuple(values)))
-            for key, amount in ((bucket, 1.0), (total, seconds)):
-                value, _ = file.read_value(key)
-                file.write_value(key, value + amount, time.time())
+                    file.read_value(self._key(name, name + "_bucket", bucket_names, (*values, _LE[le]), help_text))
+                self._histograms.add((name, values))
+            bound = BUCKETS[bisect.bisect_left(BUCKETS, seconds)]  # each bucket its own count; merged cumulatively
+            self._add(file, self._key(name, name + "_bucket", bucket_names, (*values, _LE[bound]), help_text), 1.0)
+            self._add(file, self._key(name, name + "_sum", names, values, help_text), seconds)
 
     def close(self) -> None:
         with self._lock:
