@@ -29,13 +29,14 @@ def register(app: Any) -> None:
         app_ = st.app()
         options = options_of(app_)
         token = options.token.get_secret_value() if options.token else None
+        bind = host or options.host
+        chosen = port if port is not None else options.port if options.port is not None else DEFAULT_PORT
         try:
-            server = serve(app_, host or options.host, port if port is not None else (options.port or DEFAULT_PORT),
-                           token)
+            server = serve(app_, bind, chosen, token)
         except ValueError as exc:  # off loopback without a token
             st.fail(str(exc), EXIT_USAGE)
         except OSError as exc:
-            st.fail(f"cannot serve metrics on {host or options.host}:{port}: {exc}", EXIT_USAGE)
+            st.fail(f"cannot serve metrics on {bind}:{chosen}: {exc}; choose another --port", EXIT_USAGE)
         st.say(f"[green]metrics[/] at {server.url}", f"metrics at {server.url}", "metrics.serving", url=server.url)
         try:
             server.wait()
