@@ -65,6 +65,7 @@ class Heartbeat:
                     if moved:
                         log.info("worker %s: returned %d expired lease(s) to the queue", self.w.id, moved)
                         self.w._wake.set()
+                        self.w.app.plugins.leases_expired(self.w.id, int(moved))
                         self.report_dead(getattr(moved, "dead", ()))
                 self.check_stop_files()
             except StoreError as exc:  # an environment fault: its message names the path and the fix

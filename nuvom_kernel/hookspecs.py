@@ -197,8 +197,9 @@ def nuvom_configure(settings: NuvomSettings) -> None:
 def nuvom_startup(ctx: NuvomContext) -> None:
     """A worker (``ctx.role == "worker"``) or another long-lived process is starting.
 
-    ``ctx`` carries ``settings``, ``role``, ``worker_id`` (workers only) and the
-    plugin ``options``.  Start exporters or open connections here.  An
+    ``ctx`` carries ``settings``, ``role``, ``worker_id`` (workers only), the
+    plugin ``options`` and ``app`` (the worker's app: storage roles, validated
+    plugin settings).  Start exporters or open connections here.  An
     exception is logged with the plugin's name and does not stop the worker.
     """
 
@@ -252,6 +253,14 @@ def nuvom_job_dead(job: Job, reason: str) -> None:
     attempts exhausted by a dying worker).  Observer hook."""
 
 
+@hookspec
+def nuvom_leases_expired(worker_id: str, count: int) -> None:
+    """This worker's sweeper found ``count`` jobs whose lease had expired (their
+    worker died or hung) and returned them to the queue, or dead-lettered those
+    past their lease-expiry budget.  Each expired lease is reported once, by
+    the worker that swept it.  Observer hook, called in the worker."""
+
+
 # -- execution -----------------------------------------------------------------
 
 @hookspec(firstresult=True)
@@ -281,6 +290,7 @@ OBSERVER_HOOKS = (
     "nuvom_job_finished",
     "nuvom_job_retrying",
     "nuvom_job_dead",
+    "nuvom_leases_expired",
     "nuvom_execute_job",
 )
 #: Hooks a plugin may implement only as a wrapper (the kernel makes the call itself).

@@ -606,6 +606,9 @@ class NuvomPluginManager:
     def job_dead(self, job: Job, reason: str) -> None:
         self._notify("nuvom_job_dead", job=job, reason=reason)
 
+    def leases_expired(self, worker_id: str, count: int) -> None:
+        self._notify("nuvom_leases_expired", worker_id=worker_id, count=count)
+
     def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None) -> None:
         """Let every plugin add its commands; a failing plugin is reported, not fatal."""
         self.load()

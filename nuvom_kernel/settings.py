@@ -54,7 +54,8 @@ LEGACY_KEYS = {
     "queue_maxsize": "has no effect: queues are bounded by storage, not a size",
     "sqlite_queue_path": "has no effect: queue and results share NUVOM_SQLITE_DB_PATH",
     "scheduler_backend": "has no effect in Nuvom 1",
-    "prometheus_port": "has no effect: the Prometheus plugin reads its own settings",
+    "prometheus_port": ("has no effect: no installed plugin reads it; install nuvom-metrics-prometheus "
+                        "(pip install 'nuvom[prometheus]'), whose worker metrics port it is"),
 }
 
 
@@ -238,12 +239,12 @@ def load_settings(
             if key in names:
                 values[key] = value
                 sources[key] = origin
+            elif key in claimed or (origin in ("environment", ".env") and key.startswith(claimed_prefixes)):
+                continue  # a plugin's setting (also a 0.11 name a plugin took over): validated below
             elif key in LEGACY_KEYS:
                 notes.append(f"{shown} ({origin}) {LEGACY_KEYS[key]}")
             elif origin in ("environment", ".env") and shown in OTHER_KNOWN_VARIABLES:
                 continue
-            elif key in claimed or (origin in ("environment", ".env") and key.startswith(claimed_prefixes)):
-                continue  # a plugin's setting: validated below
             else:
                 prefix = ENV_PREFIX if origin in ("environment", ".env") else ""
                 match = difflib.get_close_matches(key, names, n=1, cutoff=0.6)

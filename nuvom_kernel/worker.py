@@ -155,7 +155,7 @@ class Worker:
     # -- main loop ---------------------------------------------------------------
 
     def run(self) -> WorkerStats:
-        ctx = NuvomContext(settings=self.settings, role="worker", worker_id=self.id)
+        ctx = NuvomContext(settings=self.settings, role="worker", worker_id=self.id, app=self.app)
         queue = self.app.queue
         self._job_store = self.app.jobs if self.app.provides("jobs") else None
         self._observed = self._observed_hooks()

@@ -290,6 +290,7 @@ LIFECYCLE_OUTPUT = {
     "nuvom_job_finished": "finished: docs.double -> succeeded",
     "nuvom_job_retrying": "retrying: docs.flaky after builtins.RuntimeError in 0s",
     "nuvom_job_dead": "dead: docs.unknown: unknown task",
+    "nuvom_leases_expired": "leases expired: 1 (swept by docs-worker)",
     "nuvom_execute_job": "execute: docs.double returned 42",
 }
 
@@ -350,9 +351,12 @@ def test_lifecycle_examples_run_in_a_real_worker(tmp_path: Path, capsys: pytest.
         (tmp_path / f"{hook}.py").write_text(examples[hook], encoding="utf-8")
         modules.append(f"./{hook}.py")
     (tmp_path / ".nuvom_plugins.toml").write_text(f"[plugins]\nmodules = {json.dumps(modules)}\n", encoding="utf-8")
-    app = make_app("memory", tmp_path)
+    app = make_app("memory", tmp_path, sweep_interval_secs=0.1)
     _flaky_calls.clear()
+    orphan = app.enqueue(Job(task="docs.double", args=[4]))
+    app.queue.claim(["default"], 1, 1.0, "gone-worker")  # its worker "died": the lease expires in 1 s
     with use_app(app), running_worker(app, worker_id="docs-worker", concurrency=2):
+        assert app.results.wait(orphan.id, timeout=30) is not None  # swept, then run here
         doubled = double.delay(21)
         retried = flaky.delay()
         unknown = app.enqueue(Job(task="docs.unknown"))

@@ -566,6 +566,15 @@ class QueueBackendContract:
         assert counts["other"]["running"] == 1 and counts["other"]["claimed"] == 1
         assert backend.oldest_queued_at() == 50.0
 
+    def test_oldest_queued_spans_every_queue_and_only_queued_jobs(self, backend: StorageBackend) -> None:
+        backend.enqueue(make_job(queue="a", created_at=300.0))
+        backend.enqueue(make_job(queue="zz", created_at=200.0))  # the oldest queued, in the last queue by name
+        backend.enqueue(make_job(queue="m", created_at=100.0))  # older, but claimed below: not queued
+        backend.claim(["m"], 1, self.lease, "w")
+        assert backend.oldest_queued_at() == 200.0
+        backend.claim(["zz"], 1, self.lease, "w")
+        assert backend.oldest_queued_at() == 300.0
+
     def test_purge_removes_only_old_terminal_jobs(self, backend: StorageBackend) -> None:
         done = backend.enqueue(make_job())
         failed = backend.enqueue(make_job())

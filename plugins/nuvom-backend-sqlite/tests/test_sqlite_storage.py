@@ -301,6 +301,7 @@ def test_an_old_file_is_migrated_and_keeps_its_jobs_whole(tmp_path: Path, versio
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert "jobs_unique" not in names and "jobs_unique2" in names
+        assert "jobs_queue_state" not in names and "jobs_queue_state_ready" in names
         # the cold part only stays in the JSON
         assert '"history"' not in conn.execute("SELECT data FROM jobs WHERE id = 'done-job'").fetchone()[0]
         conn.close()
@@ -321,3 +322,37 @@ def test_an_old_file_is_migrated_and_keeps_its_jobs_whole(tmp_path: Path, versio
         assert [t.state for t in finished.history][-3:] == [JobState.CLAIMED, JobState.RUNNING, JobState.SUCCEEDED]
     finally:
         backend.close()
+
+
+def test_oldest_queued_seeks_the_index_instead_of_scanning_queued_jobs(tmp_path: Path) -> None:
+    """A metrics scrape asks for it every time: it must not read every queued row (issue 14)."""
+    from nuvom_backend_sqlite.admin import _OLDEST_QUEUED_SQL
+
+    backend = SqliteBackend(tmp_path / "q.db")
+    try:
+        backend.enqueue_many([Job(task="t", queue=f"q{i % 3}", created_at=1000.0 - i) for i in range(30)])
+        assert backend.oldest_queued_at() == 1000.0 - 29
+        conn = sqlite3.connect(tmp_path / "q.db")
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _OLDEST_QUEUED_SQL)]
+        conn.close()
+        jobs_steps = [step for step in plan if " jobs" in f" {step}"]
+        assert jobs_steps and all("USING COVERING INDEX jobs_queue_state_ready" in s for s in jobs_steps), plan
+    finally:
+        backend.close()
+
+
+def test_a_version_3_file_gets_the_ready_at_index(tmp_path: Path) -> None:
+    SqliteBackend(tmp_path / "q.db").close()
+    conn = sqlite3.connect(tmp_path / "q.db")
+    conn.execute("DROP INDEX jobs_queue_state_ready")
+    conn.execute("CREATE INDEX jobs_queue_state ON jobs (queue, state)")  # as version 3 had it
+    conn.execute("PRAGMA user_version=3")
+    conn.commit()
+    conn.close()
+    SqliteBackend(tmp_path / "q.db").close()
+    conn = sqlite3.connect(tmp_path / "q.db")
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    assert version == SCHEMA_VERSION == 4
+    assert "jobs_queue_state_ready" in names and "jobs_queue_state" not in names

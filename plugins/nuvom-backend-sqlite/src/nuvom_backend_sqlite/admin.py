@@ -50,6 +50,19 @@ def _row_job(row: tuple[Any, ...]) -> Job:
         return placeholder(row[0], row[1], f"corrupt stored job: {exc}")
 
 
+
+#: One index seek per queue (jobs_queue_state_ready), however many jobs are queued:
+#: walk the distinct queues through the index, take each one's first queued ready_at.
+_OLDEST_QUEUED_SQL = """
+WITH RECURSIVE queues(name) AS (
+    SELECT MIN(queue) FROM jobs
+    UNION ALL
+    SELECT (SELECT MIN(queue) FROM jobs WHERE queue > queues.name) FROM queues WHERE queues.name IS NOT NULL
+)
+SELECT MIN((SELECT MIN(ready_at) FROM jobs WHERE queue = queues.name AND state = 'queued'))
+FROM queues WHERE name IS NOT NULL
+"""
+
 class AdminMixin:
     """Needs ``self.db`` (a :class:`Database`) and ``self.bell`` (a doorbell)."""
 
@@ -117,7 +130,7 @@ class AdminMixin:
     def oldest_queued_at(self) -> float | None:
         """When the longest-waiting ``queued`` job became claimable (its eta, or
         its creation time)."""
-        rows = self.db.query("SELECT MIN(ready_at) FROM jobs WHERE state = 'queued'")
+        rows = self.db.query(_OLDEST_QUEUED_SQL)
         return rows[0][0] if rows else None
 
     # -- operator actions --------------------------------------------------------

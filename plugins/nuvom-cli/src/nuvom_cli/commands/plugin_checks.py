@@ -182,7 +182,7 @@ def check_commands(pm: NuvomPluginManager, name: str) -> CheckResult:
 
 _LIFECYCLE_ORDER = (
     "nuvom_configure", "nuvom_startup", "nuvom_job_enqueued", "nuvom_job_started",
-    "nuvom_job_retrying", "nuvom_job_finished", "nuvom_job_dead", "nuvom_shutdown",
+    "nuvom_job_retrying", "nuvom_job_finished", "nuvom_job_dead", "nuvom_leases_expired", "nuvom_shutdown",
 )
 
 
@@ -203,6 +203,7 @@ def sample_events(root: Path) -> dict[str, dict[str, Any]]:
         "nuvom_job_retrying": {"job": job, "error": error, "delay": 1.0},
         "nuvom_job_finished": {"job": job, "record": record},
         "nuvom_job_dead": {"job": job, "reason": "sample: attempts exhausted"},
+        "nuvom_leases_expired": {"worker_id": "plugin-test-worker", "count": 1},
         "nuvom_shutdown": {"ctx": ctx},
     }
 

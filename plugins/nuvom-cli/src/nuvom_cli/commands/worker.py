@@ -63,10 +63,17 @@ def register(app: typer.Typer) -> None:
         worker_id: str = typer.Option(None, "--id", help="Worker id (default host-pid-random)."),
         dev: bool = typer.Option(False, "--dev", help="Reload task modules when their files change."),
         no_manifest: bool = typer.Option(False, "--no-manifest", help="Do not load tasks from the discovery manifest."),
+        metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                         help="Serve Prometheus metrics on this port while the worker runs "
+                                              "(NUVOM_PROMETHEUS__PORT; needs nuvom-metrics-prometheus)."),
     ) -> None:
         """Run a worker in the foreground until Ctrl-C (graceful; twice to abandon running jobs)."""
         st = state()
-        app_ = st.app(executor=executor) if executor else st.app()
+        overrides: dict[str, Any] = {"executor": executor, "prometheus_port": metrics_port}
+        app_ = st.app(**{k: v for k, v in overrides.items() if v is not None})
+        if metrics_port is not None and "prometheus" not in app_.plugin_settings:
+            st.fail("--metrics-port needs the metrics plugin: pip install 'nuvom[prometheus]' "
+                    "(nuvom-metrics-prometheus)", EXIT_USAGE)
         modules = _split(tasks)
         for spec in modules:
             missing = missing_task_module(spec, app_.root)
