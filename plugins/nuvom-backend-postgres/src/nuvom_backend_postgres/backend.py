@@ -188,7 +188,13 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
             enqueue_update(job, at)
         caller = _CALLER_CONN.get()
         if caller is not None:
-            with caller.transaction():  # a savepoint inside the caller's transaction
+            if not caller.autocommit and caller.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                # the first statement opens the caller's transaction, which the caller commits
+                # (psycopg's transaction() would commit it when the block ends)
+                return self._enqueue_in(caller, jobs)[0]
+            # inside the caller's transaction: a savepoint; an autocommit connection
+            # outside any transaction: a transaction of our own
+            with caller.transaction():
                 result, ready = self._enqueue_in(caller, jobs)
             return result
 

@@ -46,7 +46,6 @@ def parse_conninfo(url: str, password: str | None) -> str:
         ) from None
     if password:
         params["password"] = password
-    params.setdefault("application_name", "nuvom")
     return pg_conninfo.make_conninfo("", **params)
 
 
@@ -67,7 +66,12 @@ class Database:
 
     def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 8, prepare: bool = True,
                  connect_timeout: float = 10.0, retry_secs: float = 3.0) -> None:
-        self.conninfo = conninfo
+        try:
+            params = pg_conninfo.conninfo_to_dict(conninfo) if conninfo else {}
+        except psycopg.ProgrammingError:
+            raise ConfigError("invalid PostgreSQL connection string (not shown: it may hold a password)") from None
+        params.setdefault("application_name", "nuvom")  # operators find (and tests kill) our connections by it
+        self.conninfo = conninfo = pg_conninfo.make_conninfo("", **params)
         self.where = describe(conninfo)
         self.retry_secs = retry_secs
         self.connect_timeout = connect_timeout

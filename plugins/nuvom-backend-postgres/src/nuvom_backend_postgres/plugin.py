@@ -7,6 +7,7 @@ roles (queue and results come from the same plugin) and owns its lifetime.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -20,18 +21,23 @@ from nuvom_kernel.settings import NuvomSettings
 _DESCRIPTION = "PostgreSQL for queue, jobs, results and workers; many worker hosts (psycopg 3, SKIP LOCKED)."
 
 
+# A field named ``schema`` shadows pydantic's deprecated ``BaseModel.schema()``;
+# ``schema`` is the word PostgreSQL users look for (NUVOM_POSTGRES__SCHEMA).
+warnings.filterwarnings("ignore", message='Field name "schema" in "PostgresOptions" shadows', category=UserWarning)
+
+
 class PostgresOptions(BaseModel):
     """The PostgreSQL backend's settings (section ``postgres``:
     ``NUVOM_POSTGRES__URL``, ``[tool.nuvom.postgres]``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     url: SecretStr = Field(
         SecretStr(""), description="postgresql://user@host:5432/dbname (or 'host=... dbname=...'); empty: libpq's "
         "PGHOST, PGUSER, PGPASSWORD... environment variables. Keep passwords in the environment, never in a committed file.")
     password: SecretStr | None = Field(
         None, description="The password, if not in the URL (NUVOM_POSTGRES__PASSWORD, or PGPASSWORD / ~/.pgpass).")
-    schema_name: str = Field("nuvom", alias="schema", min_length=1, max_length=48,
+    schema: str = Field("nuvom", min_length=1, max_length=48,  # type: ignore[assignment]
                              description="PostgreSQL schema holding Nuvom's tables (a-z 0-9 _).")
     pool_size: int = Field(8, ge=1, le=200, description="Most pooled connections per process.")
     wakeups: Literal["notify", "poll"] = Field(
@@ -59,12 +65,12 @@ def options_model(options: PostgresOptions | dict[str, Any]) -> PostgresOptions:
 def backend_from(opts: PostgresOptions) -> PostgresBackend:
     from nuvom_kernel.errors import ConfigError
 
-    if opts.empty_on_open and opts.schema_name == "nuvom":
+    if opts.empty_on_open and opts.schema == "nuvom":
         raise ConfigError("postgres.empty_on_open deletes every job when a backend opens: it needs a scratch "
                           "schema (set postgres.schema to something other than 'nuvom')")
     conninfo = parse_conninfo(opts.url.get_secret_value(), opts.password.get_secret_value() if opts.password else None)
     return PostgresBackend(
-        conninfo, schema=opts.schema_name, pool_size=opts.pool_size, wakeups=opts.wakeups, migrate=opts.migrate,
+        conninfo, schema=opts.schema, pool_size=opts.pool_size, wakeups=opts.wakeups, migrate=opts.migrate,
         retention_secs=None if opts.retention_days is None else opts.retention_days * 86400.0,
         keep_hot_secs=opts.keep_hot_secs, connect_timeout=opts.connect_timeout_secs, retry_secs=opts.retry_secs,
         empty_on_open=opts.empty_on_open,
