@@ -109,11 +109,15 @@ def test_a_claim_takes_over_an_expired_lease_without_a_sweeper(make_backend: Mak
     notes = [t.note or "" for t in again.history]
     assert any("lease expired while running (worker dead)" in n for n in notes) and notes[-1] == "attempt 1 by live"
     assert dead_worker.finish(job.id, first.token or 0, Outcome(kind="succeeded")) is False
-    # past its lease-expiry budget the claim buries it instead of running it a third time
+    # past its lease-expiry budget a claim leaves it alone; the sweep makes it dead and reports it once
     wait_for(lambda: live_worker.get(job.id).lease_expires_at < live_worker.now())  # type: ignore[union-attr]
     assert live_worker.claim(["default"], 1, 30, "other") == []
-    dead = live_worker.get(job.id)
-    assert dead is not None and dead.state == JobState.DEAD and "lease expired 2 times" in (dead.reason or "")
+    swept = dead_worker.sweep()
+    assert swept == 1 and [(b.state, a.state) for b, a in swept.dead] == [(JobState.RUNNING, JobState.DEAD)]
+    before, dead = swept.dead[0]
+    assert (before.worker_id, before.token, before.attempts) == ("live", again.token, 1)
+    assert dead.state == JobState.DEAD and "lease expired 2 times" in (dead.reason or "")
+    assert dead_worker.sweep() == 0
 
 
 def test_finished_jobs_move_to_history_and_expire(make_backend: Make, pg_url: str, schema: str) -> None:

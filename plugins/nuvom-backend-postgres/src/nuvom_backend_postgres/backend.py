@@ -31,12 +31,13 @@ from nuvom_backend_postgres.rows import (
     errors_json,
     insert_values,
     json_or_none,
+    read_job,
     transpose,
 )
 from nuvom_backend_postgres.schema import LIVE, check_schema_name, ensure
 from nuvom_backend_postgres.wakeup import Listener, channel_name
 from nuvom_kernel.backend_base import QueueBackendBase, enqueue_update
-from nuvom_kernel.contracts import Beat, Completion, Exchanged
+from nuvom_kernel.contracts import Beat, Completion, Exchanged, Swept
 from nuvom_kernel.errors import ConfigError, CorruptJobError
 from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo
 
@@ -397,17 +398,37 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
             self._wake_others()
         return bool(rows)
 
-    def sweep(self) -> int:
+    def sweep(self) -> Swept:
         """Return expired leases to the queue (claims also do this for their
         queues), and every ``maintenance_secs`` move finished jobs to the
         history table and delete those past the retention period."""
         rows = self._run(lambda conn: conn.execute(self.q(queries.SWEEP_SQL)).fetchall())
-        if any(not dies for (dies,) in rows):
+        dead: list[tuple[Job, Job]] = []
+        for dies, old_worker, old_token, old_lease, old_reason, *cols in rows:
+            if dies:
+                after = read_job(cols)
+                dead.append((self._before_death(after, old_worker, old_token, old_lease, old_reason), after))
+        if len(dead) < len(rows):
             self._wake_others()
         if time.monotonic() - self._last_maintenance >= self.maintenance_secs:
             self._last_maintenance = time.monotonic()
             self.maintain()
-        return len(rows)
+        return Swept(len(rows), dead)
+
+    @staticmethod
+    def _before_death(after: Job, worker: str | None, token: int | None, lease: float | None,
+                      reason: str | None) -> Job:
+        """The running job as it was before :data:`queries.SWEEP_SQL` made it dead
+        (``sweep_update`` undone: the attempt it uncharged, the expiry it counted)."""
+        before = after.snapshot()
+        before.state = JobState.RUNNING
+        before.attempts += 1
+        before.lease_expiries -= 1
+        before.finished_at = None
+        before.reason = reason
+        before.token, before.lease_expires_at, before.worker_id = token, lease, worker
+        before.history = before.history[:-1]
+        return before
 
     # -- wake-ups and lifetime ---------------------------------------------------
 
@@ -420,6 +441,10 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
                 if self._listener is None:
                     self._listener = Listener(self.db.connect, self.channel, self.doorbell, self.db.where)
                 self._listener.start()
+                listener = self._listener
+            # work enqueued after subscribe() returns must wake the callback: wait for LISTEN
+            # (bounded: with the server down the listener keeps trying and polling covers it)
+            listener.listening.wait(self.db.connect_timeout)
         return unsubscribe
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
-"""Registers the ``postgres`` queue and result backends, their settings and the
-``nuvom postgres`` commands.
+"""Registers the ``postgres`` store (queue, job store, results, worker registry),
+its settings and the ``nuvom postgres`` commands.
 
-The factory keeps no process-wide cache: the app creates one object for both
-roles (queue and results come from the same plugin) and owns its lifetime.
+The factory returns a new object on each call and keeps no process-wide
+cache: each app creates one object for every role and closes it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
+ROLES = ("queue", "jobs", "results", "workers")
 _DESCRIPTION = "PostgreSQL for queue, jobs, results and workers; many worker hosts (psycopg 3, SKIP LOCKED)."
 
 
@@ -88,13 +89,8 @@ def nuvom_register_settings(register: Any) -> None:
 
 
 @hookimpl
-def nuvom_register_queue_backends(register: Any) -> None:
-    register("postgres", make_backend, description=_DESCRIPTION)
-
-
-@hookimpl
-def nuvom_register_result_backends(register: Any) -> None:
-    register("postgres", make_backend, description=_DESCRIPTION)
+def nuvom_register_storage(register: Any) -> None:
+    register("postgres", make_backend, roles=ROLES, description=_DESCRIPTION)
 
 
 @hookimpl

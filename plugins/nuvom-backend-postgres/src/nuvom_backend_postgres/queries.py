@@ -47,9 +47,12 @@ _PICK_COLUMNS = ("j.id, j.state, j.priority, j.ready_at, j.lease_expiries, j.max
 #: claimable jobs of each queue (walking the claim index in order, skipping
 #: rows other claims hold) and any job of these queues whose lease expired
 #: (its worker died), ranked by priority then readiness.  An expired job is
-#: first swept (``sweep_update``: requeued, or dead past its lease-expiry
-#: budget) and then claimed, so no separate sweeper is needed for it to run
-#: again.  The first ``start_now`` are started (``start_update``).
+#: first swept (``sweep_update``: requeued without charging the attempt) and
+#: then claimed, so no separate sweeper is needed for it to run again.  A job
+#: whose lease-expiry budget is spent is left to :data:`SWEEP_SQL`, which makes
+#: it ``dead`` and reports it (``Swept.dead``) to the worker that swept; the
+#: ``dies`` branches below are kept so the statement stays ``sweep_update``
+#: even for such a row.  The first ``start_now`` are started (``start_update``).
 CLAIM_SQL = f"""
 WITH {NOW_CTE},
 picked AS MATERIALIZED (
@@ -64,6 +67,7 @@ picked AS MATERIALIZED (
     SELECT e.* FROM (
         SELECT {_PICK_COLUMNS} FROM {{s}}.jobs j, t
         WHERE j.state IN ('claimed','running') AND j.lease_expires_at < t.now AND j.queue = ANY(%(queues)s::text[])
+          AND NOT (j.state = 'running' AND j.lease_expiries + 1 > j.max_lease_expiries)
         LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
     ) e
 ),
@@ -95,7 +99,8 @@ RETURNING x.n, x.dies, {columns('j')}
 SWEEP_SQL = f"""
 WITH {NOW_CTE},
 x AS (
-    SELECT {_PICK_COLUMNS}, (j.state = 'running' AND j.lease_expiries + 1 > j.max_lease_expiries) AS dies
+    SELECT {_PICK_COLUMNS}, j.token AS old_token, j.lease_expires_at AS old_lease, j.reason AS old_reason,
+           (j.state = 'running' AND j.lease_expiries + 1 > j.max_lease_expiries) AS dies
     FROM {{s}}.jobs j, t
     WHERE j.state IN ('claimed','running') AND j.lease_expires_at < t.now
     LIMIT 1000 FOR UPDATE OF j SKIP LOCKED
@@ -111,7 +116,7 @@ UPDATE {{s}}.jobs j SET
     history = j.history || {_expiry_entry('x')}
         || CASE WHEN x.dies THEN {_entry("'dead'", _dead_reason('x'))} ELSE '[]'::jsonb END
 FROM x, t WHERE j.id = x.id
-RETURNING x.dies
+RETURNING x.dies, x.old_worker, x.old_token, x.old_lease, x.old_reason, {columns('j')}
 """
 
 #: ``start_update`` for (id, token) pairs whose job is still ``claimed`` with that token.
