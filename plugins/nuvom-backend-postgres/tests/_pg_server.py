@@ -79,10 +79,18 @@ class PgServer:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.url = f"postgresql://nuvom@127.0.0.1:{self.port}/postgres"
 
+    #: as root: run in a private mount namespace with its own /dev/null (False
+    #: once ``unshare`` turned out to be forbidden here, e.g. in a container
+    #: without CAP_SYS_ADMIN: then setpriv alone, which works where /dev/null is usable)
+    use_namespace = True
+
     def _command(self, script: str) -> list[str]:
         """``sh -c script`` as the server's user (root: in a private mount namespace)."""
         if self.user is None:
             return ["sh", "-c", script]
+        if not self.use_namespace:
+            return ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups",
+                    "sh", "-c", script]
         wrapper = (
             f'set -e; rm -f "{self.dir}/null"; mknod -m 666 "{self.dir}/null" c 1 3; mount --bind "{self.dir}/null" /dev/null; '
             f"exec setpriv --reuid={self.user.pw_uid} --regid={self.user.pw_gid} --clear-groups sh -c '{script}'"
@@ -94,6 +102,11 @@ class PgServer:
         script = (f'"{self.bindir}/initdb" -D "{self.data}" -A trust -U nuvom --no-sync -E UTF8 --locale=C '
                   f'>"{log}" 2>&1')
         proc = subprocess.run(self._command(script), capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 and self.user is not None and self.use_namespace and (
+                "unshare" in proc.stderr or "mount" in proc.stderr or "mknod" in proc.stderr):
+            self.use_namespace = False  # no private namespace allowed here: try without it
+            shutil.rmtree(self.data, ignore_errors=True)
+            proc = subprocess.run(self._command(script), capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise ServerUnavailable(f"initdb failed ({proc.returncode}): {proc.stderr.strip()} {tail}")
