@@ -200,7 +200,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
             return result
 
         def txn(conn: psycopg.Connection[Any]) -> tuple[list[Job], bool]:
-            with conn.transaction():
+            with conn.pipeline(), conn.transaction():  # BEGIN travels with the first statements
                 return self._enqueue_in(conn, jobs)
 
         result, ready = self.db.run(txn)
@@ -212,10 +212,16 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         result = list(jobs)
         todo = list(range(len(jobs)))
         ready = False
+        notify = self.wakeups == "notify" and any(job.state == JobState.QUEUED for job in jobs)
         for _ in range(10):
-            conn.execute(self._ids_lock_shared)  # the history mover waits for no one: see admin.maintain
             params = transpose([insert_values(jobs[i]) for i in todo])
-            inserted = {row[0] for row in conn.execute(self.q(INSERT_SQL), params).fetchall()}
+            with conn.pipeline():  # lock + insert (+ the wake-up) in one round trip
+                conn.execute(self._ids_lock_shared)  # the history mover waits for no one: see admin.maintain
+                cursor = conn.execute(self.q(INSERT_SQL), params)
+                if notify:  # delivered only if the transaction commits; duplicates fold into one
+                    conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                    notify = False
+                inserted = {row[0] for row in cursor.fetchall()}
             firsts: set[str] = set()
             missing: list[int] = []
             for i in todo:
@@ -232,8 +238,6 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
                 break
         else:  # pragma: no cover - a unique key changing hands ten times during one enqueue
             raise RuntimeError("enqueue could not settle a unique key that kept changing hands; try again")
-        if ready and self.wakeups == "notify":
-            conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
         return result, ready
 
     def _resolve_existing(self, conn: psycopg.Connection[Any], jobs: list[Job], missing: list[int],
