@@ -1,6 +1,8 @@
 """Real worker processes (``python -m nuvom_cli runworker``) on PostgreSQL, checked
 by the reliability harness's Jepsen-style checker (``tests/reliability``):
 
+- R1: workers killed (SIGKILL / TerminateProcess) and restarted: nothing
+  lost, every duplicate explained by a kill, no retry used;
 - R2: four worker processes, every job exactly once;
 - R13: every worker connection killed (``pg_terminate_backend``) and the
   server restarted mid-run: nothing lost, no duplicate, workers recover alone;
@@ -82,6 +84,38 @@ def test_burst_worker_end_to_end_through_the_cli(project: PgProject) -> None:
     assert "50 succeeded" in worker.stderr()
     jobs = project.final_jobs(ids)
     assert sorted(job.result for job in jobs.values() if job is not None and job.state == JobState.SUCCEEDED) == list(range(50))
+
+
+def test_r1_killed_workers_lose_nothing_and_every_duplicate_is_explained(project: PgProject) -> None:
+    rng, seed = make_rng("R1[postgres]")
+    jobs, kills, threads = size(600, 10_000), size(6, 100), 4
+    enqueued: list[str] = []
+    workers = [project.start_worker(concurrency=threads) for _ in range(2)]
+    for w in workers:
+        w.wait_ready()
+    chunk = jobs // kills
+    for k in range(kills):
+        count = chunk if k < kills - 1 else jobs - len(enqueued)
+        enqueued += project.enqueue_work(count, rng, max_ms=8.0, start=len(enqueued), retries=0)
+        time.sleep(rng.uniform(0.1, 0.5))
+        ready = [w for w in project.live_workers() if w.is_ready()]
+        if not ready:
+            project.live_workers()[0].wait_ready()
+            ready = project.live_workers()[:1]
+        project.kill(rng.choice(ready))
+        project.start_worker(concurrency=threads)
+    project.wait_drained(timeout=size(180, 900))
+    project.stop_all()
+    report = _check(project, enqueued)
+    describe({"property": "R1", "backend": "postgres", "seed": seed, "jobs": len(enqueued), "kills": len(project.kills),
+              "lost": len(report.lost), "duplicates": report.duplicate_count, "unexplained": len(report.unexplained)})
+    detail = f"seed {seed}: {report.summary()} {report.examples()}"
+    assert not report.lost and not report.unfinished, detail
+    assert not report.unexplained and not report.phantom and not report.reused_tokens and not report.strangers, detail
+    bound = threads + project.app.settings.max_unrecorded
+    assert report.max_running_per_kill <= threads, detail
+    assert report.duplicate_count <= len(project.kills) * bound, detail
+    assert report.states == {"succeeded": len(enqueued)}, detail  # a worker's death never used a retry
 
 
 def test_r2_four_processes_run_every_job_exactly_once(project: PgProject) -> None:
