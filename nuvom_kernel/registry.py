@@ -24,17 +24,17 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("executors", "process"): "nuvom-executor-process",
     ("discoverers", "ast"): "nuvom-discovery-ast",
     ("serializers", "msgpack"): "nuvom-serializer-msgpack",
+    ("queue_backends", "postgres"): "nuvom-backend-postgres",
+    ("result_backends", "postgres"): "nuvom-backend-postgres",
 }
 
 #: Distributions that `pip install nuvom` does not include: their extra of ``nuvom``.
-OPTIONAL_PROVIDERS = {"nuvom-executor-process": "process"}
+OPTIONAL_PROVIDERS = {"nuvom-executor-process": "process", "nuvom-backend-postgres": "postgres"}
 
 #: Well-known names no published distribution provides yet (so no install advice).
 PLANNED: dict[tuple[str, str], str] = {
     ("queue_backends", "redis"): "a Redis backend",
     ("result_backends", "redis"): "a Redis backend",
-    ("queue_backends", "postgres"): "a PostgreSQL backend",
-    ("result_backends", "postgres"): "a PostgreSQL backend",
 }
 
 _SETTING_FOR_KIND = {

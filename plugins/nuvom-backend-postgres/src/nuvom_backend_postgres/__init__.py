@@ -1,0 +1,11 @@
+"""Nuvom on PostgreSQL: queue, job store, results and worker registry for many hosts.
+
+Select it with ``NUVOM_QUEUE_BACKEND=postgres`` and ``NUVOM_RESULT_BACKEND=postgres``
+and point it at a database with ``NUVOM_POSTGRES__URL``.  See ``docs/backend-postgres.md``.
+"""
+
+from __future__ import annotations
+
+from nuvom_backend_postgres.backend import PostgresBackend, in_transaction
+
+__all__ = ["PostgresBackend", "in_transaction"]

@@ -1,0 +1,462 @@
+"""The PostgreSQL backend's hot paths: enqueue, exchange (finish + start + claim), leases.
+
+Operator and read-side methods live in :mod:`nuvom_backend_postgres.admin`.
+A worker's round trip (:meth:`PostgresBackend.exchange`) is one pipelined
+transaction of at most three statements (finish a batch, start a batch,
+claim a batch); the claim is one ``UPDATE ... FROM (SELECT ... FOR UPDATE
+SKIP LOCKED)`` that also takes over jobs whose lease expired, so a dead
+worker's jobs run again without anyone running a sweeper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from nuvom_backend_postgres import queries
+from nuvom_backend_postgres.admin import AdminMixin
+from nuvom_backend_postgres.db import Database
+from nuvom_backend_postgres.rows import (
+    INSERT_COLUMNS,
+    INSERT_TYPES,
+    JOB_COLUMNS,
+    decode,
+    errors_json,
+    insert_values,
+    json_or_none,
+    read_job,
+    transpose,
+)
+from nuvom_backend_postgres.schema import LIVE, check_schema_name, ensure
+from nuvom_backend_postgres.wakeup import Listener, channel_name
+from nuvom_kernel.backend_base import QueueBackendBase, enqueue_update
+from nuvom_kernel.contracts import Beat, Completion, Exchanged, Swept
+from nuvom_kernel.errors import ConfigError, CorruptJobError
+from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo
+
+log = logging.getLogger("nuvom.postgres")
+
+#: The caller's connection for :func:`in_transaction` (per thread and task).
+_CALLER_CONN: contextvars.ContextVar[psycopg.Connection[Any] | None] = contextvars.ContextVar(
+    "nuvom_postgres_caller_conn", default=None)
+
+
+@contextlib.contextmanager
+def in_transaction(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """Enqueue on ``conn`` (a psycopg 3 connection) inside its current transaction.
+
+    Within the block, every job the postgres backend enqueues (``task.delay()``,
+    ``enqueue_many``...) is written through ``conn`` and commits or rolls back
+    with the caller's transaction: the job exists if and only if it commits.
+    Its wake-up (NOTIFY) is part of that transaction too.
+    """
+    if not isinstance(conn, psycopg.Connection):
+        raise TypeError(
+            f"in_transaction needs a psycopg 3 connection, got {type(conn).__name__}: with SQLAlchemy pass "
+            "session.connection().connection.driver_connection, with Django django.db.connection.connection "
+            "(both with their psycopg 3 driver)"
+        )
+    token = _CALLER_CONN.set(conn)
+    try:
+        yield conn
+    finally:
+        _CALLER_CONN.reset(token)
+
+
+def _insert_sql() -> str:
+    cols = ", ".join(INSERT_COLUMNS)
+    arrays = ", ".join(f"%s::{'text' if t == 'jsonb' else t}[]" for t in INSERT_TYPES)
+    values = ", ".join(f"u.{c}::jsonb" if t == "jsonb" else f"u.{c}" for c, t in zip(INSERT_COLUMNS, INSERT_TYPES))
+    return (
+        f"INSERT INTO {{s}}.jobs ({cols}) SELECT {values} FROM unnest({arrays}) AS u({cols}) "
+        "WHERE NOT EXISTS (SELECT 1 FROM {s}.jobs_done d WHERE d.id = u.id) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+
+
+INSERT_SQL = _insert_sql()
+
+
+class PostgresBackend(AdminMixin, QueueBackendBase):
+    """Queue, job store, results and worker registry in one PostgreSQL schema.
+
+    Opening is lazy: the first call connects and migrates the schema (when
+    ``migrate``).  ``conninfo`` is a libpq connection string (see
+    :func:`nuvom_backend_postgres.db.parse_conninfo`); it is never logged.
+    """
+
+    capabilities = frozenset({"queue", "jobs", "results", "workers"})
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "nuvom",
+        pool_size: int = 8,
+        wakeups: str = "notify",
+        migrate: bool = True,
+        retention_secs: float | None = 7 * 86400.0,
+        keep_hot_secs: float = 60.0,
+        maintenance_secs: float = 30.0,
+        connect_timeout: float = 10.0,
+        retry_secs: float = 3.0,
+        empty_on_open: bool = False,
+    ) -> None:
+        super().__init__()
+        if wakeups not in ("notify", "poll"):
+            raise ConfigError(f"invalid postgres.wakeups {wakeups!r}: use 'notify' or 'poll' (PgBouncer transaction mode)")
+        self.schema = check_schema_name(schema)
+        self.wakeups = wakeups
+        self.migrate = migrate
+        self.retention_secs = retention_secs
+        self.keep_hot_secs = keep_hot_secs
+        self.maintenance_secs = maintenance_secs
+        self.empty_on_open = empty_on_open
+        self.db = Database(conninfo, max_size=pool_size, prepare=wakeups == "notify",
+                           connect_timeout=connect_timeout, retry_secs=retry_secs)
+        self.channel = channel_name(self.schema)
+        self._q = f'"{self.schema}"'  # validated: a-z 0-9 _ only
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._listener: Listener | None = None
+        self._last_maintenance = 0.0
+        self._sql: dict[str, str] = {}
+        key = f"nuvom-ids:{self.schema}"
+        self._ids_lock_shared = f"SELECT pg_advisory_xact_lock_shared(hashtext('{key}'))"
+        self._ids_lock_try = f"SELECT pg_try_advisory_xact_lock(hashtext('{key}'))"
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.db.where!r}, schema={self.schema!r})"
+
+    def q(self, statement: str) -> str:
+        """``statement`` with ``{s}`` replaced by the quoted schema (cached)."""
+        done = self._sql.get(statement)
+        if done is None:
+            done = self._sql[statement] = statement.replace("{s}", self._q)
+        return done
+
+    # -- opening ---------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect and bring the schema up to date (once; later calls return at once)."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+
+            def prepare(conn: psycopg.Connection[Any]) -> None:
+                ensure(conn, self.schema, auto=self.migrate)
+                if self.empty_on_open:
+                    conn.execute(self.q("TRUNCATE {s}.jobs, {s}.jobs_done, {s}.workers"))
+
+            self.db.run(prepare)
+            self.db.server_now()  # measure the clock offset
+            self._ready = True
+
+    def _run(self, operation: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        self.open()
+        return self.db.run(operation)
+
+    def now(self) -> float:
+        """The server's clock as this host estimates it (exact to a round trip)."""
+        self.open()
+        return self.db.now()
+
+    # -- enqueue -----------------------------------------------------------------
+
+    def enqueue(self, job: Job) -> Job:
+        return self.enqueue_many([job])[0]
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[Job]:
+        """Store ``jobs`` in one transaction (in the caller's, inside
+        :func:`in_transaction`).  A job whose id is already stored, or whose
+        ``unique_key`` a live job holds, is not added: the stored job is
+        returned in its place."""
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        self.open()
+        at = self.db.now()
+        for job in jobs:
+            enqueue_update(job, at)
+        caller = _CALLER_CONN.get()
+        if caller is not None:
+            if not caller.autocommit and caller.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                # the first statement opens the caller's transaction, which the caller commits
+                # (psycopg's transaction() would commit it when the block ends)
+                return self._enqueue_in(caller, jobs)[0]
+            # inside the caller's transaction: a savepoint; an autocommit connection
+            # outside any transaction: a transaction of our own
+            with caller.transaction():
+                result, ready = self._enqueue_in(caller, jobs)
+            return result
+
+        def txn(conn: psycopg.Connection[Any]) -> tuple[list[Job], bool]:
+            with conn.pipeline(), conn.transaction():  # BEGIN travels with the first statements
+                return self._enqueue_in(conn, jobs)
+
+        result, ready = self.db.run(txn)
+        if ready:
+            self.doorbell.ring()
+        return result
+
+    def _enqueue_in(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> tuple[list[Job], bool]:
+        result = list(jobs)
+        todo = list(range(len(jobs)))
+        ready = False
+        notify = self.wakeups == "notify" and any(job.state == JobState.QUEUED for job in jobs)
+        for _ in range(10):
+            params = transpose([insert_values(jobs[i]) for i in todo])
+            with conn.pipeline():  # lock + insert (+ the wake-up) in one round trip
+                conn.execute(self._ids_lock_shared)  # the history mover waits for no one: see admin.maintain
+                cursor = conn.execute(self.q(INSERT_SQL), params)
+                if notify:  # delivered only if the transaction commits; duplicates fold into one
+                    conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                    notify = False
+                inserted = {row[0] for row in cursor.fetchall()}
+            firsts: set[str] = set()
+            missing: list[int] = []
+            for i in todo:
+                job = jobs[i]
+                if job.id in inserted and job.id not in firsts:
+                    firsts.add(job.id)
+                    ready = ready or job.state == JobState.QUEUED
+                else:
+                    missing.append(i)
+            if not missing:
+                break
+            todo = self._resolve_existing(conn, jobs, missing, result)
+            if not todo:
+                break
+        else:  # pragma: no cover - a unique key changing hands ten times during one enqueue
+            raise RuntimeError("enqueue could not settle a unique key that kept changing hands; try again")
+        return result, ready
+
+    def _resolve_existing(self, conn: psycopg.Connection[Any], jobs: list[Job], missing: list[int],
+                          result: list[Job]) -> list[int]:
+        """Jobs not inserted: hand back the stored job with the same id, else
+        the live holder of the unique key; returns those to insert again (their
+        key's holder finished in between)."""
+        ids = list({jobs[i].id for i in missing})
+        stored: dict[str, Job] = {}
+        for row in conn.execute(self.q(
+            f"SELECT {JOB_COLUMNS} FROM {{s}}.jobs WHERE id = ANY(%(ids)s) UNION ALL "
+            f"SELECT {JOB_COLUMNS} FROM {{s}}.jobs_done WHERE id = ANY(%(ids)s)"), {"ids": ids}).fetchall():
+            stored.setdefault(row[0], decode(row))
+        keys = list({jobs[i].unique_key for i in missing if jobs[i].id not in stored and jobs[i].unique_key})
+        holders: dict[str, Job] = {}
+        if keys:
+            for row in conn.execute(self.q(
+                f"SELECT unique_key, {JOB_COLUMNS} FROM {{s}}.jobs WHERE unique_key = ANY(%(keys)s) AND state IN {LIVE}"),
+                    {"keys": keys}).fetchall():
+                holders[row[0]] = decode(row[1:])
+        again: list[int] = []
+        for i in missing:
+            job = jobs[i]
+            if job.id in stored:
+                result[i] = stored[job.id]
+            elif job.unique_key and job.unique_key in holders:
+                result[i] = holders[job.unique_key]
+            else:
+                again.append(i)
+        return again
+
+    # -- claim, start, finish ----------------------------------------------------
+
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]:
+        return self.exchange((), queues, limit, lease_secs, worker_id, start_now=start_now).claimed
+
+    def start(self, leases: Mapping[str, int]) -> set[str]:
+        return self.exchange((), (), 0, 0.0, "", starts=leases).started
+
+    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
+        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "").accepted[0]
+
+    @staticmethod
+    def _finish_params(completions: Sequence[Completion]) -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {k: [] for k in ("ids", "tokens", "kinds", "results", "errors", "delays",
+                                                       "reasons", "notes", "ords")}
+        for index, c in enumerate(completions):
+            o = c.outcome
+            cols["ids"].append(c.job_id)
+            cols["tokens"].append(c.token)
+            cols["kinds"].append(o.kind)
+            cols["results"].append(json_or_none(o.result) if o.kind == "succeeded" else None)
+            cols["errors"].append(errors_json([o.error]) if o.error is not None else None)
+            cols["delays"].append(None if o.eta is None else max(0.0, o.eta - o.at))
+            cols["reasons"].append(o.reason)
+            cols["notes"].append(o.note)
+            cols["ords"].append(index)
+        return cols
+
+    def exchange(
+        self,
+        completions: Sequence[Completion],
+        queues: Sequence[str],
+        limit: int,
+        lease_secs: float,
+        worker_id: str,
+        *,
+        starts: Mapping[str, int] | None = None,
+        start_now: int = 0,
+    ) -> Exchanged:
+        """Finish ``completions``, start ``starts`` and claim up to ``limit``
+        jobs: one transaction, its statements pipelined into one round trip."""
+        wanted = list(dict.fromkeys(queues)) if limit > 0 else []
+        if not completions and not starts and not wanted:
+            return Exchanged([], [], set())
+        finish = self._finish_params(completions) if completions else None
+        start = {"ids": list(starts), "tokens": list(starts.values())} if starts else None
+        claim = ({"queues": wanted, "limit": limit, "lease": float(lease_secs), "worker": worker_id,
+                  "start_now": start_now} if wanted else None)
+
+        def txn(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+            with conn.pipeline():
+                with conn.transaction():
+                    fc = conn.execute(self.q(queries.FINISH_SQL), finish) if finish else None
+                    sc = conn.execute(self.q(queries.START_SQL), start) if start else None
+                    cc = conn.execute(self.q(queries.CLAIM_SQL), claim) if claim else None
+                return (fc.fetchall() if fc else [], sc.fetchall() if sc else [], cc.fetchall() if cc else [])
+
+        finished, started_rows, claimed_rows = self._run(txn)
+        accepted = [False] * len(completions)
+        requeued = False
+        for ordinal, new_state in finished:
+            accepted[ordinal] = True
+            requeued = requeued or new_state == "queued"
+        claimed: list[Job] = []
+        corrupt: list[tuple[str, str]] = []
+        for row in sorted(claimed_rows, key=lambda r: r[0]):
+            if row[1]:  # dies: its lease expired once too often
+                continue
+            try:
+                claimed.append(decode(row[2:]))
+            except CorruptJobError as exc:
+                corrupt.append((row[2], str(exc)))
+        if corrupt:
+            self._bury(corrupt)
+        if requeued:
+            self._wake_others()
+        return Exchanged(accepted, claimed, {row[0] for row in started_rows})
+
+    def _bury(self, corrupt: list[tuple[str, str]]) -> None:
+        """Claimed rows that cannot be decoded: ``dead`` with the reason, never retried."""
+
+        def txn(conn: psycopg.Connection[Any]) -> None:
+            for job_id, reason in corrupt:
+                conn.execute(self.q(
+                    "UPDATE {s}.jobs SET state = 'dead', token = NULL, lease_expires_at = NULL, worker_id = NULL, "
+                    "unique_key = NULL, reason = %s, finished_at = extract(epoch FROM clock_timestamp())::float8, "
+                    "updated_at = extract(epoch FROM clock_timestamp())::float8 WHERE id = %s"),
+                    (f"corrupt stored job, quarantined: {reason}", job_id))
+
+        self._run(txn)
+
+    def _wake_others(self) -> None:
+        """Work became claimable outside an enqueue (a retry, a release, a sweep)."""
+        self.doorbell.ring()
+        if self.wakeups == "notify":
+            try:
+                self._run(lambda conn: conn.execute("SELECT pg_notify(%s, '')", (self.channel,)))
+            except psycopg.Error:  # a hint only: polling finds the work anyway
+                pass
+
+    # -- leases ------------------------------------------------------------------
+
+    def renew(self, leases: Mapping[str, int], lease_secs: float) -> set[str]:
+        return self.heartbeat(None, leases, lease_secs).lost
+
+    def heartbeat(self, worker: WorkerInfo | None, leases: Mapping[str, int], lease_secs: float) -> Beat:
+        """Registration, renewal (or a check only when ``lease_secs`` is 0) and
+        cancellation requests: one pipelined round trip."""
+        if worker is None and not leases:
+            return Beat(set(), set())
+        held = {"ids": list(leases), "tokens": list(leases.values()), "lease": float(lease_secs)}
+
+        def op(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.pipeline():
+                if worker is not None:
+                    conn.execute(self.q(queries.REGISTER_WORKER_SQL),
+                                 {"id": worker.id, "at": worker.heartbeat_at, "data": worker.model_dump_json()})
+                if not leases:
+                    return []
+                statement = queries.RENEW_SQL if lease_secs > 0 else queries.HELD_SQL
+                return conn.execute(self.q(statement), held).fetchall()
+
+        rows = self._run(op)
+        kept = {row[0] for row in rows}
+        return Beat(set(leases) - kept, {row[0] for row in rows if row[1]})
+
+    def release(self, job_id: str, token: int) -> bool:
+        rows = self._run(lambda conn: conn.execute(self.q(queries.RELEASE_SQL), {"id": job_id, "token": token}).fetchall())
+        if rows:
+            self._wake_others()
+        return bool(rows)
+
+    def sweep(self) -> Swept:
+        """Return expired leases to the queue (claims also do this for their
+        queues), and every ``maintenance_secs`` move finished jobs to the
+        history table and delete those past the retention period."""
+        rows = self._run(lambda conn: conn.execute(self.q(queries.SWEEP_SQL)).fetchall())
+        dead: list[tuple[Job, Job]] = []
+        for dies, old_worker, old_token, old_lease, old_reason, *cols in rows:
+            if dies:
+                after = read_job(cols)
+                dead.append((self._before_death(after, old_worker, old_token, old_lease, old_reason), after))
+        if len(dead) < len(rows):
+            self._wake_others()
+        if time.monotonic() - self._last_maintenance >= self.maintenance_secs:
+            self._last_maintenance = time.monotonic()
+            self.maintain()
+        return Swept(len(rows), dead)
+
+    @staticmethod
+    def _before_death(after: Job, worker: str | None, token: int | None, lease: float | None,
+                      reason: str | None) -> Job:
+        """The running job as it was before :data:`queries.SWEEP_SQL` made it dead
+        (``sweep_update`` undone: the attempt it uncharged, the expiry it counted)."""
+        before = after.snapshot()
+        before.state = JobState.RUNNING
+        before.attempts += 1
+        before.lease_expiries -= 1
+        before.finished_at = None
+        before.reason = reason
+        before.token, before.lease_expires_at, before.worker_id = token, lease, worker
+        before.history = before.history[:-1]
+        return before
+
+    # -- wake-ups and lifetime ---------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """``callback`` runs when another process enqueues work (NOTIFY), or this one does."""
+        unsubscribe = self.doorbell.subscribe(callback)
+        if self.wakeups == "notify":
+            self.open()
+            with self._ready_lock:
+                if self._listener is None:
+                    self._listener = Listener(self.db.connect, self.channel, self.doorbell, self.db.where)
+                self._listener.start()
+                listener = self._listener
+            # work enqueued after subscribe() returns must wake the callback: wait for LISTEN
+            # (bounded: with the server down the listener keeps trying and polling covers it)
+            listener.listening.wait(self.db.connect_timeout)
+        return unsubscribe
+
+    def close(self) -> None:
+        """Stop the listener and close the pool.  Idempotent; a later call on the
+        object connects again."""
+        with self._ready_lock:
+            listener, self._listener = self._listener, None
+            self._ready = False
+        if listener is not None:
+            listener.stop()
+        self.db.close()
