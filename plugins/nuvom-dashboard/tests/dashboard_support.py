@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ class Client:
         token = self.http.cookies.get("nuvom_dashboard_csrf")
         assert token
         return token
+
+    def submit(self, page: str, form_action: str, **extra: str) -> Any:
+        """Post the form of ``page`` whose action is ``form_action`` with the values the page put
+        in it (its hidden CSRF field included), as a browser would."""
+        html = self.http.get(page).text
+        start = html.index(f'action="{form_action}"')
+        form = html[start:html.index("</form>", start)]
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+        assert fields.get("csrf"), f"the form {form_action} on {page} has no CSRF value"
+        return self.http.post(form_action, data={**fields, **extra}, headers={"origin": self.origin},
+                              follow_redirects=True)
 
     def act(self, path: str, data: dict[str, Any] | None = None, *, follow: bool = True, **headers: str) -> Any:
         form = {"csrf": self.csrf(), **(data or {})}

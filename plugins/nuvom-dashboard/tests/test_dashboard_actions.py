@@ -34,6 +34,17 @@ def test_retry_a_failed_job_and_see_what_was_done(store: Nuvom, client: Client) 
     assert "queued again" not in client.get(f"/jobs/{failed}").text  # the notice is shown once
 
 
+def test_forms_on_the_pages_carry_the_csrf_value(store: Nuvom, client: Client) -> None:
+    failed = store.ids["failed"]  # type: ignore[attr-defined]
+    assert "queued again" in client.submit(f"/jobs/{failed}", f"/jobs/{failed}/retry").text
+    queued = store.ids["queued"]  # type: ignore[attr-defined]
+    assert f"job {queued} cancelled" in client.submit(f"/jobs/{queued}", f"/jobs/{queued}/cancel").text
+    assert "retry: 1 job(s)" in client.submit("/dead", "/actions/retry").text
+    page = client.submit("/jobs?state=queued", "/actions/cancel").text
+    assert "cancel: 8 job(s)" in page
+    assert "purged 9 finished job(s)" in client.submit("/jobs", "/actions/purge", state="cancelled").text
+
+
 def test_cancel_a_queued_job(store: Nuvom, client: Client) -> None:
     queued = store.ids["queued"]  # type: ignore[attr-defined]
     page = client.act(f"/jobs/{queued}/cancel")

@@ -28,7 +28,7 @@ LEGEND = 'font-family="sans-serif" font-size="11" fill="#374151"'
 def throughput_svg(chart: Chart, width: int = 760, height: int = 200) -> str:
     """Stacked bars per minute: succeeded (green) under failed or dead (red)."""
     left, bottom, top = 40, 22, 30
-    plot_w, plot_h = width - left - 8, height - bottom - top
+    plot_w, plot_h = width - left - 24, height - bottom - top
     peak = max([ok + bad for ok, bad in zip(chart.ok, chart.bad)] + [1])
     bar_w = plot_w / chart.minutes
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
@@ -41,7 +41,7 @@ def throughput_svg(chart: Chart, width: int = 760, height: int = 200) -> str:
              f'<text x="{left + 134}" y="17" {LEGEND}>failed or dead: {sum(chart.bad)}</text>'
              f'<text x="{width - 8}" y="17" {LEGEND} text-anchor="end">per minute, last {chart.minutes} min'
              + ("" if chart.exact else f" (from the newest {chart.scanned} finished jobs)") + '</text>',
-             f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}" stroke="#9ca3af"/>',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#9ca3af"/>',
              f'<text x="{left - 6}" y="{top + 8}" {TICK} text-anchor="end">{peak}</text>',
              f'<text x="{left - 6}" y="{top + plot_h}" {TICK} text-anchor="end">0</text>']
     for i, (ok, bad) in enumerate(zip(chart.ok, chart.bad)):

@@ -167,7 +167,8 @@ class Dashboard:
                                page="", title="Not done", message=str(exc))
         response = RedirectResponse(security.safe_next(_field(form, "back") or back), status_code=303)
         # what was done is shown once by the next page; a cookie, so no link can forge the message
-        response.set_cookie(NOTICE_COOKIE, base64.urlsafe_b64encode(notice.encode()).decode(), max_age=60,
+        response.set_cookie(NOTICE_COOKIE, base64.urlsafe_b64encode(notice.encode()).decode().rstrip("="),
+                            max_age=60,
                             httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
@@ -240,7 +241,8 @@ def _notice(request: Request) -> str | None:
     if not raw:
         return None
     try:
-        return base64.urlsafe_b64decode(raw.encode()).decode()[:500]
+        # unpadded: "=" would make the cookie a quoted string, which not every client reads back
+        return base64.urlsafe_b64decode(raw.strip('"').encode() + b"=" * (-len(raw) % 4)).decode()[:500]
     except (ValueError, UnicodeDecodeError):
         return None
 
