@@ -196,8 +196,8 @@ def bulk(app: Nuvom, wanted: JobFilter, allowed: frozenset[JobState], action: st
     states = allowed if wanted.states is None else frozenset(wanted.states) & allowed
     if not states:
         names = ", ".join(sorted(s.value for s in allowed))
-        done = {"retry": "retried", "cancel": "cancelled"}[action]
-        raise BadFilter(f"nothing to {action}: only {names} jobs can be {done}; change the state filter")
+        past = {"retry": "retried", "cancel": "cancelled"}[action]
+        raise BadFilter(f"nothing to {action}: only {names} jobs can be {past}; change the state filter")
     narrowed = JobFilter(states=states, task=wanted.task, queue=wanted.queue, since=wanted.since,
                          until=wanted.until, search=wanted.search)
     page = app.jobs.query_jobs(narrowed, limit=limit)
