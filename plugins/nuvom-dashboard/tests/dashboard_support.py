@@ -77,3 +77,73 @@ class Client:
         return self.http.post(path, data=form, headers={"origin": self.origin, **headers}, follow_redirects=follow)
 
 
+
+
+TASKS = ("billing.charge", "mail.send", "reports.build", "images.resize")
+QUEUES = ("default", "mail", "reports")
+
+
+def fill_store(app: Nuvom, total: int = 100_000, finished: int = 20_000, span_secs: float = 6 * 3600) -> None:
+    """``total`` jobs created over the last ``span_secs``, the oldest ``finished``
+    of them run to an end (one in ten failed, one in a hundred dead), the rest queued."""
+    import time as _time
+
+    from nuvom_kernel.models import Job
+
+    start = _time.time() - span_secs
+    step = span_secs / total
+    batch = 5000
+    for first in range(0, total, batch):
+        app.queue.enqueue_many([
+            Job(task=TASKS[i % 4], queue=QUEUES[i % 3], args=[i, "cus_" + str(i % 997)], kwargs={"cents": i % 5000},
+                created_at=start + i * step)
+            for i in range(first, min(total, first + batch))])
+    queue, done = app.queue, 0
+    while done < finished:
+        claimed = queue.claim(list(QUEUES), min(500, finished - done), 60.0, "w-fill", start_now=500)
+        if not claimed:
+            break
+        outcomes = []
+        for k, job in enumerate(claimed, start=done):
+            if k % 100 == 0:
+                outcome = Outcome(kind="dead", reason="lease expired 4 times: the task probably kills its worker")
+            elif k % 10 == 0:
+                outcome = failure(f"gateway timeout for {job.args[1]}")
+            else:
+                outcome = Outcome(kind="succeeded", result={"ok": k})
+            outcomes.append(Completion(job.id, job.token or 0, outcome))
+        queue.exchange(outcomes, list(QUEUES), 0, 60.0, "w-fill")
+        done += len(claimed)
+
+
+def page_times(client: Client, paths: list[str], rounds: int) -> dict[str, tuple[float, float]]:
+    """``{path: (p50, p95)}`` in seconds over ``rounds`` GETs of each path (after one warm-up)."""
+    import time as _time
+
+    result: dict[str, tuple[float, float]] = {}
+    for path in paths:
+        assert client.get(path).status_code == 200, path
+        times = []
+        for _ in range(rounds):
+            began = _time.perf_counter()
+            answer = client.get(path)
+            times.append(_time.perf_counter() - began)
+            assert answer.status_code == 200, path
+        times.sort()
+        result[path] = (times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))])
+    return result
+
+
+def sample_paths(app: Nuvom) -> list[str]:
+    """The pages an operator opens, including a deep page of the list (keyset cursor)."""
+    from nuvom_kernel.contracts import JobFilter
+    from nuvom_kernel.models import JobState
+
+    newest = app.query_jobs(limit=1).jobs[0]
+    failed = app.query_jobs(JobFilter(states=frozenset({JobState.FAILED})), limit=1).jobs[0]
+    cursor = None
+    for _ in range(40):  # 40 pages of 50 in
+        cursor = app.query_jobs(limit=50, cursor=cursor).cursor
+    return ["/", "/chart.svg", "/jobs", "/jobs?state=failed", "/jobs?task=mail.send&queue=mail",
+            "/jobs?q=cus_42", "/jobs?since=1h", f"/jobs?cursor={cursor}", f"/jobs/{newest.id}",
+            f"/jobs/{failed.id}", "/dead"]
