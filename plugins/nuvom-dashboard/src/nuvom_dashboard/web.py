@@ -7,6 +7,7 @@ In read-only mode the action routes do not exist at all (S8).
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -141,7 +142,7 @@ class Dashboard:
             given = _field(form, "token") or ""
             if reason:
                 error = reason
-            elif security.hmac.compare_digest(given.encode(), token.encode()):
+            elif hmac.compare_digest(given.encode(), token.encode()):
                 response = RedirectResponse(security.safe_next(_field(form, "next")), status_code=303)
                 response.set_cookie(security.AUTH_COOKIE, security.session_digest(token), httponly=True,
                                     samesite="strict", secure=request.url.scheme == "https")
