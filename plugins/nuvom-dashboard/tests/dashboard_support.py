@@ -61,15 +61,26 @@ class Client:
         assert token
         return token
 
-    def submit(self, page: str, form_action: str, **extra: str) -> Any:
+    def submit(self, page: str, form_action: str, *, confirm: bool = False, **extra: str) -> Any:
         """Post the form of ``page`` whose action is ``form_action`` with the values the page put
-        in it (its hidden CSRF field included), as a browser would."""
-        html = self.http.get(page).text
+        in it (its hidden CSRF field included), as a browser would; ``confirm``: then press
+        "Yes" on the confirmation page a bulk action answers with."""
+        answer = self._post_form(self.http.get(page).text, form_action, extra)
+        if confirm:
+            answer = self._post_form(answer.text, form_action, {})
+        return answer
+
+    def _post_form(self, html: str, form_action: str, extra: dict[str, str]) -> Any:
         start = html.index(f'action="{form_action}"')
         form = html[start:html.index("</form>", start)]
-        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
-        assert fields.get("csrf"), f"the form {form_action} on {page} has no CSRF value"
-        return self.http.post(form_action, data={**fields, **extra}, headers={"origin": self.origin},
+        fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)
+        assert dict(fields).get("csrf"), f"the form {form_action} has no CSRF value"
+        data: dict[str, Any] = {}
+        for name, value in fields:
+            value = value.replace("&amp;", "&").replace("&#39;", "'").replace("&#34;", '"')
+            data[name] = [*data[name], value] if isinstance(data.get(name), list) else \
+                [data[name], value] if name in data else value
+        return self.http.post(form_action, data={**data, **extra}, headers={"origin": self.origin},
                               follow_redirects=True)
 
     def act(self, path: str, data: dict[str, Any] | None = None, *, follow: bool = True, **headers: str) -> Any:

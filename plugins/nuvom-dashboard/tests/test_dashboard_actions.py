@@ -39,10 +39,32 @@ def test_forms_on_the_pages_carry_the_csrf_value(store: Nuvom, client: Client) -
     assert "queued again" in client.submit(f"/jobs/{failed}", f"/jobs/{failed}/retry").text
     queued = store.ids["queued"]  # type: ignore[attr-defined]
     assert f"job {queued} cancelled" in client.submit(f"/jobs/{queued}", f"/jobs/{queued}/cancel").text
-    assert "retry: 1 job(s)" in client.submit("/dead", "/actions/retry").text
-    page = client.submit("/jobs?state=queued", "/actions/cancel").text
+    assert "retry: 1 job(s)" in client.submit("/dead", "/actions/retry", confirm=True).text
+    page = client.submit("/jobs?state=queued", "/actions/cancel", confirm=True).text
     assert "cancel: 8 job(s)" in page
-    assert "purged 9 finished job(s)" in client.submit("/jobs", "/actions/purge", state="cancelled").text
+    assert "purged 9 finished job(s)" in client.submit("/jobs", "/actions/purge", confirm=True, state="cancelled").text
+
+
+@pytest.mark.parametrize(("page", "action", "extra", "question"), [
+    ("/jobs?queue=mail", "/actions/cancel", {}, "Cancel 3 claimed, queued, running, scheduled job(s) (queue mail)?"),
+    ("/jobs", "/actions/cancel", {}, "Cancel 7 claimed, queued, running, scheduled job(s) (no other filter: all of them)?"),
+    ("/dead", "/actions/retry", {}, "Retry 1 dead job(s) (no other filter: all of them)?"),
+    ("/jobs", "/actions/purge", {"state": "failed", "older_than": "7d"},
+     "Delete failed job(s) that finished more than 7d ago? This cannot be undone."),
+])
+def test_bulk_actions_ask_first_and_change_nothing_until_confirmed(store: Nuvom, client: Client, page: str,
+                                                                   action: str, extra: dict[str, str],
+                                                                   question: str) -> None:
+    before = store.jobs.counts()
+    asked = client.submit(page, action, **extra)
+    assert asked.status_code == 200 and question in asked.text, asked.text[asked.text.find("<main>"):][:600]
+    assert 'id="confirm"' in asked.text and store.jobs.counts() == before
+
+
+def test_bulk_preview_says_when_more_match_than_one_click_changes(store: Nuvom) -> None:
+    client = Client(store, DashboardOptions(bulk_limit=2))
+    asked = client.submit("/jobs?queue=billing", "/actions/cancel")
+    assert "Cancel the newest 2 of more than 2 claimed, queued, running, scheduled job(s) (queue billing)?" in asked.text
 
 
 def test_cancel_a_queued_job(store: Nuvom, client: Client) -> None:
@@ -84,41 +106,41 @@ def test_action_on_an_unknown_job_is_404(client: Client) -> None:
 def test_retry_by_filter_touches_only_matching_jobs(store: Nuvom, client: Client) -> None:
     other = store.enqueue(Job(task="report.build", queue="reports"))
     run_to_end(store, {other.id: failure("disk full")})
-    page = client.act("/actions/retry", {"task": "billing.charge", "back": "/jobs?task=billing.charge"})
+    page = client.act("/actions/retry", {"task": "billing.charge", "back": "/jobs?task=billing.charge", "confirm": "yes"})
     assert "retry: 1 job(s)" in page.text
     assert state(store, store.ids["failed"]) == "queued"  # type: ignore[attr-defined]
     assert state(store, other.id) == "failed" and state(store, store.ids["dead"]) == "dead"  # type: ignore[attr-defined]
     # dead letters: "retry matching" on /dead retries the dead ones
-    page = client.act("/actions/retry", {"state": "dead", "back": "/dead"})
+    page = client.act("/actions/retry", {"state": "dead", "back": "/dead", "confirm": "yes"})
     assert "retry: 1 job(s)" in page.text and state(store, store.ids["dead"]) == "queued"  # type: ignore[attr-defined]
 
 
 def test_cancel_by_filter(store: Nuvom, client: Client) -> None:
-    page = client.act("/actions/cancel", {"queue": "mail"})
+    page = client.act("/actions/cancel", {"queue": "mail", "confirm": "yes"})
     assert "cancel: 3 job(s)" in page.text
     counts = store.jobs.counts()
     assert counts["mail"] == {"cancelled": 3, "dead": 1} and counts["billing"]["queued"] == 4
 
 
 def test_bulk_action_with_no_allowed_state_says_so(client: Client) -> None:
-    page = client.act("/actions/retry", {"state": "queued"})
+    page = client.act("/actions/retry", {"state": "queued", "confirm": "yes"})
     assert page.status_code == 400
     assert "nothing to retry: only cancelled, dead, failed jobs can be retried; change the state filter" in page.text
 
 
 def test_bulk_action_stops_at_the_limit_and_says_more_match(store: Nuvom) -> None:
     client = Client(store, DashboardOptions(bulk_limit=2))
-    page = client.act("/actions/cancel", {"queue": "billing"})
+    page = client.act("/actions/cancel", {"queue": "billing", "confirm": "yes"})
     assert "cancel: 2 job(s); more match (at most 2 per click): click again" in page.text
-    page = client.act("/actions/cancel", {"queue": "billing"})
+    page = client.act("/actions/cancel", {"queue": "billing", "confirm": "yes"})
     assert "cancel: 2 job(s)" in page.text and "more match" not in page.text
     assert store.jobs.counts()["billing"].get("queued", 0) == 0
 
 
 def test_purge_by_state_and_age(store: Nuvom, client: Client) -> None:
-    page = client.act("/actions/purge", {"state": "failed", "older_than": "1h"})
+    page = client.act("/actions/purge", {"state": "failed", "older_than": "1h", "confirm": "yes"})
     assert "purged 0 finished job(s)" in page.text  # it failed just now
-    page = client.act("/actions/purge", {"state": ["failed", "dead"]})
+    page = client.act("/actions/purge", {"state": ["failed", "dead"], "confirm": "yes"})
     assert "purged 2 finished job(s)" in page.text
     counts = store.jobs.counts()
     assert "failed" not in counts["billing"] and "dead" not in counts["mail"]
@@ -131,7 +153,7 @@ def test_purge_by_state_and_age(store: Nuvom, client: Client) -> None:
 ])
 def test_purge_refuses_live_states_and_bad_ages(store: Nuvom, client: Client, data: dict[str, str],
                                                 message: str) -> None:
-    page = client.act("/actions/purge", data)
+    page = client.act("/actions/purge", data)  # refused before the confirmation is even asked
     assert page.status_code == 400 and message in page.text
     assert sum(sum(c.values()) for c in store.jobs.counts().values()) == 10
 

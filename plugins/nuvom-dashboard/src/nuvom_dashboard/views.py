@@ -190,17 +190,39 @@ def overview(app: Nuvom, options: DashboardOptions) -> dict[str, Any]:
 # -- actions ---------------------------------------------------------------------------
 
 
-def bulk(app: Nuvom, wanted: JobFilter, allowed: frozenset[JobState], action: str, limit: int) -> dict[str, Any]:
-    """Retry or cancel the jobs matching ``wanted`` whose state is in ``allowed``,
-    at most ``limit`` of them; returns ``{"done", "skipped", "more"}``."""
+def _narrow(wanted: JobFilter, allowed: frozenset[JobState], action: str) -> JobFilter:
     states = allowed if wanted.states is None else frozenset(wanted.states) & allowed
     if not states:
         names = ", ".join(sorted(s.value for s in allowed))
         past = {"retry": "retried", "cancel": "cancelled"}[action]
         raise BadFilter(f"nothing to {action}: only {names} jobs can be {past}; change the state filter")
-    narrowed = JobFilter(states=states, task=wanted.task, queue=wanted.queue, since=wanted.since,
-                         until=wanted.until, search=wanted.search)
-    page = app.jobs.query_jobs(narrowed, limit=limit)
+    return JobFilter(states=states, task=wanted.task, queue=wanted.queue, since=wanted.since,
+                     until=wanted.until, search=wanted.search)
+
+
+def bulk_preview(app: Nuvom, filters: Filters, allowed: frozenset[JobState], action: str, limit: int) -> str:
+    """What a bulk action is about to do, in words, for the confirmation page."""
+    narrowed = _narrow(filters.to_filter(), allowed, action)
+    found = len(app.jobs.query_jobs(narrowed, limit=limit + 1).jobs)
+    states = ", ".join(sorted(s.value for s in narrowed.states or ()))
+    scope = [f"{name} {value}" for name, value in (("task", filters.task), ("queue", filters.queue),
+                                                 ("created since", filters.since), ("created until", filters.until),
+                                                 ("matching", filters.search)) if value]
+    what = f"{action.capitalize()} " + (f"the newest {limit} of more than {limit}" if found > limit else str(found))
+    return f"{what} {states} job(s)" + (f" ({'; '.join(scope)})" if scope else " (no other filter: all of them)") + "?"
+
+
+def purge_preview(states: Iterable[str], older_than: str) -> str:
+    chosen = list(states)
+    what = ", ".join(chosen) if chosen else "every finished (succeeded, failed, cancelled, dead)"
+    when = f"that finished more than {older_than} ago" if older_than else "whenever they finished"
+    return f"Delete {what} job(s) {when}? This cannot be undone."
+
+
+def bulk(app: Nuvom, wanted: JobFilter, allowed: frozenset[JobState], action: str, limit: int) -> dict[str, Any]:
+    """Retry or cancel the jobs matching ``wanted`` whose state is in ``allowed``,
+    at most ``limit`` of them; returns ``{"done", "skipped", "more"}``."""
+    page = app.jobs.query_jobs(_narrow(wanted, allowed, action), limit=limit)
     done = skipped = 0
     for job in page.jobs:
         try:
@@ -214,20 +236,28 @@ def bulk(app: Nuvom, wanted: JobFilter, allowed: frozenset[JobState], action: st
     return {"done": done, "skipped": skipped, "more": page.cursor is not None}
 
 
-def purge(app: Nuvom, states: Iterable[str], older_than: str) -> int:
-    """Delete finished jobs in ``states`` (default: every finished state) that
-    finished more than ``older_than`` ago (``""``: any time)."""
-    chosen = [JobState(s) for s in states if s in STATES]
+def purge_check(states: Iterable[str], older_than: str) -> tuple[list[JobState], float | None]:
+    """The states and the age in seconds a purge form asks for; ``BadFilter`` if it
+    names a live state or an age that is not a duration."""
+    wrong = [s for s in states if s not in STATES]
+    if wrong:
+        raise BadFilter(f"unknown state {wrong[0]!r}: use succeeded, failed, cancelled or dead")
+    chosen = [JobState(s) for s in states]
     live = [s.value for s in chosen if s not in TERMINAL_STATES]
     if live:
         raise BadFilter(f"purge never deletes live jobs ({', '.join(live)}); cancel them first")
-    cutoff: float | None = None
-    if older_than:
-        try:
-            cutoff = now() - parse_duration(older_than)
-        except ValueError as exc:
-            raise BadFilter(f"older than: {exc}") from None
-    return app.jobs.purge(states=chosen or None, older_than=cutoff)
+    try:
+        age = parse_duration(older_than) if older_than else None
+    except ValueError as exc:
+        raise BadFilter(f"older than: {exc}") from None
+    return chosen, age
+
+
+def purge(app: Nuvom, states: Iterable[str], older_than: str) -> int:
+    """Delete finished jobs in ``states`` (default: every finished state) that
+    finished more than ``older_than`` ago (``""``: any time)."""
+    chosen, age = purge_check(list(states), older_than)
+    return app.jobs.purge(states=chosen or None, older_than=None if age is None else now() - age)
 
 
 RETRYABLE = frozenset(RETRYABLE_STATES)

@@ -154,12 +154,21 @@ class Dashboard:
 
     # -- actions (absent in read-only mode) -------------------------------------------
 
-    async def _action(self, request: Request, run: Callable[[Any], str], back: str) -> Response:
+    async def _action(self, request: Request, run: Callable[[Any], str], back: str,
+                      preview: Callable[[Any], str] | None = None) -> Response:
+        """Check the request is ours, ask first when ``preview`` says what a bulk
+        action will do (a second form with ``confirm=yes``), then ``run`` it."""
         form = await request.form()
         reason = security.cross_site_reason(request, _field(form, security.CSRF_FIELD), self.options.token_value())
         if reason:
             return self.render(request, "error.html", status=403, page="", title="Refused", message=reason)
         try:
+            if preview is not None and _field(form, "confirm") != "yes":
+                question = await run_in_threadpool(preview, form)
+                fields = [(k, v) for k, v in form.multi_items() if k not in ("csrf", "confirm") and isinstance(v, str)]
+                back_to = security.safe_next(_field(form, "back") or back)
+                return self.render(request, "confirm.html", page="", question=question, action=request.url.path,
+                                   fields=fields, back=back_to)
             notice = await run_in_threadpool(run, form)
         except JobNotFoundError as exc:
             return self.render(request, "error.html", status=404, page="", title="No such job", message=str(exc))
@@ -202,14 +211,23 @@ class Dashboard:
                 if report["more"]:
                     text += f"; more match (at most {self.options.bulk_limit} per click): click again"
                 return text
-            return await self._action(request, run, "/jobs")
+
+            def preview(form: Any) -> str:
+                filters = views.Filters.from_query(form, form.getlist("state"))
+                return views.bulk_preview(self.app, filters, allowed, action, self.options.bulk_limit)
+            return await self._action(request, run, "/jobs", preview)
         return endpoint
 
     async def purge(self, request: Request) -> Response:
         def run(form: Any) -> str:
             deleted = views.purge(self.app, form.getlist("state"), (_field(form, "older_than") or "").strip())
             return f"purged {deleted} finished job(s)"
-        return await self._action(request, run, "/jobs")
+
+        def preview(form: Any) -> str:
+            older_than = (_field(form, "older_than") or "").strip()
+            views.purge_check(form.getlist("state"), older_than)
+            return views.purge_preview(form.getlist("state"), older_than)
+        return await self._action(request, run, "/jobs", preview)
 
     def routes(self) -> list[Any]:
         routes: list[Any] = [
