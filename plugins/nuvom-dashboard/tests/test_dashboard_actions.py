@@ -232,6 +232,9 @@ def test_token_guards_every_page(store: Nuvom) -> None:
     for path in ("/", "/jobs", "/chart.svg", f"/jobs/{store.ids['failed']}", "/dead"):  # type: ignore[attr-defined]
         answer = client.get(path)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next="), path
+    back = client.get("/jobs?state=failed&q=charge")
+    assert back.headers["location"] == "/login?next=%2Fjobs%3Fstate%3Dfailed%26q%3Dcharge"  # the filters survive
+    assert 'name="next" value="/jobs?state=failed&amp;q=charge"' in client.get(back.headers["location"]).text
     failed = store.ids["failed"]  # type: ignore[attr-defined]
     assert client.act(f"/jobs/{failed}/retry", follow=False).status_code == 401
     assert client.get("/static/dashboard.css").status_code == 200  # the login page's stylesheet

@@ -99,7 +99,7 @@ def test_serves_with_uvicorn_on_loopback_read_only_with_a_token(tmp_path: Path) 
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the dashboard did not answer: {proc.stdout.read() if proc.stdout else ''}")
                 time.sleep(0.1)
-        assert status == 303 and headers["location"] == "/login?next=/"  # the token guards it
+        assert status == 303 and headers["location"] == "/login?next=%2F"  # the token guards it
         auth = {"Authorization": f"Bearer {TOKEN}"}
         status, html, headers = fetch(base + "/", **auth)
         assert status == 200 and "read-only" in html and "server" not in {k.lower() for k in headers}

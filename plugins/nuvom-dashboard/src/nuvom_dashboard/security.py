@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -118,7 +118,8 @@ class Guard(BaseHTTPMiddleware):
         path = request.url.path
         if not path.startswith(PUBLIC_PATHS) and not authenticated(request, self.token):
             if request.method == "GET" and "authorization" not in request.headers:
-                return self._headers(RedirectResponse(f"/login?next={request.url.path}", status_code=303))
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return self._headers(RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303))
             return self._headers(PlainTextResponse("a token is needed: log in at /login or send "
                                                    "Authorization: Bearer <token>", status_code=401))
         csrf = request.cookies.get(CSRF_COOKIE)
