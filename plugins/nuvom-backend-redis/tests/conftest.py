@@ -1,0 +1,159 @@
+"""A real Redis server for the tests, started here (no fakes).
+
+``NUVOM_TEST_REDIS_URL`` points the tests at a server that already runs;
+otherwise ``redis-server`` (from PATH, or Debian's /usr/bin) is started on a
+free 127.0.0.1 port in a temporary directory and stopped at the end.  With
+``NUVOM_CI=1`` a missing server fails the tests, elsewhere it skips them.
+Every test uses a namespace of its own, so they never see each other's keys.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from nuvom_backend_redis import ConnectionSettings, RedisBackend
+
+
+def no_server(reason: str) -> None:
+    if os.environ.get("NUVOM_CI") == "1":
+        pytest.fail(f"NUVOM_CI=1 and no Redis server: {reason}")
+    pytest.skip(f"no Redis server: {reason}")
+
+
+def server_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """One ``redis-server`` this test run started (or ``url`` of an external one)."""
+
+    url: str
+    directory: Path | None = None
+    port: int = 0
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.directory is not None
+        binary = server_binary()
+        assert binary is not None
+        log = open(self.directory / "server.log", "ab")  # noqa: SIM115 - handed to the process
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--save", "", "--daemonize", "no", "--protected-mode", "yes", *self.args],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 30
+        client = redis.Redis.from_url(self.url)
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    text = (self.directory / "server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"redis-server did not start:\n{text}")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        self.proc.wait(30)
+        self.proc = None
+
+    def restart(self, *, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+
+def start_server(directory: Path, *args: str) -> RedisServer:
+    binary = server_binary()
+    if binary is None:
+        no_server("redis-server is not installed (apt-get install redis-server), "
+                  "or set NUVOM_TEST_REDIS_URL to a server's URL")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = RedisServer(url=f"redis://127.0.0.1:{port}/0", directory=directory, port=port, args=list(args))
+    try:
+        server.start()
+    except (OSError, RuntimeError) as exc:
+        no_server(str(exc))
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    external = os.environ.get("NUVOM_TEST_REDIS_URL")
+    if external:
+        client = redis.Redis.from_url(external)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            no_server(f"NUVOM_TEST_REDIS_URL does not answer: {type(exc).__name__}")
+        finally:
+            client.close()
+        yield RedisServer(url=external)
+        return
+    server = start_server(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Start a server of this test's own (to restart or kill), with extra config args."""
+    started: list[RedisServer] = []
+
+    def start(*args: str) -> RedisServer:
+        started.append(start_server(tmp_path / f"redis-{len(started)}", *args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop(kill=True)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def open_backend(redis_server: RedisServer, namespace: str) -> Iterator[Callable[..., RedisBackend]]:
+    """Make backends on the test's namespace (closed at the end)."""
+    opened: list[RedisBackend] = []
+
+    def make(url: str | None = None, **kwargs: object) -> RedisBackend:
+        connection = ConnectionSettings(url=url or redis_server.url, reconnect_timeout_secs=30.0)
+        opened.append(RedisBackend(connection, namespace=str(kwargs.pop("namespace", namespace)), **kwargs))  # type: ignore[arg-type]
+        return opened[-1]
+
+    yield make
+    for b in opened:
+        b.close()
