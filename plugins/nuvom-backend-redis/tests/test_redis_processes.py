@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import redis
-
-from nuvom_kernel.app import Nuvom
 from reliability.checker import check, read_executions
 from reliability.harness import HERE, Project, describe, make_rng, size
+
+from nuvom_kernel.app import Nuvom
 
 
 class RedisProject(Project):
