@@ -68,6 +68,8 @@ class RedisServer:
                 try:
                     if client.ping():
                         return
+                except (redis.AuthenticationError, redis.ResponseError):  # it asks for a password: it runs
+                    return
                 except (redis.ConnectionError, redis.BusyLoadingError):
                     pass
                 if self.proc.poll() is not None or time.monotonic() > deadline:
