@@ -94,6 +94,9 @@ class RedisBackend:
         self.wake = WakeListener(self.connection, self.prefix + ":wake")
         self._last_empty = float("-inf")
         self._due_at: float | None = None
+        #: a server that never answered is most likely a wrong url: fail fast
+        #: then, and wait out restarts only once it has answered
+        self._reached = False
 
     def __repr__(self) -> str:
         return f"RedisBackend({redact(self.connection.url)!r}, namespace={self.namespace!r})"
@@ -109,10 +112,13 @@ class RedisBackend:
         argv = [self.prefix, repr(self.clock_offset_secs), request, *args]
         script = self._scripts[name]
         keys = [self.key("token")]
-        return with_reconnect(lambda: script(keys=keys, args=argv, client=self.r), self.connection, name.lower())
+        return self._call(name.lower(), lambda: script(keys=keys, args=argv, client=self.r))
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        return with_reconnect(fn, self.connection, what)
+        patience = None if self._reached else min(1.0, self.connection.reconnect_timeout_secs)
+        result = with_reconnect(fn, self.connection, what, patience=patience)
+        self._reached = True
+        return result
 
     def ping(self) -> bool:
         return bool(self._call("ping", self.r.ping))

@@ -96,10 +96,13 @@ class ConnectionSettings:
                               ) from None
 
 
-def with_reconnect(call: Callable[[], T], settings: ConnectionSettings, what: str) -> T:
+def with_reconnect(call: Callable[[], T], settings: ConnectionSettings, what: str, *,
+                   patience: float | None = None) -> T:
     """``call()``, sent again after a lost connection until it succeeds or
-    ``reconnect_timeout_secs`` pass (then :class:`RedisUnavailableError`)."""
-    deadline = time.monotonic() + settings.reconnect_timeout_secs
+    ``patience`` (default ``reconnect_timeout_secs``) seconds pass (then
+    :class:`RedisUnavailableError`)."""
+    patience = settings.reconnect_timeout_secs if patience is None else patience
+    deadline = time.monotonic() + patience
     delay = 0.05
     warned = False
     while True:
@@ -108,7 +111,7 @@ def with_reconnect(call: Callable[[], T], settings: ConnectionSettings, what: st
         except TRANSIENT as exc:
             if time.monotonic() + delay > deadline:
                 raise RedisUnavailableError(
-                    f"Redis at {redact(settings.url)} did not answer {what} for {settings.reconnect_timeout_secs:g} s "
+                    f"Redis at {redact(settings.url)} did not answer {what} for {patience:g} s "
                     f"({type(exc).__name__}: {exc}); check that the server runs and the url/password/TLS settings "
                     f"(section [tool.nuvom.redis], NUVOM_REDIS__URL)") from None
             if not warned:
