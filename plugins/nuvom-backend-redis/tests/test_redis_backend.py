@@ -170,3 +170,19 @@ def test_project_namespaces_differ_per_project_root(tmp_path: Any) -> None:
     a = namespace_for("t-{project}", NuvomSettings.model_validate({"project_root": str(tmp_path / "a")}))
     b = namespace_for("t-{project}", NuvomSettings.model_validate({"project_root": str(tmp_path / "b")}))
     assert a != b and a.startswith("t-") and namespace_for("fixed", NuvomSettings()) == "fixed"
+
+
+def test_verify_warns_when_the_server_may_evict_jobs(own_server: Callable[..., Any],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    server = own_server("--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
+    b = RedisBackend(ConnectionSettings(url=server.url), namespace="verify")
+    try:
+        with caplog.at_level(logging.WARNING, logger="nuvom.backend.redis"):
+            b.verify()
+        assert "maxmemory-policy allkeys-lru" in caplog.text
+    finally:
+        b.close()
+    wrong = RedisBackend(ConnectionSettings(url="redis://127.0.0.1:1/0"), namespace="verify")
+    with pytest.raises(RedisUnavailableError, match="did not answer ping"):
+        wrong.verify()  # a wrong url fails at once, not after the reconnect timeout
+    wrong.close()

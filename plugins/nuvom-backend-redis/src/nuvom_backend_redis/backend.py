@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import redis
 from redis.commands.core import Script
 
 from nuvom_backend_redis import scripts
@@ -122,6 +123,20 @@ class RedisBackend:
 
     def ping(self) -> bool:
         return bool(self._call("ping", self.r.ping))
+
+    def verify(self) -> None:
+        """Reach the server (``nuvom runworker`` calls this before its loop, so a
+        wrong url or password fails at start) and warn when its memory policy
+        may evict keys: an evicted job hash is a lost job."""
+        self.ping()
+        try:
+            memory = self._call("info", lambda: self.r.info("memory"))
+        except redis.ResponseError:  # INFO disabled (some managed services): nothing to check
+            return
+        policy = str(memory.get("maxmemory_policy", "noeviction"))
+        if int(memory.get("maxmemory", 0) or 0) > 0 and policy != "noeviction":
+            log.warning("redis at %s evicts keys when full (maxmemory-policy %s): jobs can be lost; "
+                        "set maxmemory-policy noeviction (docs/backend-redis.md)", redact(self.connection.url), policy)
 
     def server_time(self) -> float:
         """The clock the scripts read (the server's ``TIME`` plus the offset)."""
