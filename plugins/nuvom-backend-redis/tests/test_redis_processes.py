@@ -141,7 +141,11 @@ def test_r3_killed_producers_lose_no_returned_enqueue(project: Callable[..., Red
         reader = threading.Thread(target=lambda out=proc.stdout, into=lines: into.extend(
             line.decode().strip() for line in out), daemon=True)
         reader.start()
-        time.sleep(rng.uniform(0.3, 0.8))
+        deadline = time.monotonic() + 60
+        while not lines:  # started and enqueuing (imports take a while on a loaded machine)
+            assert proc.poll() is None and time.monotonic() < deadline, "the producer did not start enqueuing"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.02, 0.3))  # then killed mid-burst
         proc.kill()
         proc.wait(30)
         reader.join(30)

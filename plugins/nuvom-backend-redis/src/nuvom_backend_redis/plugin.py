@@ -1,4 +1,4 @@
-"""Registers the ``redis`` queue and result backends and their settings.
+"""Registers the ``redis`` store (queue, job store, results, workers) and its settings.
 
 Settings live in section ``redis``: ``NUVOM_REDIS__URL``,
 ``NUVOM_REDIS__PASSWORD``, ``[tool.nuvom.redis]`` (see docs/backend-redis.md).
@@ -77,10 +77,5 @@ def nuvom_register_settings(register: Any) -> None:
 
 
 @hookimpl
-def nuvom_register_queue_backends(register: Any) -> None:
-    register("redis", make_backend, description=_DESCRIPTION)
-
-
-@hookimpl
-def nuvom_register_result_backends(register: Any) -> None:
-    register("redis", make_backend, description=_DESCRIPTION)
+def nuvom_register_storage(register: Any) -> None:
+    register("redis", make_backend, roles=tuple(sorted(RedisBackend.capabilities)), description=_DESCRIPTION)
