@@ -77,12 +77,19 @@ def test_a_resent_request_is_applied_once(open_backend: Callable[..., RedisBacke
     b.enqueue(job())
     [c] = b.claim(["default"], 1, 30.0, "w")
     script = b._scripts["EXCHANGE"]
-    args = [b.prefix, "0.0", "request-1", "0", "1", c.id, str(c.token), "w", "30.0", "0", "0", "0"]
+    args = [b.prefix, "0.0", "60:request-1", "0", "1", c.id, str(c.token), "w", "30.0", "0", "0", "0"]
     first = script(keys=[b.key("token")], args=args, client=b.r)
     second = script(keys=[b.key("token")], args=args, client=b.r)
     assert first[1] == [c.id] and second == first
     running = b.get(c.id)
     assert running is not None and running.state == JobState.RUNNING and running.attempts == 1
+    other = b.enqueue(job())
+    claim = [b.prefix, "0.0", "60:request-2", "0", "0", "w", "30.0", "5", "0", "1", "default"]
+    taken = script(keys=[b.key("token")], args=claim, client=b.r)
+    again = script(keys=[b.key("token")], args=claim, client=b.r)
+    assert [f[0] for f in taken[2]] == [f[0] for f in again[2]] == [other.id]
+    assert taken[2][0][8] == again[2][0][8]  # the same token: claimed once
+    assert b.claim(["default"], 5, 30.0, "w") == []
 
 
 def test_calls_survive_killed_connections(open_backend: Callable[..., RedisBackend], redis_server: Any) -> None:

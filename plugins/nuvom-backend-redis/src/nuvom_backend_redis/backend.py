@@ -18,7 +18,7 @@ id makes that safe).  Keys (all under one hash tag, ``{ns}``):
 ``{ns}:wake``             stream: "work may be claimable" (blocking reads)
 ``{ns}:workers``          hash: worker id -> registration JSON
 ``{ns}:queues``           set: queue names seen
-``{ns}:reply:<req>``      a script's stored reply (5 minutes)
+``{ns}:reply:<req>``      a script's stored reply (while a resend can come)
 ``{ns}:watch:<id>`` / ``{ns}:done:<id>``  result waiters and their wake-ups
 """
 
@@ -98,6 +98,8 @@ class RedisBackend:
         #: a server that never answered is most likely a wrong url: fail fast
         #: then, and wait out restarts only once it has answered
         self._reached = False
+        #: how long a script's reply is kept for a resend: longer than a call keeps resending
+        self._reply_ttl = int(self.connection.reconnect_timeout_secs + 2 * self.connection.socket_timeout_secs) + 60
 
     def __repr__(self) -> str:
         return f"RedisBackend({redact(self.connection.url)!r}, namespace={self.namespace!r})"
@@ -109,7 +111,7 @@ class RedisBackend:
 
     def _run(self, name: str, args: Sequence[str], *, once: bool = True) -> Any:
         """Run a script; ``once``: with a request id, so a resend after a lost reply is not applied twice."""
-        request = uuid.uuid4().hex if once else ""
+        request = f"{self._reply_ttl}:{uuid.uuid4().hex}" if once else ""
         argv = [self.prefix, repr(self.clock_offset_secs), request, *args]
         script = self._scripts[name]
         keys = [self.key("token")]

@@ -8,10 +8,11 @@ text).  Every key a script touches starts with the namespace's hash tag
 scripts are allowed; ``KEYS[1]`` (the token counter) routes the call.
 
 Arguments common to every script: ``ARGV[1]`` the key prefix (``{ns}``),
-``ARGV[2]`` the clock offset in seconds, ``ARGV[3]`` a request id.  A
-script given a request id stores its reply for five minutes under
-``{ns}:reply:<id>`` and returns the stored reply when the same request
-comes again: a call retried after a lost connection is applied once.
+``ARGV[2]`` the clock offset in seconds, ``ARGV[3]`` ``<ttl>:<request id>``
+or ``''``.  A script given a request id stores its reply (for an exchange:
+the claimed ids, not the jobs) for ``ttl`` seconds under
+``{ns}:reply:<id>`` and returns it when the same request comes again: a call
+resent after a lost connection is applied once.
 """
 
 from __future__ import annotations
@@ -24,14 +25,23 @@ FIELDS = ("id", "data", "state", "attempts", "eta", "updated", "started", "finis
 PRELUDE = r"""
 local P = ARGV[1]
 local OFFSET = tonumber(ARGV[2])
-local RK = nil
+local RK, TTL = nil, 0
 if ARGV[3] ~= '' then
-  RK = P .. ':reply:' .. ARGV[3]
-  local cached = redis.call('GET', RK)
-  if cached then return cjson.decode(cached) end
+  local ttl, request = string.match(ARGV[3], '^(%d+):(.+)$')
+  RK, TTL = P .. ':reply:' .. request, tonumber(ttl)
+end
+-- the stored reply of this request when it is a resend, else nil
+local function cached()
+  if not RK then return nil end
+  local stored = redis.call('GET', RK)
+  if stored then return cjson.decode(stored) end
+  return nil
+end
+local function remember(r)
+  if RK then redis.call('SET', RK, cjson.encode(r), 'EX', TTL) end
 end
 local function reply(r)
-  if RK then redis.call('SET', RK, cjson.encode(r), 'EX', 300) end
+  remember(r)
   return r
 end
 local FIELDS = {'id','data','state','attempts','eta','updated','started','finished','token','lease',
@@ -268,6 +278,12 @@ return out
 #: lease_secs limit start_now nqueues queues...
 #: Reply: {accepted flags, started ids, claimed jobs, due_in, server time}.
 EXCHANGE = PRELUDE + r"""
+local again = cached()
+if again then
+  -- the stored reply names the claimed jobs; send them as they are now
+  for k, id in ipairs(again[3]) do again[3][k] = fields(jkey(id)) end
+  return again
+end
 local function opt(s) if s == '' then return nil end return string.sub(s, 2) end
 local now = clock()
 local at = fmt(now)
@@ -357,12 +373,17 @@ if limit > 0 and nq > 0 then
   recover(now, 20)
   claimed, due_in = claim(queues, limit, lease_secs, worker, start_now, now)
 end
-return reply({accepted, started, claimed, due_in, at})
+local claimed_ids = {}
+for k, f in ipairs(claimed) do claimed_ids[k] = f[1] end
+remember({accepted, started, claimed_ids, due_in, at})  -- small: ids, not the jobs
+return {accepted, started, claimed, due_in, at}
 """
 
 #: ARGV: worker json ('' for none), worker id, lease_secs, n, then id token pairs.
 #: Reply: {lost ids, cancel-requested ids}.
 HEARTBEAT = PRELUDE + r"""
+local again = cached()
+if again then return again end
 local now = clock()
 if ARGV[4] ~= '' then redis.call('HSET', P .. ':workers', ARGV[5], ARGV[4]) end
 local lease_secs = tonumber(ARGV[6])
@@ -388,6 +409,8 @@ return reply({lost, cancel})
 
 #: ARGV: id token.  Reply: 1 if released.
 RELEASE = PRELUDE + r"""
+local again = cached()
+if again then return again end
 local now = clock()
 local id, token = ARGV[4], ARGV[5]
 local key = jkey(id)
@@ -403,11 +426,15 @@ return reply(1)
 
 #: ARGV: max.  Reply: jobs moved.
 SWEEP = PRELUDE + r"""
+local again = cached()
+if again then return again end
 return reply(recover(clock(), tonumber(ARGV[4])))
 """
 
 #: ARGV: id reason.  Reply: the job's fields after the change, or nil.
 CANCEL = PRELUDE + r"""
+local again = cached()
+if again then return again end
 local now = clock()
 local id, reason = ARGV[4], ARGV[5]
 local key = jkey(id)
@@ -430,6 +457,8 @@ return reply(fields(key))
 
 #: ARGV: id.  Reply: {'ok', fields} | {'no'} | {'unique', holder id}.
 RETRY = PRELUDE + r"""
+local again = cached()
+if again then return again end
 local now = clock()
 local id = ARGV[4]
 local key = jkey(id)
