@@ -10,6 +10,7 @@ Every test uses a namespace of its own, so they never see each other's keys.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -35,10 +36,24 @@ def server_binary() -> str | None:
         "/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(*, with_bus: bool = False) -> int:
+    """A free 127.0.0.1 port; ``with_bus``: also free 10000 above it (a cluster
+    node's bus port), so at most 55535."""
+    if not with_bus:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 @dataclass
@@ -100,7 +115,7 @@ def start_server(directory: Path, *args: str) -> RedisServer:
         no_server("redis-server is not installed (apt-get install redis-server), "
                   "or set NUVOM_TEST_REDIS_URL to a server's URL")
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port(with_bus="--cluster-enabled" in args)
     server = RedisServer(url=f"redis://127.0.0.1:{port}/0", directory=directory, port=port, args=list(args))
     try:
         server.start()
@@ -141,6 +156,40 @@ def own_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
         server.stop(kill=True)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of three primaries started here (``redis-cli --cluster create``);
+    ``NUVOM_TEST_REDIS_CLUSTER_URL`` names an existing one instead.  Yields a node's URL."""
+    external = os.environ.get("NUVOM_TEST_REDIS_CLUSTER_URL")
+    if external:
+        yield external
+        return
+    cli = shutil.which("redis-cli") or ("/usr/bin/redis-cli" if os.access("/usr/bin/redis-cli", os.X_OK) else None)
+    if cli is None:
+        no_server("redis-cli is not installed (it comes with redis-server): needed to form a cluster")
+    base = tmp_path_factory.mktemp("cluster")
+    nodes = [start_server(base / f"node{i}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                          "--cluster-node-timeout", "5000") for i in range(3)]
+    try:
+        assert cli is not None
+        made = subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+                               "--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+        if made.returncode != 0:
+            no_server(f"redis-cli --cluster create failed: {made.stdout[-1000:]} {made.stderr[-1000:]}")
+        deadline = time.monotonic() + 30
+        for node in nodes:
+            client = redis.Redis(port=node.port, decode_responses=True)
+            while client.cluster("info").get("cluster_state") != "ok":
+                if time.monotonic() > deadline:
+                    no_server("the test cluster did not reach cluster_state:ok")
+                time.sleep(0.05)
+            client.close()
+        yield nodes[0].url
+    finally:
+        for node in nodes:
+            node.stop(kill=True)
+
+
 @pytest.fixture
 def namespace() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
@@ -151,8 +200,8 @@ def open_backend(redis_server: RedisServer, namespace: str) -> Iterator[Callable
     """Make backends on the test's namespace (closed at the end)."""
     opened: list[RedisBackend] = []
 
-    def make(url: str | None = None, **kwargs: object) -> RedisBackend:
-        connection = ConnectionSettings(url=url or redis_server.url, reconnect_timeout_secs=30.0)
+    def make(url: str | None = None, cluster: bool = False, **kwargs: object) -> RedisBackend:
+        connection = ConnectionSettings(url=url or redis_server.url, reconnect_timeout_secs=30.0, cluster=cluster)
         opened.append(RedisBackend(connection, namespace=str(kwargs.pop("namespace", namespace)), **kwargs))  # type: ignore[arg-type]
         return opened[-1]
 

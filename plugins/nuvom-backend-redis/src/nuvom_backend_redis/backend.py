@@ -135,10 +135,14 @@ class RedisBackend:
             memory = self._call("info", lambda: self.r.info("memory"))
         except redis.ResponseError:  # INFO disabled (some managed services): nothing to check
             return
-        policy = str(memory.get("maxmemory_policy", "noeviction"))
-        if int(memory.get("maxmemory", 0) or 0) > 0 and policy != "noeviction":
-            log.warning("redis at %s evicts keys when full (maxmemory-policy %s): jobs can be lost; "
-                        "set maxmemory-policy noeviction (docs/backend-redis.md)", redact(self.connection.url), policy)
+        # a cluster client answers per node
+        nodes = [memory] if "maxmemory_policy" in memory else [v for v in memory.values() if isinstance(v, dict)]
+        for info in nodes:
+            policy = str(info.get("maxmemory_policy", "noeviction"))
+            if int(info.get("maxmemory", 0) or 0) > 0 and policy != "noeviction":
+                log.warning("redis at %s evicts keys when full (maxmemory-policy %s): jobs can be lost; "
+                            "set maxmemory-policy noeviction (docs/backend-redis.md)", redact(self.connection.url),
+                            policy)
 
     def server_time(self) -> float:
         """The clock the scripts read (the server's ``TIME`` plus the offset)."""
@@ -427,10 +431,8 @@ class RedisBackend:
         watch, done = self.key("watch", job_id), self.key("done", job_id)
 
         def enter() -> None:
-            pipe = self.r.pipeline(transaction=True)
-            pipe.incr(watch)
-            pipe.expire(watch, int(timeout or 3600) + 60)
-            pipe.execute()
+            self.r.incr(watch)
+            self.r.expire(watch, int(timeout or 3600) + 60)
 
         self._call("wait", enter)
         try:

@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from nuvom_kernel.errors import ConfigError, NuvomError
 
@@ -25,7 +31,8 @@ log = logging.getLogger("nuvom.backend.redis")
 T = TypeVar("T")
 
 #: Errors after which the same call is sent again on a new connection.
-TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, BusyLoadingError)
+TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, BusyLoadingError, ClusterDownError,
+                                              TryAgainError)
 
 
 class RedisUnavailableError(NuvomError):
@@ -60,8 +67,10 @@ class ConnectionSettings:
     socket_timeout_secs: float = 10.0
     connect_timeout_secs: float = 5.0
     reconnect_timeout_secs: float = 30.0
+    #: a Redis Cluster: the url names any node, the client follows the slot map
+    cluster: bool = False
 
-    def client(self, *, socket_timeout: float | None = None, max_connections: int | None = None) -> redis.Redis:
+    def client(self, *, socket_timeout: float | None = None, max_connections: int | None = None) -> Any:
         """A client (with its own pool) for this server; nothing is sent yet."""
         scheme = urlsplit(self.url).scheme
         if scheme not in ("redis", "rediss", "unix"):
@@ -71,9 +80,9 @@ class ConnectionSettings:
             "decode_responses": True,
             "socket_timeout": self.socket_timeout_secs if socket_timeout is None else socket_timeout,
             "socket_connect_timeout": self.connect_timeout_secs,
-            "health_check_interval": 0,
-            "max_connections": max_connections,
         }
+        if max_connections is not None:
+            kwargs["max_connections"] = max_connections
         if self.username is not None:
             kwargs["username"] = self.username
         if self.password is not None:
@@ -89,7 +98,11 @@ class ConnectionSettings:
                 kwargs["ssl_certfile"] = self.tls_cert_file
             if self.tls_key_file:
                 kwargs["ssl_keyfile"] = self.tls_key_file
+        if self.cluster and scheme == "unix":
+            raise ConfigError("redis cluster: a cluster is reached by redis:// or rediss:// URLs, not a Unix socket")
         try:
+            if self.cluster:
+                return redis.RedisCluster.from_url(self.url, **kwargs)
             return redis.Redis.from_url(self.url, **kwargs)
         except ValueError as exc:
             raise ConfigError(f"redis url {redact(self.url)!r} is not valid: {str(exc).replace(self.url, redact(self.url))}"

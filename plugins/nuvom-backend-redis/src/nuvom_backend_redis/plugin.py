@@ -33,6 +33,7 @@ class RedisOptions(BaseModel):
     password: SecretStr | None = Field(None, description="Password; keep it in the environment (NUVOM_REDIS__PASSWORD).")
     namespace: str = Field("nuvom", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]*(\{project\})?[A-Za-z0-9_.\-]*$",
                            description="Hash tag of every key ({nuvom}); '{project}' is replaced by a hash of the project root.")
+    cluster: bool = Field(False, description="The url names a node of a Redis Cluster (every key of a namespace is in one slot).")
     tls: bool = Field(False, description="Use TLS (implied by a rediss:// url).")
     tls_ca_file: str | None = Field(None, description="CA bundle that signed the server's certificate.")
     tls_cert_file: str | None = Field(None, description="Client certificate (mutual TLS).")
@@ -65,7 +66,7 @@ def make_backend(settings: NuvomSettings, options: RedisOptions | dict[str, Any]
         password=opts.password.get_secret_value() if opts.password else None, tls=opts.tls,
         tls_ca_file=opts.tls_ca_file, tls_cert_file=opts.tls_cert_file, tls_key_file=opts.tls_key_file,
         tls_verify=opts.tls_verify, socket_timeout_secs=opts.socket_timeout_secs,
-        reconnect_timeout_secs=opts.reconnect_timeout_secs,
+        reconnect_timeout_secs=opts.reconnect_timeout_secs, cluster=opts.cluster,
     )
     return RedisBackend(connection, namespace=namespace_for(opts.namespace, settings),
                         clock_offset_secs=opts.clock_offset_secs)

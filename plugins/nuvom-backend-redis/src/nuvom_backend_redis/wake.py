@@ -85,8 +85,12 @@ class WakeListener:
     def close(self) -> None:
         self._stop.set()
         self.healthy.clear()
-        try:
-            self._client.connection_pool.disconnect(inuse_connections=True)
+        try:  # interrupts the blocking read
+            pool = getattr(self._client, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect(inuse_connections=True)
+            else:  # a cluster client: its nodes' pools
+                self._client.close()
         except Exception:
             pass
         thread = self._thread
