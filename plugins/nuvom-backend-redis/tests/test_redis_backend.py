@@ -193,3 +193,19 @@ def test_verify_warns_when_the_server_may_evict_jobs(own_server: Callable[..., A
     with pytest.raises(RedisUnavailableError, match="did not answer ping"):
         wrong.verify()  # a wrong url fails at once, not after the reconnect timeout
     wrong.close()
+
+
+def test_retry_refuses_while_another_live_job_holds_the_unique_key(open_backend: Callable[..., RedisBackend]) -> None:
+    from nuvom_kernel.errors import InvalidStateError
+
+    b = open_backend()
+    first = b.enqueue(job(unique_key="k"))
+    assert b.cancel(first.id) is not None
+    second = b.enqueue(job(unique_key="k"))
+    assert second.id != first.id
+    with pytest.raises(InvalidStateError, match="holds its unique key"):
+        b.retry(first.id)
+    assert b.cancel(second.id) is not None
+    again = b.retry(first.id)  # the key is free again
+    assert again is not None and again.state == JobState.QUEUED
+    assert b.enqueue(job(unique_key="k")).id == first.id

@@ -467,7 +467,12 @@ local state, queue = h[1], h[2]
 if state ~= 'failed' and state ~= 'dead' and state ~= 'cancelled' then return reply({'no'}) end
 if h[5] then
   local other = redis.call('HGET', P .. ':unique', h[5])
-  if other and other ~= id then return reply({'unique', other}) end
+  if other and other ~= id then
+    local st = redis.call('HGET', jkey(other), 'state')
+    if st == 'queued' or st == 'scheduled' or st == 'claimed' or st == 'running' then
+      return reply({'unique', other})
+    end
+  end
   redis.call('HSET', P .. ':unique', h[5], id)
 end
 local at = fmt(now)
