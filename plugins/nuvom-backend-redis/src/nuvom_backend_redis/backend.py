@@ -50,6 +50,7 @@ from nuvom_kernel.contracts import (
     Exchanged,
     JobFilter,
     JobPage,
+    Swept,
     decode_cursor,
     encode_cursor,
 )
@@ -273,14 +274,18 @@ class RedisBackend:
     def release(self, job_id: str, token: int) -> bool:
         return bool(self._run("RELEASE", [job_id, str(token)]))
 
-    def sweep(self) -> int:
-        """Return expired leases to the queue (``sweep_update``); any process may call it."""
+    def sweep(self) -> Swept:
+        """Return expired leases to the queue (``sweep_update``); any process may
+        call it.  The claim script recovers a few expired leases too, but leaves
+        a job that would die to a sweep, so its death is reported (``Swept.dead``)."""
         total = 0
+        dead: list[tuple[Job, Job]] = []
         while True:
-            moved = int(self._run("SWEEP", [str(_BATCH)]))
-            total += moved
-            if moved < _BATCH:
-                return total
+            moved, pairs = self._run("SWEEP", [str(_BATCH)])
+            total += int(moved)
+            dead += [(decode_or_placeholder(before), decode_or_placeholder(after)) for before, after in pairs]
+            if int(moved) < _BATCH:
+                return Swept(total, dead)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         return self.wake.subscribe(callback)

@@ -111,10 +111,11 @@ local function requeue(key, id, queue, state, at, note, now)
   end
   record(key, state, at, note)
 end
--- sweep_update: leases that expired before `now`, at most `max` of them
-local function recover(now, max)
+-- sweep_update: leases that expired before `now`, at most `max` of them.  A job this
+-- would make dead is left for a sweep (`deadly`), which reports it: {before, after} in `dead`
+local function recover(now, max, deadly)
   local at = fmt(now)
-  local moved, woke = 0, false
+  local moved, woke, dead = 0, false, {}
   local ids = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', '(' .. fmt(now), 'LIMIT', 0, max)
   for _, id in ipairs(ids) do
     local key = jkey(id)
@@ -124,8 +125,12 @@ local function recover(now, max)
       redis.call('ZREM', P .. ':leases', id)
     elseif lease and lease >= now then
       redis.call('ZADD', P .. ':leases', lease, id)
+    elseif state == 'running' and not deadly and tonumber(h[6] or 0) + 1 > tonumber(h[7] or 3) then
+      -- its death is the sweep's to report
     else
       local worker, queue = h[3] or 'None', h[4]
+      local before = nil
+      if state == 'running' then before = fields(key) end
       clear_lease(key, id)
       moved = moved + 1
       if state == 'claimed' then
@@ -144,6 +149,7 @@ local function recover(now, max)
           record(key, 'dead', at, reason)
           terminal(key, id, at)
           count(queue, state, 'dead')
+          dead[#dead + 1] = {before, fields(key)}
         else
           make_ready(key, id, queue)
           record(key, 'queued', at, string.format('lease expired while running (worker %s); redelivered, '
@@ -155,7 +161,7 @@ local function recover(now, max)
     end
   end
   if woke then wake() end
-  return moved
+  return moved, dead
 end
 -- claim_update (+ start_update for the first `start_now`): best first across `queues`
 local function claim(queues, limit, lease_secs, worker, start_now, now)
@@ -370,7 +376,7 @@ local queues = {}
 for q = 1, nq do queues[q] = ARGV[i + 4 + q] end
 local claimed, due_in = {}, ''
 if limit > 0 and nq > 0 then
-  recover(now, 20)
+  recover(now, 20, false)
   claimed, due_in = claim(queues, limit, lease_secs, worker, start_now, now)
 end
 local claimed_ids = {}
@@ -424,11 +430,12 @@ wake()
 return reply(1)
 """
 
-#: ARGV: max.  Reply: jobs moved.
+#: ARGV: max.  Reply: {jobs moved, {{before fields, after fields} of each job made dead}}.
 SWEEP = PRELUDE + r"""
 local again = cached()
 if again then return again end
-return reply(recover(clock(), tonumber(ARGV[4])))
+local moved, dead = recover(clock(), tonumber(ARGV[4]), true)
+return reply({moved, dead})
 """
 
 #: ARGV: id reason.  Reply: the job's fields after the change, or nil.
