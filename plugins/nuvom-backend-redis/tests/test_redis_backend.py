@@ -209,3 +209,54 @@ def test_retry_refuses_while_another_live_job_holds_the_unique_key(open_backend:
     again = b.retry(first.id)  # the key is free again
     assert again is not None and again.state == JobState.QUEUED
     assert b.enqueue(job(unique_key="k")).id == first.id
+
+
+def _certificates(directory: Any) -> tuple[str, str, str]:
+    """A CA and a server certificate for 127.0.0.1 it signed (openssl's command line)."""
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: needed to make test certificates")
+    d = str(directory)
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=nuvom-test-ca",
+        "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", f"{d}/server.key",
+        "-out", f"{d}/server.csr")
+    (directory / "ext.cnf").write_text("subjectAltName = IP:127.0.0.1\n", encoding="utf-8")
+    run("x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key", "-CAcreateserial",
+        "-days", "1", "-extfile", f"{d}/ext.cnf", "-out", f"{d}/server.crt")
+    return f"{d}/ca.crt", f"{d}/server.crt", f"{d}/server.key"
+
+
+def test_tls_from_plugin_settings(own_server: Callable[..., Any], tmp_path: Any) -> None:
+    """``rediss://`` with the CA from the settings works; a server the client
+    cannot verify is refused with a clear error."""
+    import socket
+
+    ca, cert, key = _certificates(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        tls_port = s.getsockname()[1]
+    own_server("--tls-port", str(tls_port), "--tls-cert-file", cert, "--tls-key-file", key,
+               "--tls-ca-cert-file", ca, "--tls-auth-clients", "no")
+    settings = NuvomSettings.model_validate({"project_root": str(tmp_path)})
+    url = f"rediss://127.0.0.1:{tls_port}/0"
+    b = make_backend(settings, {"url": url, "tls_ca_file": ca, "namespace": "tls"})
+    try:
+        stored = b.enqueue(job())
+        got = b.get(stored.id)
+        assert got is not None and got.state == JobState.QUEUED
+    finally:
+        b.close()
+    unverified = make_backend(settings, {"url": url, "namespace": "tls", "reconnect_timeout_secs": 0.5})
+    try:
+        with pytest.raises(RedisUnavailableError, match="(?i)certificate"):
+            unverified.verify()  # the test CA is not trusted by default
+    finally:
+        unverified.close()

@@ -87,10 +87,11 @@ class ConnectionSettings:
             kwargs["username"] = self.username
         if self.password is not None:
             kwargs["password"] = self.password
+        url = self.url
         if self.tls or scheme == "rediss":
             if scheme == "unix":
                 raise ConfigError("redis tls: TLS needs a redis:// or rediss:// URL, not a Unix socket")
-            kwargs["ssl"] = True
+            url = "rediss" + url[len(scheme):]  # the scheme picks redis-py's TLS connection
             kwargs["ssl_cert_reqs"] = "required" if self.tls_verify else "none"
             if self.tls_ca_file:
                 kwargs["ssl_ca_certs"] = self.tls_ca_file
@@ -102,8 +103,8 @@ class ConnectionSettings:
             raise ConfigError("redis cluster: a cluster is reached by redis:// or rediss:// URLs, not a Unix socket")
         try:
             if self.cluster:
-                return redis.RedisCluster.from_url(self.url, **kwargs)
-            return redis.Redis.from_url(self.url, **kwargs)
+                return redis.RedisCluster.from_url(url, **kwargs)
+            return redis.Redis.from_url(url, **kwargs)
         except ValueError as exc:
             raise ConfigError(f"redis url {redact(self.url)!r} is not valid: {str(exc).replace(self.url, redact(self.url))}"
                               ) from None
