@@ -119,8 +119,12 @@ def start_server(directory: Path, *args: str) -> RedisServer:
     server = RedisServer(url=f"redis://127.0.0.1:{port}/0", directory=directory, port=port, args=list(args))
     try:
         server.start()
-    except (OSError, RuntimeError) as exc:
-        no_server(str(exc))
+    except BaseException as exc:  # never leave a half-started server running
+        if server.proc is not None:
+            server.stop(kill=True)
+        if isinstance(exc, (OSError, RuntimeError)):
+            no_server(str(exc))
+        raise
     return server
 
 
