@@ -26,16 +26,16 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("serializers", "msgpack"): "nuvom-serializer-msgpack",
     ("queue_backends", "postgres"): "nuvom-backend-postgres",
     ("result_backends", "postgres"): "nuvom-backend-postgres",
+    ("queue_backends", "redis"): "nuvom-backend-redis",
+    ("result_backends", "redis"): "nuvom-backend-redis",
 }
 
 #: Distributions that `pip install nuvom` does not include: their extra of ``nuvom``.
-OPTIONAL_PROVIDERS = {"nuvom-executor-process": "process", "nuvom-backend-postgres": "postgres"}
+OPTIONAL_PROVIDERS = {"nuvom-executor-process": "process", "nuvom-backend-postgres": "postgres",
+                      "nuvom-backend-redis": "redis"}
 
 #: Well-known names no published distribution provides yet (so no install advice).
-PLANNED: dict[tuple[str, str], str] = {
-    ("queue_backends", "redis"): "a Redis backend",
-    ("result_backends", "redis"): "a Redis backend",
-}
+PLANNED: dict[tuple[str, str], str] = {}
 
 _SETTING_FOR_KIND = {
     "queue_backends": "NUVOM_QUEUE_BACKEND",

@@ -173,5 +173,6 @@ def test_install_advice_keeps_extras_and_names_only_published_packages(tmp_path:
     with pytest.raises(typer.Exit):
         cli.fail(str(info.value), 2)
     assert advice in err.getvalue()  # not eaten as Rich markup
-    planned = run(["status", "0" * 32], tmp_path, NUVOM_QUEUE_BACKEND="redis")
-    assert "not published yet" in planned.stderr and "pip install" not in planned.stderr
+    with pytest.raises(ComponentNotFoundError) as redis_missing:
+        ComponentRegistry("queue_backends").get("redis")
+    assert 'pip install nuvom-backend-redis (or pip install "nuvom[redis]")' in str(redis_missing.value)
