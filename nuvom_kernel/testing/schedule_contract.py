@@ -44,7 +44,18 @@ def fire_job(schedule: Schedule, fire_at: float) -> Job:
 
 
 class ScheduleStoreContract:
-    """Subclass with a ``backend`` fixture (and optionally ``backend_factory``)."""
+    """Subclass with a ``backend`` fixture (and optionally ``backend_factory``).
+
+    ``schedules_optional = True`` skips the suite for a backend that does not
+    declare the role (``nuvom plugin test`` runs it on every queue backend).
+    """
+
+    schedules_optional = False
+
+    @pytest.fixture(autouse=True)
+    def _schedules_role(self, request: pytest.FixtureRequest) -> None:
+        if self.schedules_optional and "schedules" not in capabilities_of(request.getfixturevalue("backend")):
+            pytest.skip("this backend provides no schedule store")
 
     @pytest.fixture
     def backend_factory(self, backend: Any) -> Callable[[], Any]:

@@ -129,7 +129,9 @@ def list_schedules(
     for s in schedules:
         table.add_row(escape(s.id), escape(s.task), escape(when_text(s)), s.state.value,
                       _local(s.next_fire_at, s.timezone), _local(s.last_fire_at, s.timezone), str(s.fire_count))
-    st.console.print(table)
+    from nuvom_cli.tables import fit
+
+    st.console.print(fit(table))
 
 
 def show_schedule(

@@ -85,7 +85,7 @@ class SchedulerLoop:
             if expected is None:
                 continue
             try:
-                plan = plan_fire(schedule, at, self.defaults)
+                plan = plan_fire(schedule, at, self.defaults, self.app.plugins.schedule_next_fire)
                 jobs = [self.build_job(schedule, t) for t in plan.fire_times]
             except Exception as exc:  # one broken schedule (a zone missing here) must not stop the others
                 if schedule.id not in self._reported:
@@ -126,12 +126,17 @@ class SchedulerLoop:
                 log.error("could not store the periodic tasks' schedules: %s", exc)
         log.info("%s running: poll %.3gs, batch %d, jitter %.3gs", self.name, self.poll, self.batch, self.jitter,
                  extra={"event": "scheduler.ready"})
+        last_error = ""
         while not self._stop.is_set():
             try:
                 more = self.run_once() >= self.batch
+                last_error = ""
             except Exception as exc:  # the store is unreachable for a moment: try again next poll
-                log.error("%s: a pass failed: %s", self.name, exc, extra={"event": "scheduler.error"})
-                more = False
+                text = f"{type(exc).__name__}: {exc}"
+                # once per distinct error, not every poll of an outage
+                log.log(logging.ERROR if text != last_error else logging.DEBUG, "%s: a pass failed: %s", self.name,
+                        text, extra={"event": "scheduler.error"})
+                last_error, more = text, False
             if not more:
                 self._stop.wait(self.poll + (random.uniform(0, self.jitter) if self.jitter else 0.0))
         log.info("%s stopped: %d job(s) fired", self.name, self.fired, extra={"event": "scheduler.stopped"})

@@ -16,6 +16,7 @@ naive local times) and each local time is then placed on the timeline:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -130,7 +131,10 @@ class Plan:
     coalesced: int = 0
 
 
-def plan_fire(schedule: Schedule, at: float, defaults: Defaults) -> Plan:
+NextFire = Callable[[Schedule, float], "float | None"]
+
+
+def plan_fire(schedule: Schedule, at: float, defaults: Defaults, timing: NextFire | None = None) -> Plan:
     """Which due occurrences of ``schedule`` fire at time ``at``.
 
     Occurrences from ``schedule.next_fire_at`` up to ``at`` are due.  One
@@ -138,8 +142,11 @@ def plan_fire(schedule: Schedule, at: float, defaults: Defaults) -> Plan:
     skipped and counted.  Of the others, ``coalesce`` picks the ``latest``
     or the ``earliest`` (the rest are counted as coalesced) or ``all``, at
     most ``catch_up_limit`` (the latest ones; older ones count as missed).
+    ``timing`` is :func:`next_fire` unless given (the loop passes the
+    ``nuvom_schedule_next_fire`` hook, so a plugin may define its own timing).
     """
     assert schedule.next_fire_at is not None
+    step = next_fire if timing is None else timing
     grace = defaults.misfire_grace_secs if schedule.misfire_grace_secs is None else schedule.misfire_grace_secs
     coalesce = schedule.coalesce or defaults.coalesce
     limit = schedule.catch_up_limit or defaults.catch_up_limit
@@ -149,8 +156,8 @@ def plan_fire(schedule: Schedule, at: float, defaults: Defaults) -> Plan:
     cutoff = at - grace
     if start < cutoff:
         # jump over what is past its grace without walking every occurrence of a long outage
-        first_in_grace = next_fire(schedule, math.nextafter(cutoff, -math.inf))
-        plan.missed = _count_between(schedule, start, first_in_grace, cutoff)
+        first_in_grace = step(schedule, math.nextafter(cutoff, -math.inf))
+        plan.missed = _count_between(schedule, start, first_in_grace, cutoff, step)
         t = first_in_grace
     in_grace: list[float] = []
     while t is not None and t <= at:
@@ -158,7 +165,7 @@ def plan_fire(schedule: Schedule, at: float, defaults: Defaults) -> Plan:
         if len(in_grace) > limit:
             in_grace.pop(0)
             plan.missed += 1
-        t = next_fire(schedule, t)
+        t = step(schedule, t)
     plan.next_fire_at = t
     if in_grace:
         if coalesce == "all":
@@ -169,7 +176,7 @@ def plan_fire(schedule: Schedule, at: float, defaults: Defaults) -> Plan:
     return plan
 
 
-def _count_between(schedule: Schedule, start: float, stop: float | None, cutoff: float) -> int:
+def _count_between(schedule: Schedule, start: float, stop: float | None, cutoff: float, step: NextFire) -> int:
     """How many occurrences lie in [start, cutoff) (exact for intervals; walked up to a bound for cron)."""
     if schedule.kind == "interval" and schedule.interval_secs:
         end = cutoff if stop is None else min(stop, cutoff)
@@ -178,5 +185,5 @@ def _count_between(schedule: Schedule, start: float, stop: float | None, cutoff:
     t: float | None = start
     while t is not None and t < cutoff and count < MAX_STEPS:
         count += 1
-        t = next_fire(schedule, t)
+        t = step(schedule, t)
     return count
