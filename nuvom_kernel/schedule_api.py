@@ -15,7 +15,7 @@ import warnings
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.errors import InvalidStateError, NuvomError
+from nuvom_kernel.errors import InvalidStateError, ScheduleNotFoundError
 from nuvom_kernel.models import now
 from nuvom_kernel.schedules import (
     COALESCE_POLICIES,
@@ -30,15 +30,13 @@ if TYPE_CHECKING:
     from nuvom_kernel.contracts import ScheduleStore
     from nuvom_kernel.task import Task
 
+__all__ = ["ScheduleHandle", "ScheduleNotFoundError", "add_schedule", "build_schedule", "get_schedule", "set_state"]
+
 #: ``.options(...)`` keys that only ``.schedule()`` accepts.
 SCHEDULE_CALL_OPTIONS = ("schedule_id", "misfire_grace_secs", "coalesce", "catch_up_limit", "schedule_jitter_secs")
 #: Task options copied onto every fired job (JSON values only; hooks stay with the task).
 _COPIED = ("retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "timeout_secs",
            "timeout_policy", "store_result", "priority", "queue", "tags", "executor", "max_lease_expiries")
-
-
-class ScheduleNotFoundError(NuvomError):
-    """No schedule has this id."""
 
 
 def schedule_store(app: Nuvom) -> ScheduleStore:
@@ -153,10 +151,12 @@ def build_schedule(
 def add_schedule(app: Nuvom, schedule: Schedule, *, replace: bool = False) -> Schedule:
     """Compute the first fire time of a cron schedule, check the payload, store it."""
     app.check_payload({"args": schedule.args, "kwargs": schedule.kwargs}, f"arguments of schedule {schedule.id!r}")
+    # always asked: without a scheduler plugin nothing would ever fire the schedule (CapabilityError)
+    first = app.plugins.schedule_next_fire(schedule, schedule.created_at)
     if schedule.kind == "cron":
-        schedule.next_fire_at = app.plugins.schedule_next_fire(schedule, schedule.created_at)
-        if schedule.next_fire_at is None:
+        if first is None:
             raise ValueError(f"cron={schedule.cron!r} never fires: check the day and month fields")
+        schedule.next_fire_at = first
     return schedule_store(app).add_schedule(schedule, replace=replace)
 
 

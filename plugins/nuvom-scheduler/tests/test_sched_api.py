@@ -181,3 +181,19 @@ def test_the_loop_can_be_left_out_of_a_worker(tmp_path: Path) -> None:
     finally:
         worker.request_stop()
         thread.join(30)
+
+
+def test_without_a_scheduler_plugin_schedule_says_what_to_install(tmp_path: Path) -> None:
+    from nuvom_kernel.errors import CapabilityError
+    from nuvom_kernel.manager import NuvomPluginManager
+
+    plugins = NuvomPluginManager(tmp_path, environ={"NUVOM_DISABLE_PLUGINS": "nuvom-scheduler"})
+    app = Nuvom(root=tmp_path, plugins=plugins, queue=MemoryBackend(), queue_backend="memory",
+                result_backend="memory", environ={"NUVOM_DISABLE_PLUGINS": "nuvom-scheduler"})
+
+    @app.task
+    def nightly() -> None: ...
+
+    with pytest.raises(CapabilityError, match="pip install nuvom-scheduler"):
+        nightly.schedule(interval=60)
+    assert app.schedules.list_schedules() == []

@@ -41,6 +41,7 @@ class SchedulerLoop:
         clock: Callable[[], float] = time.time,
         periodic: bool = True,
         name: str = "scheduler",
+        in_worker: bool = False,
     ) -> None:
         if not poll > 0:
             raise ValueError(f"poll={poll!r} is invalid: use a number of seconds > 0")
@@ -56,6 +57,8 @@ class SchedulerLoop:
         self.clock = clock
         self.periodic = periodic
         self.name = name
+        #: inside a worker, the worker's own start and stop lines say it all: the loop's are debug
+        self._lifecycle_level = logging.DEBUG if in_worker else logging.INFO
         self.fired = 0
         self.lost_races = 0
         self._stop = threading.Event()
@@ -124,8 +127,8 @@ class SchedulerLoop:
                 self.sync_periodic()
             except Exception as exc:
                 log.error("could not store the periodic tasks' schedules: %s", exc)
-        log.info("%s running: poll %.3gs, batch %d, jitter %.3gs", self.name, self.poll, self.batch, self.jitter,
-                 extra={"event": "scheduler.ready"})
+        log.log(self._lifecycle_level, "%s running: poll %.3gs, batch %d, jitter %.3gs", self.name, self.poll,
+                self.batch, self.jitter, extra={"event": "scheduler.ready"})
         last_error = ""
         while not self._stop.is_set():
             try:
@@ -139,7 +142,8 @@ class SchedulerLoop:
                 last_error, more = text, False
             if not more:
                 self._stop.wait(self.poll + (random.uniform(0, self.jitter) if self.jitter else 0.0))
-        log.info("%s stopped: %d job(s) fired", self.name, self.fired, extra={"event": "scheduler.stopped"})
+        log.log(self._lifecycle_level, "%s stopped: %d job(s) fired", self.name, self.fired,
+                extra={"event": "scheduler.stopped"})
 
     def start(self) -> None:
         """Run in a daemon thread (what a worker does)."""

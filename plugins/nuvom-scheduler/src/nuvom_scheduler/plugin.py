@@ -92,7 +92,7 @@ def nuvom_startup(ctx: Any) -> None:
         log.info("worker %s: the %s backend stores no schedules; no scheduler loop", ctx.worker_id,
                  app.settings.queue_backend)
         return
-    loop = make_loop(app, name=f"scheduler-{ctx.worker_id}")
+    loop = make_loop(app, name=f"scheduler-{ctx.worker_id}", in_worker=True)
     with _loops_lock:
         _worker_loops[str(ctx.worker_id)] = loop
     loop.start()
