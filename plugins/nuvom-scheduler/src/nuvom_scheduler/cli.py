@@ -20,7 +20,7 @@ from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.schedule_api import ScheduleNotFoundError, get_schedule, schedule_store, set_state
 from nuvom_kernel.schedules import ScheduleState
 from nuvom_scheduler.loop import describe, when_text
-from nuvom_scheduler.timing import zone
+from nuvom_scheduler.timing import display_zone as zone
 
 
 def register_commands(app: typer.Typer) -> None:

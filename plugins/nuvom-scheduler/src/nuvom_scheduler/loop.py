@@ -166,7 +166,7 @@ def describe(schedule: Schedule) -> dict[str, Any]:
     """A schedule for people and scripts: the stored fields plus times in its zone."""
     from datetime import datetime
 
-    from nuvom_scheduler.timing import zone
+    from nuvom_scheduler.timing import display_zone as zone
 
     tz = zone(schedule.timezone)
 
@@ -189,7 +189,7 @@ def when_text(schedule: Schedule) -> str:
         return f"every {secs:g}s"
     from datetime import datetime
 
-    from nuvom_scheduler.timing import zone
+    from nuvom_scheduler.timing import display_zone as zone
 
     at = schedule.at or 0.0
     return f"once at {datetime.fromtimestamp(at, zone(schedule.timezone)).isoformat(timespec='seconds')}"

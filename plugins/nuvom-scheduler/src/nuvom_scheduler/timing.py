@@ -37,6 +37,14 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def display_zone(name: str) -> ZoneInfo:
+    """``name``'s zone for showing times; UTC if this host lacks it (listing must not fail)."""
+    try:
+        return zone(name)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        return zone("UTC")
+
+
 def check_cron(expression: str) -> None:
     """``ValueError`` naming the problem if ``expression`` is not a valid cron expression."""
     try:
