@@ -197,3 +197,26 @@ def test_without_a_scheduler_plugin_schedule_says_what_to_install(tmp_path: Path
     with pytest.raises(CapabilityError, match="pip install nuvom-scheduler"):
         nightly.schedule(interval=60)
     assert app.schedules.list_schedules() == []
+
+
+def test_fired_jobs_go_through_the_selected_serializer(tmp_path: Path) -> None:
+    pytest.importorskip("nuvom_serializer_msgpack")
+    app = Nuvom(root=tmp_path, queue=MemoryBackend(), queue_backend="memory", result_backend="memory",
+                serialization_backend="msgpack")
+
+    @app.task
+    def join(a: str, b: bytes = b"") -> str:
+        return a + b.decode()
+
+    join.schedule("x", b=b"yz", in_=timedelta(0))
+    worker, thread = _run_worker(app)
+    try:
+        deadline = now() + 30
+        while not [j for j in app.jobs.query_jobs(limit=5).jobs if j.state == JobState.SUCCEEDED]:
+            assert now() < deadline, "the scheduled job did not run"
+            threading.Event().wait(0.05)
+    finally:
+        worker.request_stop()
+        thread.join(30)
+    (job,) = app.jobs.query_jobs(limit=5).jobs
+    assert app.decode_value(job.result) == "xyz"

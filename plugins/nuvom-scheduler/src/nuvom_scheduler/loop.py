@@ -76,7 +76,8 @@ class SchedulerLoop:
         job.tags = [*job.tags, f"schedule:{schedule.id}"]
         if schedule.plugin_options:
             job.options = dict(schedule.plugin_options)
-        return job
+        # the arguments in stored form: encoded by the selected serializer (msgpack ...) as app.enqueue does
+        return self.app._stored_call(job)
 
     def run_once(self) -> int:
         """Fire what is due now; returns the number of jobs enqueued by this loop."""
