@@ -18,6 +18,7 @@ from nuvom_kernel.errors import (
     PayloadError,
     PluginError,
     Retry,
+    ScheduleNotFoundError,
     StoreAccessError,
     StoreCorruptError,
     StoreError,
@@ -30,6 +31,6 @@ from nuvom_kernel.privatefs import UntrustedFileError
 __all__ = [
     "ComponentNotFoundError", "ConfigError", "CorruptJobError", "DuplicateComponentError", "InvalidIdError",
     "InvalidStateError", "JobCancelledError", "JobDeadError", "JobFailedError", "JobNotFoundError",
-    "JobTimeoutError", "NuvomError", "PayloadError", "PluginError", "Retry", "StoreAccessError", "StoreCorruptError",
+    "JobTimeoutError", "NuvomError", "PayloadError", "PluginError", "Retry", "ScheduleNotFoundError", "StoreAccessError", "StoreCorruptError",
     "StoreError", "StoreFullError", "StoreReplacedError", "TaskNotFoundError", "UntrustedFileError",
 ]

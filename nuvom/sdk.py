@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from nuvom_kernel import schedule_api
 from nuvom_kernel.app import Nuvom, get_app
 from nuvom_kernel.contracts import JobFilter, JobPage
 from nuvom_kernel.errors import InvalidStateError, NuvomError
@@ -26,6 +27,7 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
+from nuvom_kernel.schedules import Schedule, ScheduleState
 from nuvom_kernel.task import JobHandle, job_from_options
 
 #: Nuvom 0.11's status names, mapped onto this version's states.
@@ -488,3 +490,31 @@ __all__ = [
     "stats",
     "task_options_from_manifest",
 ]
+
+
+# -- schedules (docs/schedules.md) ---------------------------------------------------
+
+
+def list_schedules(*, app: Nuvom | None = None) -> list[Schedule]:
+    """Every stored schedule, by id (``task.schedule()`` and ``@task(cron=...)`` ones)."""
+    return schedule_api.schedule_store(_app(app)).list_schedules()
+
+
+def get_schedule(schedule_id: str, *, app: Nuvom | None = None) -> Schedule:
+    """One schedule; ``ScheduleNotFoundError`` for an unknown id."""
+    return schedule_api.get_schedule(_app(app), schedule_id)
+
+
+def pause_schedule(schedule_id: str, *, app: Nuvom | None = None) -> Schedule:
+    """Stop firing until resumed."""
+    return schedule_api.set_state(_app(app), schedule_id, ScheduleState.PAUSED)
+
+
+def resume_schedule(schedule_id: str, *, app: Nuvom | None = None) -> Schedule:
+    """Fire again (``InvalidStateError`` for a done or cancelled schedule)."""
+    return schedule_api.set_state(_app(app), schedule_id, ScheduleState.ACTIVE)
+
+
+def cancel_schedule(schedule_id: str, *, app: Nuvom | None = None) -> Schedule:
+    """Never fire again; the schedule is kept as ``cancelled``."""
+    return schedule_api.set_state(_app(app), schedule_id, ScheduleState.CANCELLED)

@@ -7,8 +7,10 @@ from nuvom_kernel.testing import (
     ExecutorContract,
     QueueBackendContract,
     ResultBackendContract,
+    ScheduleStoreContract,
     finished_job,
     make_job,
+    make_schedule,
     wait_for,
 )
 
@@ -17,7 +19,9 @@ __all__ = [
     "ExecutorContract",
     "QueueBackendContract",
     "ResultBackendContract",
+    "ScheduleStoreContract",
     "finished_job",
     "make_job",
+    "make_schedule",
     "wait_for",
 ]

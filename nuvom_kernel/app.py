@@ -27,6 +27,7 @@ from nuvom_kernel.contracts import (
     JobStore,
     QueueBackend,
     ResultBackend,
+    ScheduleStore,
     Serializer,
     WorkerRegistry,
     capabilities_of,
@@ -209,6 +210,12 @@ class Nuvom:
         """The worker registry; ``CapabilityError`` when the queue backend has none."""
         registry: WorkerRegistry = self._role("workers", "worker registry (needed to list workers)")
         return registry
+
+    @property
+    def schedules(self) -> ScheduleStore:
+        """The schedule store; ``CapabilityError`` when the queue backend has none."""
+        store: ScheduleStore = self._role("schedules", "schedule store (needed by task.schedule() and the scheduler)")
+        return store
 
     @property
     def shares_storage(self) -> bool:

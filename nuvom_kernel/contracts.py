@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, TaskInfo, WorkerInfo
+from nuvom_kernel.schedules import Schedule, ScheduleState
 
 if TYPE_CHECKING:
     from nuvom_kernel.settings import NuvomSettings
@@ -275,6 +276,47 @@ class WorkerRegistry(Protocol):
 
 
 @runtime_checkable
+class ScheduleStore(Protocol):
+    """Stored schedules, and the atomic fire that makes leaderless schedulers
+    fire each occurrence once (see :mod:`nuvom_kernel.schedules`).
+
+    Rules every implementation keeps (``ScheduleStoreContract`` checks each):
+
+    - ``add_schedule`` stores a copy.  If the id is taken, nothing is added
+      and the stored schedule is returned; with ``replace=True`` a changed
+      definition is written over it as :func:`~nuvom_kernel.schedules.merge_schedule`
+      says (state and counters kept).
+    - ``due_schedules(at, limit)``: ``active`` schedules whose
+      ``next_fire_at <= at``, earliest first, at most ``limit``.
+    - ``fire_schedule(id, expected_next, jobs, next_fire_at, ...)`` is one
+      atomic step: if the schedule is ``active`` and its ``next_fire_at`` is
+      still ``expected_next`` (:func:`~nuvom_kernel.schedules.can_fire`), it
+      enqueues ``jobs`` (as ``enqueue_many`` does: an id already stored stays
+      one job) and advances the schedule
+      (:func:`~nuvom_kernel.schedules.apply_fire`), then returns ``True``;
+      otherwise it changes nothing and returns ``False``.  Two racing calls
+      for the same occurrence, from any processes, never both return ``True``.
+    - ``set_schedule_state`` changes only the state and returns the schedule
+      after the change (``None`` for an unknown id).
+    """
+
+    def add_schedule(self, schedule: Schedule, *, replace: bool = False) -> Schedule: ...
+
+    def get_schedule(self, schedule_id: str) -> Schedule | None: ...
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every stored schedule, by id."""
+        ...
+
+    def due_schedules(self, at: float, limit: int) -> list[Schedule]: ...
+
+    def fire_schedule(self, schedule_id: str, expected_next: float, jobs: Sequence[Job],
+                      next_fire_at: float | None, *, missed: int = 0, coalesced: int = 0) -> bool: ...
+
+    def set_schedule_state(self, schedule_id: str, state: ScheduleState) -> Schedule | None: ...
+
+
+@runtime_checkable
 class ResultBackend(Protocol):
     """Keeps finished jobs (state, result, errors) for callers to read.
 
@@ -418,6 +460,7 @@ CAPABILITIES: dict[str, type] = {
     "jobs": JobStore,
     "results": ResultBackend,
     "workers": WorkerRegistry,
+    "schedules": ScheduleStore,
 }
 
 

@@ -31,6 +31,10 @@ class InvalidIdError(NuvomError, ValueError):
     """An id or name is unsafe to use as a file name or SQL value."""
 
 
+class ScheduleNotFoundError(NuvomError):
+    """No schedule with that id exists in the configured backend."""
+
+
 class JobNotFoundError(NuvomError, KeyError):
     """No job with that id exists in the configured backend."""
 

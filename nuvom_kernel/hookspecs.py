@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from nuvom_kernel.contracts import ComponentFactory
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
+    from nuvom_kernel.schedules import Schedule
     from nuvom_kernel.settings import NuvomSettings
     from nuvom_kernel.task import Task
 
@@ -278,6 +279,21 @@ def nuvom_execute_job(job: Job, task: Task[Any]) -> Any:
     ``current_job()`` works inside.  A plain (non-wrapper) implementation is
     refused at load; an exception raised by the wrapper itself is logged and
     never changes the job's outcome.
+    """
+
+
+# -- schedules -----------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def nuvom_schedule_next_fire(schedule: Schedule, after: float) -> float | None:
+    """The first occurrence of ``schedule`` strictly after ``after`` (a POSIX
+    timestamp), or ``None`` when it has no more.
+
+    The scheduler plugin (``nuvom-scheduler``) implements it: cron expressions
+    in an IANA time zone, DST gaps and repeats.  ``task.schedule(...)`` calls
+    it to compute a new schedule's first fire time, so an invalid cron
+    expression or time zone raises ``ValueError`` here, naming the problem;
+    such exceptions reach the caller (the hook is not isolated).
     """
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from nuvom_kernel import hookspecs
-from nuvom_kernel.errors import PluginError
+from nuvom_kernel.errors import CapabilityError, PluginError
 from nuvom_kernel.hookcalls import current_plugin, guarded_plugin
 from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
 from nuvom_kernel.plugin_settings import SettingsDeclaration, declaration
@@ -591,6 +591,16 @@ class NuvomPluginManager:
         handler = self.pm.hook.nuvom_log_handler(app=app)
         return handler if isinstance(handler, logging.Handler) else None
 
+    def schedule_next_fire(self, schedule: Any, after: float) -> float | None:
+        """The first occurrence of ``schedule`` after ``after`` (``nuvom_schedule_next_fire``);
+        :class:`CapabilityError` when no plugin computes schedules."""
+        if not self._implements("nuvom_schedule_next_fire"):
+            raise CapabilityError(
+                "schedules need the scheduler plugin: pip install nuvom-scheduler "
+                "(`pip install nuvom` includes it), or enable it if .nuvom_plugins.toml disables it")
+        found = self.pm.hook.nuvom_schedule_next_fire(schedule=schedule, after=after)
+        return None if found is None else float(found)
+
     def job_enqueued(self, job: Job) -> None:
         self._notify("nuvom_job_enqueued", job=job)
 
@@ -628,7 +638,7 @@ class NuvomPluginManager:
 
 #: hooks whose implementations are not guarded: a failing historic nuvom_configure
 #: fails loading the plugin, as it did before hooks went through pm.hook
-_UNGUARDED = frozenset({"nuvom_configure"})
+_UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire"})
 
 
 def _unpack(outcome: pluggy.Result[Any]) -> tuple[Any, BaseException | None]:

@@ -53,7 +53,7 @@ LEGACY_KEYS = {
     "environment": "has no effect in Nuvom 1",
     "queue_maxsize": "has no effect: queues are bounded by storage, not a size",
     "sqlite_queue_path": "has no effect: queue and results share NUVOM_SQLITE_DB_PATH",
-    "scheduler_backend": "has no effect in Nuvom 1",
+    "scheduler_backend": "has no effect: schedules are stored by the queue backend (docs/schedules.md)",
     "prometheus_port": ("has no effect: no installed plugin reads it; install nuvom-metrics-prometheus "
                         "(pip install 'nuvom[prometheus]'), whose worker metrics port it is"),
 }

@@ -25,7 +25,10 @@ from nuvom_kernel.models import Job, JobState, now, validate_id
 from nuvom_kernel.task_options import CALL_OPTIONS, KERNEL_TASK_OPTIONS, validate_plugin_options
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from nuvom_kernel.app import Nuvom
+    from nuvom_kernel.schedule_api import ScheduleHandle
 
 log = logging.getLogger("nuvom.task")
 R = TypeVar("R")
@@ -33,7 +36,8 @@ R = TypeVar("R")
 #: Options a task (or ``.options()``) may set, with their meaning in docs/execution.md;
 #: plugins may declare more (:mod:`nuvom_kernel.task_options`).
 TASK_OPTIONS = KERNEL_TASK_OPTIONS
-_KNOWN_OPTIONS = frozenset(TASK_OPTIONS) | frozenset(CALL_OPTIONS)
+_SCHEDULE_OPTIONS = ("schedule_id", "misfire_grace_secs", "coalesce", "catch_up_limit", "schedule_jitter_secs")
+_KNOWN_OPTIONS = frozenset(TASK_OPTIONS) | frozenset(CALL_OPTIONS) | frozenset(_SCHEDULE_OPTIONS)
 _UNSET: Any = object()
 
 
@@ -185,6 +189,9 @@ class Task(Generic[R]):
             if extra:
                 plugin_options = {**plugin_options, **_plugin_options(extra, ".options()", app)}
             opts.update({k: v for k, v in overrides.items() if k in TASK_OPTIONS})
+        misplaced = [k for k in _SCHEDULE_OPTIONS if overrides.get(k) is not None]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} only apply to .schedule(), not to .delay()/.map()")
         eta = _to_timestamp(overrides.get("eta"))
         if overrides.get("countdown") is not None:
             if eta is not None:
@@ -212,6 +219,15 @@ class Task(Generic[R]):
         """Enqueue one job per element (a tuple of positional args, or one arg), in one batch."""
         return _BoundCall(self, {}, self.app).map(arg_sequences)
 
+    def schedule(self, *args: Any, at: datetime | float | None = None, in_: timedelta | float | None = None,
+                 interval: float | timedelta | None = None, cron: str | None = None,
+                 timezone_name: str | None = "UTC", **kwargs: Any) -> ScheduleHandle:
+        """Run later or repeatedly (Nuvom 0.11's call): exactly one of ``at=`` (a
+        datetime), ``in_=`` (a timedelta), ``interval=`` (seconds) or ``cron=``
+        (evaluated in ``timezone_name``); returns a handle with the schedule's ``id``."""
+        return _BoundCall(self, {}, self.app).schedule(*args, at=at, in_=in_, interval=interval, cron=cron,
+                                                       timezone_name=timezone_name, **kwargs)
+
     def options(self, *, app: Nuvom | None = None, **overrides: Any) -> _BoundCall[R]:
         """Per-call overrides: ``task.options(eta=..., priority=9, queue="high").delay(...)``."""
         return _BoundCall(self, overrides, app or self.app)
@@ -236,6 +252,16 @@ class _BoundCall(Generic[R]):
         return JobHandle(app.enqueue(job).id, app)
 
     submit = delay
+
+    def schedule(self, *args: Any, at: datetime | float | None = None, in_: timedelta | float | None = None,
+                 interval: float | timedelta | None = None, cron: str | None = None,
+                 timezone_name: str | None = "UTC", **kwargs: Any) -> ScheduleHandle:
+        from nuvom_kernel.schedule_api import ScheduleHandle, add_schedule, build_schedule
+
+        app = self._app()
+        schedule = build_schedule(self.task, args, kwargs, at=at, in_=in_, interval=interval, cron=cron,
+                                  timezone_name=timezone_name, overrides=self.overrides)
+        return ScheduleHandle(add_schedule(app, schedule), app)
 
     def map(self, arg_sequences: Iterable[Sequence[Any] | Any]) -> list[JobHandle[R]]:
         app = self._app()

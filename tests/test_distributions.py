@@ -86,7 +86,7 @@ def test_built_wheels_install_and_work_in_a_fresh_venv(tmp_path: Path) -> None:
     assert env.nuvom("version").stdout.startswith("nuvom 1.0.0")
     plugins = env.plugins()
     for name in ("nuvom-backend-sqlite", "nuvom-backend-file", "nuvom-backend-memory",
-                 "nuvom-executor-thread", "nuvom-discovery-ast", "nuvom-cli", "nuvom-serializer-msgpack"):
+                 "nuvom-executor-thread", "nuvom-discovery-ast", "nuvom-scheduler", "nuvom-cli", "nuvom-serializer-msgpack"):
         assert plugins[name]["loaded"] and plugins[name]["error"] is None, plugins.get(name)
     assert "nuvom-executor-process" not in plugins
 

@@ -295,7 +295,7 @@ LIFECYCLE_OUTPUT = {
 }
 
 #: hooks whose example is run by a test of its own below
-OTHER_EXAMPLES = {"nuvom_log_handler"}
+OTHER_EXAMPLES = {"nuvom_log_handler", "nuvom_schedule_next_fire"}
 
 _flaky_calls: list[int] = []
 
@@ -333,6 +333,23 @@ def test_log_handler_example_carries_the_commands_logs(tmp_path: Path) -> None:
     assert any(line.startswith("[INFO] nuvom.cli: worker docs-w1 on sqlite, queues default") for line in lines)
     assert any(line.startswith("[INFO] nuvom.worker: worker docs-w1 ready") for line in lines)
     assert out.stderr == ""
+
+
+def test_schedule_next_fire_example_decides_when_schedules_fire(tmp_path: Path) -> None:
+    from nuvom_scheduler import SchedulerLoop
+
+    (tmp_path / "example.py").write_text(hook_examples()["nuvom_schedule_next_fire"], encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./example.py"]\n', encoding="utf-8")
+    app = make_app("memory", tmp_path)
+    with use_app(app):
+        handle = double.schedule(4, cron="@quarter-hourly")
+        assert handle.next_fire_at is not None and handle.next_fire_at % 900 == 0
+        first = handle.next_fire_at
+        loop = SchedulerLoop(app, clock=lambda: first + 1, periodic=False)
+        assert loop.run_once() == 1
+        assert handle.schedule().next_fire_at == first + 900
+        with pytest.raises(ValueError, match="invalid cron expression '@hourly-ish'"):
+            double.schedule(4, cron="@hourly-ish")  # the scheduler plugin still checks the others
 
 
 @pytest.mark.parametrize("hook", sorted(REGISTRATION_CONTRACTS))

@@ -12,6 +12,7 @@ from nuvom_kernel.testing.discoverer_contract import DiscovererContract
 from nuvom_kernel.testing.executor_contract import ExecutorContract
 from nuvom_kernel.testing.queue_contract import QueueBackendContract, make_job, wait_for
 from nuvom_kernel.testing.result_contract import ResultBackendContract, finished_job
+from nuvom_kernel.testing.schedule_contract import ScheduleStoreContract, make_schedule
 from nuvom_kernel.testing.serializer_contract import SerializerContract
 
 __all__ = [
@@ -20,7 +21,9 @@ __all__ = [
     "QueueBackendContract",
     "ResultBackendContract",
     "SerializerContract",
+    "ScheduleStoreContract",
     "finished_job",
     "make_job",
+    "make_schedule",
     "wait_for",
 ]

@@ -309,4 +309,4 @@ def test_bad_options_are_named(tmp_path: Path, options: dict[str, object], messa
 def test_registers_one_store_named_file_with_every_role() -> None:
     seen: list[tuple[str, tuple[str, ...]]] = []
     plugin.nuvom_register_storage(lambda name, factory, *, roles, description=None: seen.append((name, tuple(roles))))
-    assert seen == [("file", ("queue", "jobs", "results", "workers"))]
+    assert seen == [("file", ("queue", "jobs", "results", "workers", "schedules"))]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from nuvom_backend_memory import MemoryBackend
 
-from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract
+from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract, ScheduleStoreContract
 
 
 class TestMemoryQueue(QueueBackendContract):
@@ -15,4 +15,10 @@ class TestMemoryQueue(QueueBackendContract):
 class TestMemoryResults(ResultBackendContract):
     @pytest.fixture
     def result_backend(self) -> MemoryBackend:
+        return MemoryBackend()
+
+
+class TestMemorySchedules(ScheduleStoreContract):
+    @pytest.fixture
+    def backend(self) -> MemoryBackend:
         return MemoryBackend()

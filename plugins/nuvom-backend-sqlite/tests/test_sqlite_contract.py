@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from nuvom_backend_sqlite import SqliteBackend
 
-from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract
+from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract, ScheduleStoreContract
 
 
 class TestSqliteQueueContract(QueueBackendContract):
@@ -47,3 +47,23 @@ class TestSqliteResultContract(ResultBackendContract):
         b = SqliteBackend(tmp_path / "r.db")
         yield b
         b.close()
+
+
+class TestSqliteSchedules(ScheduleStoreContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Iterator[SqliteBackend]:
+        b = SqliteBackend(tmp_path / "s.db")
+        yield b
+        b.close()
+
+    @pytest.fixture
+    def backend_factory(self, backend: SqliteBackend, tmp_path: Path) -> Iterator[Callable[[], SqliteBackend]]:
+        opened: list[SqliteBackend] = []
+
+        def make() -> SqliteBackend:
+            opened.append(SqliteBackend(tmp_path / "s.db"))
+            return opened[-1]
+
+        yield make
+        for b in opened:
+            b.close()

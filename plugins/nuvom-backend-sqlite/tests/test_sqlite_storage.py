@@ -231,7 +231,7 @@ def test_registers_one_store_with_every_role() -> None:
         registered.append((name, factory, tuple(roles), description))
 
     nuvom_register_storage(register)
-    assert registered == [("sqlite", make_backend, ("queue", "jobs", "results", "workers"), registered[0][3])]
+    assert registered == [("sqlite", make_backend, ("queue", "jobs", "results", "workers", "schedules"), registered[0][3])]
 
 
 def test_entry_point_is_declared() -> None:

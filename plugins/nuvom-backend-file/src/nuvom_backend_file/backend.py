@@ -54,6 +54,7 @@ from nuvom_backend_file.records import (
     sync_dirs,
     write_file,
 )
+from nuvom_backend_file.schedules import FileSchedules
 from nuvom_backend_file.unique import UniqueKeys
 from nuvom_kernel.backend_base import (
     QueueBackendBase,
@@ -81,7 +82,7 @@ _HINTS = 4096
 _FSYNC_THREADS = 8
 
 
-class FileBackend(AdminMixin, QueriesMixin, QueueBackendBase):
+class FileBackend(FileSchedules, AdminMixin, QueriesMixin, QueueBackendBase):
     """Queue and result backend in a directory (see the module docstring)."""
 
     def __init__(

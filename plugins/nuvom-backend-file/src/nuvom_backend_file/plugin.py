@@ -18,7 +18,7 @@ from nuvom_kernel.settings import NuvomSettings
 NAME = "file"
 _DESCRIPTION = "Jobs and results as files in a directory (Maildir protocol); multi-process, no server."
 
-ROLES = ("queue", "jobs", "results", "workers")
+ROLES = ("queue", "jobs", "results", "workers", "schedules")
 
 
 class FileOptions(BaseModel):

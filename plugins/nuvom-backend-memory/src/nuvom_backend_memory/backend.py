@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from nuvom_backend_memory.schedules import MemorySchedules
 from nuvom_kernel.backend_base import (
     LIVE_STATES,
     QueueBackendBase,
@@ -43,8 +44,8 @@ from nuvom_kernel.contracts import (
 from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo, now, validate_id
 
 
-class MemoryBackend(QueueBackendBase):
-    """Implements both ``QueueBackend`` and ``ResultBackend``."""
+class MemoryBackend(MemorySchedules, QueueBackendBase):
+    """Implements both ``QueueBackend`` and ``ResultBackend`` (and the schedule store)."""
 
     def __init__(self) -> None:
         super().__init__()

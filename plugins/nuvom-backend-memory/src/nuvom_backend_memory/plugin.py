@@ -32,5 +32,5 @@ def make_backend(settings: Any, options: dict[str, Any]) -> MemoryBackend:
 
 @hookimpl
 def nuvom_register_storage(register: Any) -> None:
-    register("memory", make_backend, roles=("queue", "jobs", "results", "workers"),
+    register("memory", make_backend, roles=("queue", "jobs", "results", "workers", "schedules"),
              description="in-process dict; fast, not durable, one process only")

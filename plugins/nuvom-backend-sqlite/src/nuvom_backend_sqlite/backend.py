@@ -33,6 +33,7 @@ from nuvom_backend_sqlite.rows import (
     marks,
     quarantine,
 )
+from nuvom_backend_sqlite.schedules import SqliteSchedules
 from nuvom_backend_sqlite.schema import LEASED, LIVE
 from nuvom_kernel.backend_base import (
     QueueBackendBase,
@@ -72,7 +73,7 @@ def candidates_sql(queue_count: int) -> str:
     return f"SELECT id FROM ({parts}) ORDER BY priority DESC, ready_at, id LIMIT ?"
 
 
-class SqliteBackend(AdminMixin, QueueBackendBase):
+class SqliteBackend(SqliteSchedules, AdminMixin, QueueBackendBase):
     """Queue and results in one SQLite file (both protocols, one object).
 
     ``use_returning=False`` selects the path for SQLite older than 3.35

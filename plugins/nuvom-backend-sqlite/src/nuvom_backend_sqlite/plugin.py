@@ -17,7 +17,7 @@ from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
-ROLES = ("queue", "jobs", "results", "workers")
+ROLES = ("queue", "jobs", "results", "workers", "schedules")
 _DESCRIPTION = "One SQLite file (WAL) for queue and results; several worker processes on one host."
 
 

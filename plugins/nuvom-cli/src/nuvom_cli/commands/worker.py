@@ -66,10 +66,14 @@ def register(app: typer.Typer) -> None:
         metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
                                          help="Serve Prometheus metrics on this port while the worker runs "
                                               "(NUVOM_PROMETHEUS__PORT; needs nuvom-metrics-prometheus)."),
+        no_scheduler: bool = typer.Option(False, "--no-scheduler",
+                                          help="Do not run the scheduler loop in this worker (it fires due schedules by default)."),
     ) -> None:
         """Run a worker in the foreground until Ctrl-C (graceful; twice to abandon running jobs)."""
         st = state()
         overrides: dict[str, Any] = {"executor": executor, "prometheus_port": metrics_port}
+        if no_scheduler and any(d.section == "scheduler" for d in st.plugins.settings_declarations()):
+            overrides["scheduler__in_workers"] = False  # the scheduler plugin's setting (NUVOM_SCHEDULER__IN_WORKERS)
         app_ = st.app(**{k: v for k, v in overrides.items() if v is not None})
         if metrics_port is not None and "prometheus" not in app_.plugin_settings:
             st.fail("--metrics-port needs the metrics plugin: pip install 'nuvom[prometheus]' "

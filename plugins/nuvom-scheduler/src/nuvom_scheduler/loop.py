@@ -1,0 +1,196 @@
+"""The scheduler loop: read due schedules, fire each occurrence once.
+
+Leaderless: every worker (and every ``nuvom runscheduler``) runs this loop
+against the same store.  Each fire is the store's atomic
+``fire_schedule``, which enqueues the occurrence's job (id from schedule and
+fire time) and advances the schedule only if nobody did it first; a loop
+that loses the race simply moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from nuvom_kernel.models import Job
+from nuvom_kernel.schedules import Schedule, fire_job_id
+from nuvom_kernel.task import job_from_options
+from nuvom_scheduler.timing import Defaults, plan_fire
+
+if TYPE_CHECKING:
+    from nuvom_kernel.app import Nuvom
+
+log = logging.getLogger("nuvom.scheduler")
+
+
+class SchedulerLoop:
+    """Fires due schedules of ``app`` every ``poll`` seconds (plus up to ``jitter``)."""
+
+    def __init__(
+        self,
+        app: Nuvom,
+        *,
+        poll: float = 1.0,
+        batch: int = 100,
+        jitter: float = 0.0,
+        defaults: Defaults | None = None,
+        clock: Callable[[], float] = time.time,
+        periodic: bool = True,
+        name: str = "scheduler",
+        in_worker: bool = False,
+    ) -> None:
+        if not poll > 0:
+            raise ValueError(f"poll={poll!r} is invalid: use a number of seconds > 0")
+        if batch < 1:
+            raise ValueError(f"batch={batch!r} is invalid: use an integer >= 1")
+        if not jitter >= 0:
+            raise ValueError(f"jitter={jitter!r} is invalid: use a number of seconds >= 0")
+        self.app = app
+        self.poll = poll
+        self.batch = batch
+        self.jitter = jitter
+        self.defaults = defaults or Defaults()
+        self.clock = clock
+        self.periodic = periodic
+        self.name = name
+        #: inside a worker, the worker's own start and stop lines say it all: the loop's are debug
+        self._lifecycle_level = logging.DEBUG if in_worker else logging.INFO
+        self.fired = 0
+        self.lost_races = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reported: set[str] = set()
+
+    # -- one pass ------------------------------------------------------------------
+
+    def build_job(self, schedule: Schedule, fire_at: float) -> Job:
+        """The job of one occurrence: the schedule's task, arguments and options."""
+        eta = fire_at + random.uniform(0, schedule.jitter_secs) if schedule.jitter_secs else fire_at
+        job = job_from_options(schedule.task, schedule.args, schedule.kwargs, schedule.options,
+                               self.app.settings, eta=eta)
+        job.id = fire_job_id(schedule.id, fire_at)
+        job.tags = [*job.tags, f"schedule:{schedule.id}"]
+        if schedule.plugin_options:
+            job.options = dict(schedule.plugin_options)
+        # the arguments in stored form: encoded by the selected serializer (msgpack ...) as app.enqueue does
+        return self.app._stored_call(job)
+
+    def run_once(self) -> int:
+        """Fire what is due now; returns the number of jobs enqueued by this loop."""
+        store = self.app.schedules
+        at = self.clock()
+        fired = 0
+        for schedule in store.due_schedules(at, self.batch):
+            expected = schedule.next_fire_at
+            if expected is None:
+                continue
+            try:
+                plan = plan_fire(schedule, at, self.defaults, self.app.plugins.schedule_next_fire)
+                jobs = [self.build_job(schedule, t) for t in plan.fire_times]
+            except Exception as exc:  # one broken schedule (a zone missing here) must not stop the others
+                if schedule.id not in self._reported:
+                    self._reported.add(schedule.id)
+                    log.error("schedule %s cannot fire: %s", schedule.id, exc,
+                              extra={"event": "schedule.error", "schedule_id": schedule.id})
+                continue
+            if store.fire_schedule(schedule.id, expected, jobs, plan.next_fire_at,
+                                   missed=plan.missed, coalesced=plan.coalesced):
+                fired += len(jobs)
+                for job in jobs:
+                    self.app.plugins.job_enqueued(job)
+                if plan.missed:
+                    log.warning("schedule %s: %d occurrence(s) missed their grace period and were skipped",
+                                schedule.id, plan.missed,
+                                extra={"event": "schedule.missed", "schedule_id": schedule.id, "missed": plan.missed})
+                log.debug("schedule %s fired %d job(s); next at %s", schedule.id, len(jobs), plan.next_fire_at,
+                          extra={"event": "schedule.fired", "schedule_id": schedule.id, "jobs": [j.id for j in jobs]})
+            else:
+                self.lost_races += 1
+        self.fired += fired
+        return fired
+
+    # -- running -------------------------------------------------------------------
+
+    def sync_periodic(self) -> int:
+        """Store the schedules that tasks declare in code (``@task(cron=...)``); see periodic.py."""
+        from nuvom_scheduler.periodic import sync_periodic
+
+        return sync_periodic(self.app)
+
+    def run(self) -> None:
+        """Loop until :meth:`stop` (foreground)."""
+        if self.periodic:
+            try:
+                self.sync_periodic()
+            except Exception as exc:
+                log.error("could not store the periodic tasks' schedules: %s", exc)
+        log.log(self._lifecycle_level, "%s running: poll %.3gs, batch %d, jitter %.3gs", self.name, self.poll,
+                self.batch, self.jitter, extra={"event": "scheduler.ready"})
+        last_error = ""
+        while not self._stop.is_set():
+            try:
+                more = self.run_once() >= self.batch
+                last_error = ""
+            except Exception as exc:  # the store is unreachable for a moment: try again next poll
+                text = f"{type(exc).__name__}: {exc}"
+                # once per distinct error, not every poll of an outage
+                log.log(logging.ERROR if text != last_error else logging.DEBUG, "%s: a pass failed: %s", self.name,
+                        text, extra={"event": "scheduler.error"})
+                last_error, more = text, False
+            if not more:
+                self._stop.wait(self.poll + (random.uniform(0, self.jitter) if self.jitter else 0.0))
+        log.log(self._lifecycle_level, "%s stopped: %d job(s) fired", self.name, self.fired,
+                extra={"event": "scheduler.stopped"})
+
+    def start(self) -> None:
+        """Run in a daemon thread (what a worker does)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name=f"nuvom-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def describe(schedule: Schedule) -> dict[str, Any]:
+    """A schedule for people and scripts: the stored fields plus times in its zone."""
+    from datetime import datetime
+
+    from nuvom_scheduler.timing import display_zone as zone
+
+    tz = zone(schedule.timezone)
+
+    def local(ts: float | None) -> str | None:
+        return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+    data = schedule.to_dict()
+    data["state"] = schedule.state.value
+    data["every"] = when_text(schedule)
+    data["next_fire_local"] = local(schedule.next_fire_at)
+    data["last_fire_local"] = local(schedule.last_fire_at)
+    return data
+
+
+def when_text(schedule: Schedule) -> str:
+    if schedule.kind == "cron":
+        return f"cron {schedule.cron} ({schedule.timezone})"
+    if schedule.kind == "interval":
+        secs = schedule.interval_secs or 0.0
+        return f"every {secs:g}s"
+    from datetime import datetime
+
+    from nuvom_scheduler.timing import display_zone as zone
+
+    at = schedule.at or 0.0
+    return f"once at {datetime.fromtimestamp(at, zone(schedule.timezone)).isoformat(timespec='seconds')}"
