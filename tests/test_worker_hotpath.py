@@ -13,7 +13,7 @@ from nuvom_backend_memory import MemoryBackend
 
 from nuvom import task
 from nuvom_kernel.app import Nuvom
-from nuvom_kernel.contracts import Completion, Exchanged, WorkItem, WorkResult
+from nuvom_kernel.contracts import Beat, Completion, Exchanged, WorkItem, WorkResult
 from nuvom_kernel.models import Job, JobState
 from nuvom_kernel.worker import Worker, _Held
 
@@ -119,5 +119,26 @@ def test_a_late_report_of_an_older_attempt_leaves_the_new_claim_alone(tmp_path: 
         worker._held[job.id] = fresh
         worker._complete(stale, WorkResult(job_id=job.id, ok=True, timed_out=True))
         assert worker._held[job.id] is fresh
+    finally:
+        app.close()
+
+
+def test_a_lease_lost_by_an_ended_attempt_is_not_reported_by_the_heartbeat(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The loop's round trip may record an ended attempt while the heartbeat
+    renews it: the renewal then finds the lease gone, which is no loss (a real
+    one shows as a refused outcome).  A running attempt's loss is reported."""
+    app, store = counting_app(tmp_path)
+    try:
+        worker = Worker(app, concurrency=2)
+        ended = _Held(Job(task="hot.noop", args=[1], token=3), noop, worker.executor)
+        ended.reported = ended.ended = True
+        running = _Held(Job(task="hot.noop", args=[2], token=4), noop, worker.executor)
+        worker._held = {ended.job.id: ended, running.job.id: running}
+        store.heartbeat = lambda worker, leases, lease_secs: Beat(set(leases), set())  # type: ignore[method-assign]
+        with caplog.at_level("WARNING", logger="nuvom.worker"):
+            worker._heartbeat.beat(renew=True)
+        lost = [r.getMessage() for r in caplog.records if "lost the lease" in r.getMessage()]
+        assert lost == [f"worker {worker.id} lost the lease of job {running.job.id}; its outcome will be refused"]
     finally:
         app.close()
