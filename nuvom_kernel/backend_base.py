@@ -22,6 +22,7 @@ from nuvom_kernel.models import (
     WorkerInfo,
     apply_outcome,
     now,
+    set_fields,
     validate_id,
 )
 
@@ -63,9 +64,7 @@ def claim_update(job: Job, token: int, lease_secs: float, worker_id: str, at: fl
     ``start=True`` claims and starts in one step (the worker has a free slot).
     """
     at = now() if at is None else at
-    job.token = token
-    job.lease_expires_at = at + lease_secs
-    job.worker_id = worker_id
+    set_fields(job, token=token, lease_expires_at=at + lease_secs, worker_id=worker_id)
     if start:
         return start_update(job, at)
     job.record(JobState.CLAIMED, at, f"claimed by {worker_id}")
@@ -75,8 +74,7 @@ def claim_update(job: Job, token: int, lease_secs: float, worker_id: str, at: fl
 def start_update(job: Job, at: float | None = None) -> Job:
     """A claimed job starts: the attempt counts from here."""
     at = now() if at is None else at
-    job.attempts += 1
-    job.started_at = at
+    set_fields(job, attempts=job.attempts + 1, started_at=at)
     job.record(JobState.RUNNING, at, f"attempt {job.attempts} by {job.worker_id}")
     return job
 
@@ -182,7 +180,8 @@ def finish_update(job: Job, token: int, outcome: Outcome, at: float | None = Non
     if job.token != token or job.state not in LEASED_STATES:
         return False
     apply_outcome(job, outcome, now() if at is None else at)  # the backend's clock stamps it
-    job.cancel_requested = False
+    if job.cancel_requested:
+        job.cancel_requested = False
     return True
 
 

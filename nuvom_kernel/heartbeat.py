@@ -96,8 +96,10 @@ class Heartbeat:
         for jid in beat.lost:
             with self.w._held_lock:
                 held = self.w._held.get(jid)
-                still_held = held is not None and held.job.token == leases[jid]
-            if still_held and held is not None:  # not a job whose outcome the loop recorded meanwhile
+                # an attempt that already ended may just have been recorded by the
+                # loop's round trip (a real loss shows there, as a refused outcome)
+                still_held = held is not None and held.job.token == leases[jid] and not held.ended
+            if still_held and held is not None:
                 log.warning("worker %s lost the lease of job %s; its outcome will be refused", self.w.id, jid,
                             extra={"event": "job.lease_lost", "worker_id": self.w.id, "job_id": jid,
                                    "task": held.job.task, "queue": held.job.queue, "attempt": held.job.attempts})

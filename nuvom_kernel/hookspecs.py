@@ -226,6 +226,9 @@ def nuvom_job_started(job: Job) -> None:
     """A worker is about to run an attempt of ``job`` (``job.attempts`` counts it).
 
     Observer hook, called in the worker; exceptions are logged and ignored.
+    It is called on the thread that hands the job to the executor (often an
+    executor thread whose previous job just ended), so calls for different
+    jobs may overlap: keep the implementation thread-safe and quick.
     """
 
 

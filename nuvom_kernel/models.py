@@ -29,21 +29,38 @@ TimeoutPolicy = Literal["retry", "fail", "ignore"]
 Backoff = Literal["fixed", "exponential"]
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _copy_json(value: Any) -> Any:
-    if type(value) in _SCALARS:
+    """A copy of a JSON value that shares no container with it."""
+    kind = type(value)
+    if kind is list:
+        for item in value:
+            if type(item) not in _SCALARS:
+                return [_copy_json(v) for v in value]
+        return value.copy()  # the common case: one copy, no recursion
+    if kind is dict:
+        for item in value.values():
+            if type(item) not in _SCALARS:
+                return {k: _copy_json(v) for k, v in value.items()}
+        return value.copy()
+    if kind in _SCALARS:
         return value
     if isinstance(value, list):
-        if all(type(v) in _SCALARS for v in value):  # the common case: one copy, no recursion
-            return list(value)
         return [_copy_json(v) for v in value]
     if isinstance(value, dict):
-        if all(type(v) in _SCALARS for v in value.values()):
-            return dict(value)
         return {k: _copy_json(v) for k, v in value.items()}
     return value
+
+
+def set_fields(model: BaseModel, **values: Any) -> None:
+    """Assign fields of a model that does not validate assignments (``Job``)
+    without pydantic's per-attribute ``__setattr__``: the state machine's
+    steps run for every job, several times, and this is several times faster.
+    The values must already have the field's type."""
+    model.__dict__.update(values)
+    model.__pydantic_fields_set__.update(values)
 
 
 def now() -> float:
@@ -194,9 +211,11 @@ class Job(BaseModel):
     def record(self, state: JobState, at: float | None = None, note: str | None = None) -> None:
         """Move to ``state`` and append the transition to ``history``."""
         at = now() if at is None else at
-        self.state = state
-        self.updated_at = at
-        self.history.append(Transition(state=state, at=at, note=note))
+        fields = self.__dict__
+        fields["state"] = state
+        fields["updated_at"] = at
+        self.__pydantic_fields_set__.update(_RECORD_FIELDS)
+        fields["history"].append(Transition(state=state, at=at, note=note))
 
     def snapshot(self) -> Job:
         """A copy safe to hand out: lists are copied, values are not shared.
@@ -206,23 +225,21 @@ class Job(BaseModel):
         entries are shared; JSON values (args, kwargs, result, progress) are
         copied only when they are containers.
         """
-        fields = self.__dict__
-        update = {
-            "args": _copy_json(fields["args"]),
-            "kwargs": _copy_json(fields["kwargs"]),
-            "result": _copy_json(fields["result"]),
-            "progress": _copy_json(fields["progress"]),
-            "tags": list(fields["tags"]),
-            "history": list(fields["history"]),
-            "errors": list(fields["errors"]),
-        }
+        values = self.__dict__.copy()
+        values["args"] = _copy_json(values["args"])
+        values["kwargs"] = _copy_json(values["kwargs"])
+        if values["result"] is not None:
+            values["result"] = _copy_json(values["result"])
+        if values["progress"] is not None:
+            values["progress"] = _copy_json(values["progress"])
+        values["tags"] = list(values["tags"])
+        values["history"] = list(values["history"])
+        values["errors"] = list(values["errors"])
         cls = type(self)
         if cls.__private_attributes__ or self.__pydantic_extra__ is not None:
-            return self.model_copy(update=update)
+            return self.model_copy(update={name: values[name] for name in _SNAPSHOT_FIELDS})
         # what model_copy(update=...) does, without its generic steps
         copied = cls.__new__(cls)
-        values = dict(fields)
-        values.update(update)
         object.__setattr__(copied, "__dict__", values)
         object.__setattr__(copied, "__pydantic_extra__", None)
         object.__setattr__(copied, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _SNAPSHOT_FIELDS)
@@ -241,6 +258,7 @@ class Job(BaseModel):
         return self.model_dump(mode="json", exclude={"token"})
 
 
+_RECORD_FIELDS = ("state", "updated_at")
 _SNAPSHOT_FIELDS = frozenset({"args", "kwargs", "result", "progress", "tags", "history", "errors"})
 
 OutcomeKind = Literal["succeeded", "failed", "retry", "dead", "cancelled"]
@@ -286,28 +304,29 @@ def apply_outcome(job: Job, outcome: Outcome, at: float | None = None) -> Job:
         eta = at + max(0.0, eta - outcome.at)
     if outcome.error is not None:
         job.errors.append(outcome.error)
-    job.token = None
-    job.lease_expires_at = None
-    job.worker_id = None
-    if outcome.kind == "retry":
-        job.eta = eta
+    kind = outcome.kind
+    if kind == "retry":
+        set_fields(job, token=None, lease_expires_at=None, worker_id=None, eta=eta)
         if eta is not None and eta > at:
             job.record(JobState.SCHEDULED, at, outcome.note or "retry scheduled")
         else:
             job.record(JobState.QUEUED, at, outcome.note or "retry")
         return job
-    job.finished_at = at
-    if outcome.kind == "succeeded":
-        job.result = outcome.result if job.store_result else None
+    if kind == "succeeded":
+        set_fields(job, token=None, lease_expires_at=None, worker_id=None, finished_at=at,
+                   result=outcome.result if job.store_result else None)
         job.record(JobState.SUCCEEDED, at, outcome.note)
-    elif outcome.kind == "failed":
+        return job
+    set_fields(job, token=None, lease_expires_at=None, worker_id=None, finished_at=at)
+    if kind == "failed":
         job.record(JobState.FAILED, at, outcome.note)
-    elif outcome.kind == "dead":
-        job.reason = outcome.reason
+    elif kind == "dead":
+        set_fields(job, reason=outcome.reason)
         job.record(JobState.DEAD, at, outcome.reason)
-    elif outcome.kind == "cancelled":
-        job.reason = outcome.reason or "cancelled"
-        job.record(JobState.CANCELLED, at, job.reason)
+    elif kind == "cancelled":
+        reason = outcome.reason or "cancelled"
+        set_fields(job, reason=reason)
+        job.record(JobState.CANCELLED, at, reason)
     return job
 
 

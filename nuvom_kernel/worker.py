@@ -1,11 +1,14 @@
 """The worker loop: claim -> execute -> record, with leases and a graceful stop.
 
-One loop thread talks to the queue backend: each round trip finishes the
-attempts that ended since the last one and claims as many jobs as the
-executor has free slots (``QueueBackend.exchange``).  A heartbeat thread
-renews the leases of every job this worker holds and returns other workers'
-expired leases to the queue.  Executors report endings through a callback
-that only appends to a queue and wakes the loop.
+One loop thread talks to the queue backend, and only in batches: each round
+trip (``QueueBackend.exchange``) records every outcome decided since the last
+one, records the starts of the next jobs and claims more.  The executor's
+threads do the per-job work themselves: when an attempt ends, the thread that
+reports it decides the outcome, leaves it in a shared list and hands the next
+started job to the executor, without waking the loop; the loop is woken when
+the started jobs run low, when nothing is left to run, or when an outcome has
+waited long enough.  A heartbeat thread renews the leases of every job this
+worker holds and returns other workers' expired leases to the queue.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from nuvom_kernel.backend_base import start_update
 from nuvom_kernel.context import JobContext
 from nuvom_kernel.contracts import Completion, Executor, WorkItem, WorkResult
 from nuvom_kernel.errors import PayloadError, StoreError
-from nuvom_kernel.execution import decide, run_async, run_sync
+from nuvom_kernel.execution import decide, error_info, run_async, run_sync
 from nuvom_kernel.heartbeat import Heartbeat, stop_file
 from nuvom_kernel.lifecycle import NuvomContext
 from nuvom_kernel.models import (
@@ -52,15 +56,28 @@ _COUNTERS = {"succeeded": "succeeded", "failed": "failed", "retry": "retried", "
 _JOB_HOOKS = ("nuvom_job_started", "nuvom_job_finished", "nuvom_job_retrying", "nuvom_job_dead")
 
 
-@dataclass
+#: jobs shorter than this (on average) are "short": their starts are recorded ahead
+#: of free slots, within ``max_unrecorded``, so the round trip does not pace them
+_SHORT_SECS = 0.05
+#: longest an outcome waits for a round trip while other started jobs keep the
+#: executor busy (a round trip is due at once when they run low)
+_MAX_OUTCOME_AGE = 0.002
+
+
 class _Held:
-    job: Job
-    task: Task[Any] | None
-    ctx: JobContext | None = None
-    started: float | None = None  # time.monotonic() when handed to the executor
-    deferred: Outcome | None = None  # a soft-timed-out retry, applied when the thread ends
-    reported: bool = False  # the executor reported an ending (possibly a soft timeout)
-    ended: bool = False  # the code really stopped running
+    """A job this worker holds (claimed, started, running or ended unrecorded)."""
+
+    __slots__ = ("job", "task", "executor", "ctx", "started", "deferred", "reported", "ended")
+
+    def __init__(self, job: Job, task: Task[Any] | None, executor: Executor) -> None:
+        self.job = job
+        self.task = task
+        self.executor = executor  # the executor that runs it (the task's, or the worker's)
+        self.ctx: JobContext | None = None
+        self.started: float | None = None  # time.monotonic() when handed to the executor
+        self.deferred: Outcome | None = None  # a soft-timed-out retry, applied when the thread ends
+        self.reported = False  # the executor reported an ending (possibly a soft timeout)
+        self.ended = False  # the code really stopped running
 
 
 @dataclass
@@ -104,9 +121,14 @@ class Worker:
         self.extra_executors: dict[str, Executor] = dict(executors or {})
         self.lease_secs = self.settings.lease_secs
         self.stats = WorkerStats()
+        # _held_lock guards _held and the counts the start budget reads
+        # (_running, _startable's length, _finished), so that a job is always
+        # counted in one of them; _dispatch_lock serialises handing jobs to
+        # executors (the loop and executor threads both do).  Order: dispatch, then held.
         self._held: dict[str, _Held] = {}
         self._held_lock = threading.Lock()
-        self._done: stdqueue.SimpleQueue[tuple[str, WorkResult]] = stdqueue.SimpleQueue()
+        self._dispatch_lock = threading.RLock()
+        self._finished: list[Completion] = []  # outcomes decided, not yet sent to the backend
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
@@ -116,15 +138,18 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Any = None
         self._heartbeat = Heartbeat(self)
-        self._buffer: deque[Job] = deque()  # claimed, not started
-        self._startable: deque[Job] = deque()  # start recorded by the backend, waiting for a slot
+        self._buffer: deque[_Held] = deque()  # claimed, not started (the loop's own)
+        self._startable: deque[_Held] = deque()  # start recorded by the backend, waiting for a slot
         self._max_unrecorded = self.settings.max_unrecorded
+        # a round trip is due when this few started jobs are left to run
+        self._low_water = max(1, self.concurrency // 2)
         self._cancel_unstarted: stdqueue.SimpleQueue[str] = stdqueue.SimpleQueue()
         self._running = 0  # attempts handed to executors whose first report is pending
         self._avg_run_secs: float | None = None
         self._shares_storage: bool | None = None  # app.shares_storage, read once per run
         self._job_store: Any = None  # app.jobs, where progress goes; read once per run
         self._observed: dict[str, bool] = dict.fromkeys(_JOB_HOOKS, True)  # until run() looks
+        self._wrappers: tuple[str, ...] = ()  # plugins wrapping execution, read once per run
         self._retry_etas: list[float] = []  # heap: when retries this worker scheduled become due
         self._unsaved: deque[Job] = deque()  # finished jobs the separate result store refused so far
         self._save_backoff = 0.05
@@ -159,6 +184,7 @@ class Worker:
         queue = self.app.queue
         self._job_store = self.app.jobs if self.app.provides("jobs") else None
         self._observed = self._observed_hooks()
+        self._wrappers = self.app.plugins.execution_plugins()
         self.executor.start(self.concurrency)
         for ex in self.extra_executors.values():
             ex.start(self.concurrency)
@@ -180,34 +206,33 @@ class Worker:
             self._shutdown(ctx)
         return self.stats
 
-    def _free_slots(self) -> int:
-        return self.executor.free_slots()
+    def _short_jobs(self) -> bool:
+        return self._avg_run_secs is not None and self._avg_run_secs < _SHORT_SECS
 
     def _buffer_target(self) -> int:
         """How many claimed-but-unstarted jobs to keep at hand.
 
-        Short jobs: a full batch, so one transaction feeds many jobs.  Long jobs
-        (or unknown yet): just enough to refill the free slots, so one worker
-        does not hoard work another idle worker could run.
+        Short jobs: none; they are claimed and started in one step, as many as
+        the start budget allows.  Long jobs (or unknown yet): just enough to
+        refill the free slots, so one worker does not hoard work another idle
+        worker could run.
         """
-        if self._avg_run_secs is not None and self._avg_run_secs < 0.05:
-            return self.settings.batch_size
+        if self._short_jobs():
+            return 0
         return max(1, min(self.settings.batch_size, self.concurrency))
 
-    def _start_budget(self, unrecorded: int) -> int:
-        """How many buffered jobs to start in the next round trip.
+    def _start_budget(self, at_risk: int) -> int:
+        """How many jobs the next round trip may start.
 
         Attempts at risk if this process is killed now — started (running or
         waiting for a slot) or ended with the outcome unrecorded — stay within
         ``concurrency`` plus, for short jobs, ``max_unrecorded``: a killed
-        worker re-runs at most that many jobs.  Long jobs start only on free
-        slots, so the store never shows more running than run.
+        worker re-runs at most that many jobs.  ``at_risk`` leaves out the
+        outcomes the round trip records: a backend records finishes before
+        starts.  Long jobs start only on free slots, so the store never shows
+        more running than run.
         """
-        # short jobs (under 50 ms, as for the claim buffer): a start recorded ahead
-        # runs within a few job lengths, and the round trip stops pacing the slots
-        short = self._avg_run_secs is not None and self._avg_run_secs < 0.05
-        ahead = self._max_unrecorded if short else 0
-        at_risk = self._running + unrecorded + len(self._startable)
+        ahead = self._max_unrecorded if self._short_jobs() else 0
         return max(0, self.concurrency + ahead - at_risk)
 
     def _loop(self) -> None:
@@ -222,7 +247,11 @@ class Worker:
             if self._hard_stop.is_set():
                 return
             self._retry_saves()
-            fresh = self._drain_completions() + self._cancel_buffered()
+            with self._held_lock:
+                fresh, self._finished = self._finished, []
+                waiting = len(self._startable)
+                at_risk = self._running + waiting
+            fresh += self._cancel_buffered()
             if fresh:
                 if not pending:
                     oldest_pending = time.monotonic()
@@ -234,24 +263,29 @@ class Worker:
                          extra={"event": "worker.stopping", "worker_id": self.id})
             if stopping and self._buffer:
                 self._release_buffer()
-            budget = 0 if stopping else self._start_budget(len(pending))
-            starts = [self._buffer.popleft() for _ in range(min(budget, len(self._buffer)))]
-            budget -= len(starts)
-            target = 0 if stopping else self._buffer_target() + self._free_slots()
-            room = max(0, min(batch, target - len(self._buffer) - len(starts)))
-            want_claim = room > 0 and (not self._buffer or room >= max(1, target // 2))
-            idle = not self._buffer and not self._running and not self._startable
-            flush_due = bool(pending) and (
-                len(pending) >= self.concurrency or idle or stopping or budget <= 0
-                or time.monotonic() - oldest_pending >= 0.002
-            )
+            budget = 0 if stopping else self._start_budget(at_risk)
+            # a round trip is worth making now if the started jobs run low (or
+            # nothing runs), if an outcome waited long enough, or when stopping;
+            # otherwise the executor threads keep busy and outcomes gather
+            low = waiting <= self._low_water
+            age = time.monotonic() - oldest_pending if pending else 0.0
+            due = low or stopping or (bool(pending) and age >= _MAX_OUTCOME_AGE)
+            starts: list[_Held] = []
+            room = 0
+            if due and budget > 0:
+                starts = [self._buffer.popleft() for _ in range(min(budget, len(self._buffer)))]
+                budget -= len(starts)
+                target = self._buffer_target() + budget
+                room = max(0, min(batch, target - len(self._buffer)))
+            want_claim = room > 0 and (not self._buffer or room >= max(1, self._buffer_target() // 2))
+            flush_due = bool(pending) and due
             claimed: list[Job] = []
             if starts or want_claim or flush_due:
                 try:
                     reply = queue.exchange(
                         pending, self.queues, room if want_claim else 0, self.lease_secs, self.id,
-                        starts={job.id: job.token for job in starts if job.token is not None},
-                        start_now=budget if want_claim else 0,
+                        starts={h.job.id: h.job.token for h in starts if h.job.token is not None},
+                        start_now=min(budget, room) if want_claim else 0,
                     )
                 except Exception as exc:
                     # a backend hiccup (disk full, lock timeout, corrupt row) must not kill the
@@ -278,16 +312,19 @@ class Worker:
                     continue
                 backoff = 0.0
                 done_now, pending = pending, []
-                self._after_finish(done_now, reply.accepted)
+                # outcomes first: a retry may be claimed again in the same round
+                # trip, and its hooks must see the attempts in order
+                self._after_finish(done_now, reply.accepted, self._settle(done_now, reply.accepted))
                 self._after_start(starts, reply.started)
                 claimed = reply.claimed
-                for job in claimed:
-                    self._accept(job)
-            self._dispatch_started()
+                self._accept(claimed)
+                self._dispatch_started()
+            else:
+                self._dispatch_started()
             if stopping:
                 with self._held_lock:
-                    busy = bool(self._held)
-                if not busy and not pending and self._done.empty():
+                    busy = bool(self._held) or bool(self._finished)
+                if not busy and not pending:
                     if not self._unsaved:
                         return
                     if self._stop_deadline is None:
@@ -299,16 +336,18 @@ class Worker:
                         return
             if self.burst and want_claim and not claimed and not pending and not self._buffer:
                 with self._held_lock:
-                    busy = bool(self._held)
-                if not busy and self._done.empty():
+                    busy = bool(self._held) or bool(self._finished)
+                if not busy:
                     log.info("worker %s: queue empty, burst mode exits", self.id,
                              extra={"event": "worker.stopping", "worker_id": self.id, "reason": "burst: queue empty"})
                     return
             if claimed and len(claimed) == room:
-                continue  # more work is likely waiting
-            if fresh or claimed or starts:
-                continue
-            self._wake.wait(0.005 if pending else self._idle_wait(poll))
+                continue  # more work is likely waiting: claim again if the budget allows
+            if pending:
+                wait = 0.005 if due else max(0.0002, _MAX_OUTCOME_AGE - age)
+            else:
+                wait = self._idle_wait(poll)
+            self._wake.wait(wait)
             self._wake.clear()
 
     def _observed_hooks(self) -> dict[str, bool]:
@@ -339,14 +378,17 @@ class Worker:
                 replaced = True
         return replaced
 
-    def _after_start(self, starts: list[Job], started: set[str]) -> None:
+    def _after_start(self, starts: list[_Held], started: set[str]) -> None:
         """Started jobs wait for a slot; a refused start (cancelled meanwhile, or
         the lease was lost) is dropped: the job never ran here."""
+        if not starts:
+            return
         at = now()
-        for job in starts:
+        for held in starts:
+            job = held.job
             if job.id in started:
                 start_update(job, at)
-                self._startable.append(job)
+                self._startable.append(held)
                 continue
             with self._held_lock:
                 self._held.pop(job.id, None)
@@ -360,25 +402,24 @@ class Worker:
                 jid = self._cancel_unstarted.get_nowait()
             except stdqueue.Empty:
                 return out
-            with self._held_lock:
+            with self._dispatch_lock, self._held_lock:  # no slot is handed out meanwhile
                 held = self._held.get(jid)
+                if held is not None and held.ctx is None and held in self._startable and held.job.token is not None:
+                    self._startable.remove(held)
+                    held.reported = held.ended = True
+                    out.append(Completion(jid, held.job.token,
+                                          Outcome(kind="cancelled", reason="cancelled before it started")))
+                    continue
             if held is not None and held.ctx is not None:  # it started meanwhile: signal it
                 held.ctx.cancel_event.set()
                 if held.task is not None:
-                    self._executor_for(held.task, held.job).cancel(jid)
-                continue
-            for job in list(self._startable):
-                if job.id == jid and job.token is not None:
-                    self._startable.remove(job)
-                    if held is not None:
-                        held.reported = held.ended = True
-                    out.append(Completion(jid, job.token, Outcome(kind="cancelled", reason="cancelled before it started")))
+                    held.executor.cancel(jid)
 
     def _release_buffer(self) -> None:
         """Give unstarted claims back at once so other workers can run them."""
         queue = self.app.queue
         while self._buffer:
-            job = self._buffer.popleft()
+            job = self._buffer.popleft().job
             with self._held_lock:
                 self._held.pop(job.id, None)
             try:
@@ -387,84 +428,125 @@ class Worker:
             except Exception:  # its lease expires instead, and the sweeper requeues it
                 log.exception("worker %s: could not release job %s", self.id, job.id)
 
-    def _drain_completions(self) -> list[Completion]:
-        out: list[Completion] = []
-        while True:
-            try:
-                job_id, result = self._done.get_nowait()
-            except stdqueue.Empty:
-                return out
-            completion = self._complete(job_id, result)
-            if completion is not None:
-                out.append(completion)
-
     # -- dispatch ----------------------------------------------------------------
 
-    def _accept(self, job: Job) -> None:
-        """Hold a claimed job: renewed by the heartbeat, started when a slot frees."""
-        self.stats.claimed += 1
+    def _accept(self, jobs: list[Job]) -> None:
+        """Hold claimed jobs: renewed by the heartbeat, started when a slot frees."""
+        if not jobs:
+            return
+        self.stats.claimed += len(jobs)
+        find = self.app.tasks.find
+        running = JobState.RUNNING
+        helds = []
+        for job in jobs:
+            task = find(job.task)
+            helds.append(_Held(job, task, self._executor_for(task, job) if task is not None else self.executor))
         with self._held_lock:
-            self._held[job.id] = _Held(job=job, task=self.app.tasks.find(job.task))
-        if job.state == JobState.RUNNING:  # claimed and started in one step
-            self._startable.append(job)
-        else:
-            self._buffer.append(job)
+            for held in helds:
+                self._held[held.job.id] = held
+        for held in helds:
+            if held.job.state == running:  # claimed and started in one step
+                self._startable.append(held)
+            else:
+                self._buffer.append(held)
 
     def _dispatch_started(self) -> None:
         """Hand jobs whose start the backend recorded to executors with free slots."""
-        skipped: list[Job] = []
-        while self._startable:
-            job = self._startable.popleft()
-            with self._held_lock:
-                held = self._held.get(job.id)
-            if held is None:
-                continue
-            if held.task is not None and self._executor_for(held.task, job).free_slots() <= 0:
-                skipped.append(job)
-                if self.executor.free_slots() <= 0 and not self.extra_executors:
-                    break
-                continue
-            self._dispatch(held)
-        self._startable.extendleft(reversed(skipped))
+        if not self._startable:
+            return
+        skipped: list[_Held] = []
+        single = not self.extra_executors
+        with self._dispatch_lock:
+            while self._startable:
+                held = self._startable[0]
+                if held.task is not None and held.executor.free_slots() <= 0:
+                    if single:
+                        break
+                    skipped.append(self._startable.popleft())  # the loop alone reads the counts
+                    continue
+                self._dispatch(held)
+            self._startable.extendleft(reversed(skipped))
 
-    def _dispatch(self, held: _Held) -> None:
+    def _dispatch_next(self) -> None:
+        """On the thread whose attempt just ended (a slot is free): start the next
+        started job at once, without a trip through the loop thread."""
+        if self._hard_stop.is_set():
+            return
+        with self._dispatch_lock:
+            while self._startable:
+                held = self._startable[0]
+                if held.task is not None and held.executor.free_slots() <= 0:
+                    if self.extra_executors:
+                        self._wake.set()  # another executor may have room: the loop looks further
+                    return
+                self._dispatch(held)
+
+    def _dispatch(self, held: _Held) -> bool:
+        """Run the first started job (the caller holds the dispatch lock and has
+        checked its executor's slot).  False if it needed no slot."""
         job, task = held.job, held.task
-        self._running += 1
         if task is None:
             reason = (f"unknown task {job.task!r}: this worker has no such task registered "
                       "(run `nuvom discover tasks`, or start the worker with --tasks MODULE)")
-            self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": reason})))
-            return
+            self._dead_now(held, reason)
+            return False
+        task_job = job
         if args_envelope(job.args, job.kwargs) is not None:  # stored through another serializer
             try:
                 args, kwargs = self.app.decode_call(job)
             except PayloadError as exc:
-                self._done.put((job.id, WorkResult(job_id=job.id, ok=False, extra={"dead_reason": str(exc)})))
-                return
-            job = job.model_copy(update={"args": args, "kwargs": kwargs})  # the task's view; held.job stays stored
+                self._dead_now(held, str(exc))
+                return False
+            task_job = job.model_copy(update={"args": args, "kwargs": kwargs})  # the task's view; held.job stays stored
+        with self._held_lock:
+            self._startable.popleft()
+            self._running += 1
+        job = task_job
         deadline = None if not job.timeout_secs else time.monotonic() + job.timeout_secs
         ctx = JobContext(job=job, deadline=deadline, queue=self._job_store, app=self.app)
         held.ctx = ctx
         held.started = time.monotonic()
-        executor = self._executor_for(task, job)
         plugins = self.app.plugins
         if task.is_async:
-            call: Any = lambda: run_async(task, ctx, plugins)  # noqa: E731
+            call: Any = partial(run_async, task, ctx, plugins)
         else:
-            call = lambda: run_sync(task, ctx, plugins)  # noqa: E731
+            call = partial(run_sync, task, ctx, plugins)
         if self._observed["nuvom_job_started"]:
             plugins.job_started(job)
         item = WorkItem(job=job, call=call, timeout_secs=job.timeout_secs, is_async=task.is_async,
-                        modules=(task.module,), context=ctx, plugins=plugins.execution_plugins())
+                        modules=(task.module,), context=ctx, plugins=self._wrappers)
+        try:
+            held.executor.submit(item, partial(self._on_done, held))
+        except Exception as exc:  # the executor refused it (shut down, say): the attempt failed
+            log.exception("job %s: the %s executor refused it", job.id, getattr(held.executor, "name", "?"))
+            self._on_done(held, WorkResult(job_id=job.id, ok=False, exception=exc,
+                                           error=error_info(exc, job.attempts)), chain=False)
+        return True
 
-        def done(result: WorkResult, _id: str = job.id) -> None:
-            if result.timed_out or result.cancelled:
-                ctx.cancel_event.set()
-            self._done.put((_id, result))
-            if not self._wake.is_set():  # put before the check: the loop clears, then drains
-                self._wake.set()
+    def _dead_now(self, held: _Held, reason: str) -> None:
+        """The first started job cannot run here at all (unknown task, undecodable
+        arguments): it ends ``dead`` without an attempt on an executor."""
+        job = held.job
+        assert job.token is not None
+        outcome = Outcome(kind="dead", reason=reason,
+                          error=ErrorInfo(attempt=job.attempts, type="nuvom.UnknownTask", message=reason))
+        with self._held_lock:
+            self._startable.popleft()
+            held.reported = held.ended = True
+            self._finished.append(Completion(job.id, job.token, outcome))
 
-        executor.submit(item, done)
+    def _on_done(self, held: _Held, result: WorkResult, chain: bool = True) -> None:
+        """The executor's report of an ending, on whatever thread it comes from:
+        decide the outcome, leave it for the next round trip, start the next job."""
+        if (result.timed_out or result.cancelled) and held.ctx is not None:
+            held.ctx.cancel_event.set()
+        first = self._complete(held, result)
+        if chain and not result.still_running and self._startable:
+            self._dispatch_next()
+        # wake the loop when the started jobs run low, or for the first outcome
+        # since its last round trip (it times how long outcomes wait)
+        if (first or len(self._startable) <= self._low_water) and not self._wake.is_set():
+            self._wake.set()
 
     def _executor_for(self, task: Task[Any], job: Job) -> Executor:
         name = job.executor or task.executor
@@ -477,54 +559,73 @@ class Worker:
             return ex
         return self.executor
 
-    def _complete(self, job_id: str, result: WorkResult) -> Completion | None:
-        with self._held_lock:
-            held = self._held.get(job_id)
-        if held is None:
-            return None
+    def _complete(self, held: _Held, result: WorkResult) -> bool:
+        """Turn a report into an outcome for the next round trip; True if it is
+        the first one since the loop last collected them.  A job stays counted
+        as running until its outcome is in ``_finished`` (the start budget never
+        sees it in neither)."""
         job = held.job
-        if held.reported:
-            # the late second report of a soft-timed-out thread: it has really ended now
-            held.ended = True
-            if held.deferred is not None and job.token is not None:
-                return Completion(job.id, job.token, held.deferred)
-            with self._held_lock:
-                self._held.pop(job_id, None)
-            return None
-        held.reported = True
-        held.ended = not result.still_running
-        self._running -= 1
+        with self._held_lock:
+            if held.reported:
+                # the late second report of a soft-timed-out thread: it has really ended now
+                held.ended = True
+                if held.deferred is not None and job.token is not None:
+                    self._finished.append(Completion(job.id, job.token, held.deferred))
+                    return len(self._finished) == 1
+                if self._held.get(job.id) is held:
+                    del self._held[job.id]
+                return False
+            held.reported = True
+            held.ended = not result.still_running
         if held.started is not None:
             took = time.monotonic() - held.started
-            self._avg_run_secs = took if self._avg_run_secs is None else 0.8 * self._avg_run_secs + 0.2 * took
+            avg = self._avg_run_secs
+            self._avg_run_secs = took if avg is None else 0.8 * avg + 0.2 * took
         assert job.token is not None
-        dead_reason = result.extra.get("dead_reason")
-        if dead_reason:
-            outcome = Outcome(kind="dead", reason=dead_reason,
-                              error=ErrorInfo(attempt=job.attempts, type="nuvom.UnknownTask", message=dead_reason))
-            return Completion(job.id, job.token, outcome)
-        outcome = decide(job, held.task, result,
-                         check_result=lambda v: self.app.encode_payload(v, f"result of task {job.task!r}"))
+        outcome = decide(job, held.task, result, check_result=partial(self._check_result, job))
         if result.still_running and outcome.kind == "retry":
             # never a second copy while the first still runs: keep the lease until it ends
             held.deferred = outcome
             log.warning("job %s (%s) timed out; its thread still runs, so the retry waits until it ends",
                         job.id, job.task)
-            return None
-        return Completion(job.id, job.token, outcome)
-
-    def _after_finish(self, completions: list[Completion], accepted: list[bool]) -> None:
-        for completion, ok in zip(completions, accepted):
             with self._held_lock:
+                self._running -= 1
+            return False
+        completion = Completion(job.id, job.token, outcome)
+        with self._held_lock:
+            self._running -= 1
+            self._finished.append(completion)
+            return len(self._finished) == 1
+
+    def _check_result(self, job: Job, value: Any) -> Any:
+        return self.app.encode_payload(value, f"result of task {job.task!r}")
+
+    def _settle(self, completions: list[Completion], accepted: list[bool]) -> list[_Held | None]:
+        """Stop holding the jobs whose outcomes the round trip recorded (or refused)."""
+        helds: list[_Held | None] = []
+        if not completions:
+            return helds
+        with self._held_lock:
+            for completion in completions:
                 held = self._held.get(completion.job_id)
+                if held is not None and held.job.token != completion.token:
+                    held = None  # a newer claim of the same job, not the attempt that ended
+                helds.append(held)
                 if held is None:
                     continue
                 if held.ended:
-                    self._held.pop(completion.job_id, None)
+                    del self._held[completion.job_id]
                 else:
                     # outcome recorded at a soft timeout; the thread still runs and its
                     # late result will be discarded.  Stop renewing: nothing more to record.
                     held.job.token = None
+        return helds
+
+    def _after_finish(self, completions: list[Completion], accepted: list[bool], helds: list[_Held | None]) -> None:
+        """Counts, hooks and result saves for the recorded outcomes."""
+        for completion, ok, held in zip(completions, accepted, helds):
+            if held is None:
+                continue
             if not ok:
                 self.stats.refused += 1
                 log.warning("job %s: outcome %s refused (the lease was lost to another worker)",
@@ -619,10 +720,11 @@ class Worker:
         for ex in self.extra_executors.values():
             ex.shutdown(wait=not hard, timeout=None if not hard else 1.0)
         if not hard:
-            leftover = self._drain_completions()
+            with self._held_lock:
+                leftover, self._finished = self._finished, []
             if leftover:
                 reply = queue.exchange(leftover, self.queues, 0, self.lease_secs, self.id)
-                self._after_finish(leftover, reply.accepted)
+                self._after_finish(leftover, reply.accepted, self._settle(leftover, reply.accepted))
         self._heartbeat.register("stopped")
         self.app.plugins.shutdown(ctx)
         try:

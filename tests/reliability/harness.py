@@ -228,9 +228,10 @@ class Project:
     # -- jobs ----------------------------------------------------------------------
 
     def enqueue_work(self, count: int, rng: random.Random, max_ms: float = 0.0, retries: int = 10,
-                     start: int = 0) -> list[str]:
-        """Enqueue ``count`` ``rel.work`` jobs (one batch); the ids whose enqueue returned."""
-        jobs = [Job(task="rel.work", args=[start + i, round(rng.uniform(0, max_ms), 2) if max_ms else 0],
+                     start: int = 0, min_ms: float = 0.0) -> list[str]:
+        """Enqueue ``count`` ``rel.work`` jobs (one batch) running ``min_ms`` to
+        ``max_ms`` each; the ids whose enqueue returned."""
+        jobs = [Job(task="rel.work", args=[start + i, round(rng.uniform(min_ms, max_ms), 2) if max_ms else 0],
                     max_retries=retries, retry_delay_secs=0.0, timeout_secs=None)
                 for i in range(count)]
         return [j.id for j in self.app.enqueue_many(jobs)]

@@ -113,8 +113,10 @@ def test_r5_graceful_restarts_lose_nothing_and_run_nothing_twice(backend: str, t
     try:
         for _ in range(2):
             project.start_worker(concurrency=4).wait_ready()
-        # one backlog that lasts through the restarts, so every stop finds prefetched claims
-        enqueued += project.enqueue_work(jobs, rng, max_ms=60.0, retries=0)
+        # one backlog that lasts through the restarts, so every stop finds prefetched claims:
+        # jobs of 55-85 ms, for which a worker keeps claims ahead of its free slots (jobs
+        # under 50 ms on average are claimed and started in one step; nothing waits unstarted)
+        enqueued += project.enqueue_work(jobs, rng, min_ms=55.0, max_ms=85.0, retries=0)
         for _ in range(restarts):
             time.sleep(rng.uniform(0.05, 0.4))
             victim = rng.choice([w for w in project.live_workers() if w.is_ready()])

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 from nuvom_kernel.contracts import WorkItem, WorkResult
@@ -28,15 +27,18 @@ log = logging.getLogger("nuvom.executor.thread")
 _STOP = object()
 
 
-@dataclass
 class _Run:
-    item: WorkItem
-    done: Callable[[WorkResult], None]
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    finished: bool = False
-    timed_out: bool = False
-    started_at: float = 0.0
-    future: Future[Any] | None = None
+    """One submitted attempt.  ``finished`` and ``timed_out`` change under the executor's lock."""
+
+    __slots__ = ("item", "done", "finished", "timed_out", "started_at", "future")
+
+    def __init__(self, item: WorkItem, done: Callable[[WorkResult], None]) -> None:
+        self.item = item
+        self.done = done
+        self.finished = False
+        self.timed_out = False
+        self.started_at = 0.0
+        self.future: Future[Any] | None = None
 
 
 class ThreadExecutor:
@@ -52,7 +54,8 @@ class ThreadExecutor:
         self._size = 0
         self._runs: dict[str, _Run] = {}
         self._deadlines: list[tuple[float, int, _Run]] = []
-        self._deadline_cv = threading.Condition()
+        self._deadline_lock = threading.Lock()
+        self._deadline_cv = threading.Condition(self._deadline_lock)
         self._seq = itertools.count()
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -79,7 +82,7 @@ class ThreadExecutor:
     def submit(self, item: WorkItem, done: Callable[[WorkResult], None]) -> None:
         if not self._threads:
             raise RuntimeError("ThreadExecutor.submit() called before start()")
-        run = _Run(item=item, done=done)
+        run = _Run(item, done)
         with self._lock:
             self._busy += 1
             self._runs[item.job.id] = run
@@ -143,12 +146,12 @@ class ThreadExecutor:
     def _end(self, run: _Run, result: WorkResult) -> None:
         result.started_at = run.started_at
         result.ended_at = now()
-        with run.lock:
+        with self._lock:
             run.finished = True
             late = run.timed_out
-        with self._lock:
             self._busy -= 1
-            self._runs.pop(run.item.job.id, None)
+            if self._runs.get(run.item.job.id) is run:
+                del self._runs[run.item.job.id]
         if late:
             # the deadline already reported this attempt; this is the late ending
             result = WorkResult(job_id=run.item.job.id, ok=result.ok, timed_out=True, still_running=False,
@@ -192,7 +195,7 @@ class ThreadExecutor:
         if fut.cancelled():
             timed_out = run.timed_out
             result = WorkResult(job_id=job_id, ok=False, timed_out=timed_out, cancelled=not timed_out)
-            with run.lock:
+            with self._lock:
                 run.timed_out = False  # a cancelled coroutine has really ended: report once
         else:
             exc = fut.exception()
@@ -208,7 +211,7 @@ class ThreadExecutor:
         """Track ``run``'s deadline.  The watcher is woken only when the earliest
         deadline moves earlier (not once per job), and entries of runs that
         already finished are dropped once they outnumber the live ones."""
-        with self._deadline_cv:
+        with self._deadline_lock:
             heap = self._deadlines
             if len(heap) >= 64 and len(heap) > 2 * self._busy:
                 heap[:] = [entry for entry in heap if not entry[2].finished]
@@ -234,7 +237,7 @@ class ThreadExecutor:
             self._expire(run)
 
     def _expire(self, run: _Run) -> None:
-        with run.lock:
+        with self._lock:
             if run.finished:
                 return
             run.timed_out = True

@@ -92,11 +92,15 @@ def _emit(level: int, event: str, message: str, **fields: Any) -> None:
 
 @hookimpl
 def nuvom_job_enqueued(job: Job) -> None:
+    if not writes_json(events, logging.INFO):
+        return
     _emit(logging.INFO, "job.enqueued", f"job {job.id} ({job.task}) enqueued on {job.queue}", **_job_fields(job))
 
 
 @hookimpl
 def nuvom_job_started(job: Job) -> None:
+    if not writes_json(events, logging.INFO):  # called for every job: say nothing cheaply
+        return
     _emit(logging.INFO, "job.started", f"job {job.id} ({job.task}) started, attempt {job.attempts}",
           **_job_fields(job))
 
@@ -106,6 +110,8 @@ def nuvom_job_finished(job: Job, record: Job) -> None:
     # one hook for every ending: unlike nuvom_job_retrying/nuvom_job_dead it also
     # has the job as claimed, which knows the worker (the record no longer does)
     event, level = _ENDINGS.get(record.state, ("job.finished", logging.INFO))
+    if not writes_json(events, level):  # called for every job: say nothing cheaply
+        return
     error = record.last_error if record.errors and record.errors[-1].attempt == record.attempts else None
     fields = {**_job_fields(record), **_error_fields(error)}
     if job.worker_id:
