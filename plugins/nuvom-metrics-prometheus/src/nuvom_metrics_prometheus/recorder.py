@@ -15,6 +15,7 @@ here leaves an application's own metrics and settings alone.
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import glob
 import math
@@ -22,6 +23,7 @@ import os
 import re
 import socket
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -62,6 +64,18 @@ def process_identity() -> str:
     return f"{host}-{os.getpid()}"
 
 
+#: recorders of this process, closed at exit so their mapped files are not left open
+_open_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for recorder in list(_open_recorders):
+        recorder.close()
+
+
+atexit.register(_close_all)
+
+
 class Recorder:
     """This process's counters and histograms in one metrics directory."""
 
@@ -72,6 +86,7 @@ class Recorder:
         self._pid: int | None = None
         self._histograms: set[tuple[str, tuple[str, ...]]] = set()  # label sets whose buckets exist
         self._keys: dict[tuple[str, tuple[str, ...]], str] = {}
+        _open_recorders.add(self)
 
     def _file(self, kind: str) -> MmapedDict:
         if self._pid != os.getpid():  # a forked child must not write its parent's files
