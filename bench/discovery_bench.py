@@ -33,7 +33,7 @@ from pathlib import Path
 
 from nuvom_discovery_ast import AstDiscoverer
 
-from nuvom_kernel.manifest import load_manifest, refresh_manifest
+from nuvom_support.manifest import load_manifest, refresh_manifest
 
 FILLER = '''
 

@@ -26,7 +26,7 @@ from nuvom_kernel.errors import (
     StoreReplacedError,
     TaskNotFoundError,
 )
-from nuvom_kernel.privatefs import UntrustedFileError
+from nuvom_support.files import UntrustedFileError
 
 __all__ = [
     "ComponentNotFoundError", "ConfigError", "CorruptJobError", "DuplicateComponentError", "InvalidIdError",

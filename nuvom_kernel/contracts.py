@@ -9,6 +9,7 @@ possibly empty).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
@@ -157,13 +158,13 @@ class QueueBackend(Protocol):
       counting the attempt (``attempts += 1``, ``started_at``).  A worker
       starts a job only after the store recorded the start, so a job that
       never ran is never charged an attempt.  Returns the ids started.
-    - ``finish`` applies the outcome (use :func:`nuvom_kernel.backend_base.finish_update`)
+    - ``finish`` applies the outcome (use :func:`nuvom_support.backend_base.finish_update`)
       only if ``token`` is the job's current token and the job is ``claimed``
       or ``running``; otherwise it changes nothing and returns ``False``.
     - ``renew`` extends the leases still held (token matches, claimed or
       running) and returns the ids whose lease is lost.
     - ``release`` returns a ``claimed`` job to ``queued``.
-    - ``sweep`` handles expired leases (:func:`~nuvom_kernel.backend_base.sweep_update`):
+    - ``sweep`` handles expired leases (:func:`~nuvom_support.backend_base.sweep_update`):
       a claimed job is requeued as it was; a running job is requeued without
       using its retries and its ``lease_expiries`` grows, ``dead`` past
       ``max_lease_expiries``.  Returns :class:`Swept`: the number of jobs
@@ -332,7 +333,7 @@ class ResultBackend(Protocol):
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job | None:
         """Block until the finished job is stored (then return it) or ``timeout``
-        seconds pass (then ``None``).  :class:`~nuvom_kernel.backend_base.ResultStoreBase`
+        seconds pass (then ``None``).  :class:`~nuvom_support.backend_base.ResultStoreBase`
         provides a polling default; a backend with a notification mechanism may
         do better."""
         ...
@@ -475,3 +476,22 @@ def capabilities_of(component: Any) -> frozenset[str]:
 
 
 ComponentFactory = Callable[["NuvomSettings", dict[str, Any]], Any]
+
+
+def poll_result(get_result: Callable[[str], Job | None], job_id: str, timeout: float | None) -> Job | None:
+    """Call ``get_result`` with a growing pause (2 ms to 50 ms) until it returns a
+    finished job, or ``None`` once ``timeout`` seconds passed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        job = get_result(job_id)
+        if job is not None and job.is_terminal():
+            return job
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(delay, left))
+        else:
+            time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)

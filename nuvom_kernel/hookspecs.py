@@ -288,6 +288,21 @@ def nuvom_execute_job(job: Job, task: Task[Any]) -> Any:
 # -- schedules -----------------------------------------------------------------
 
 @hookspec(firstresult=True)
+def nuvom_schedule_task(app: Any, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                        when: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    """Store a schedule for ``task`` called with ``args``/``kwargs``: what
+    ``task.schedule(...)`` and ``task.options(...).schedule(...)`` do.
+
+    ``when`` holds the call's ``at``, ``in_``, ``interval``, ``cron`` and
+    ``timezone_name``; ``overrides`` the ``.options()`` given.  Returns a
+    handle with the schedule's ``id`` and ``pause()``, ``resume()``,
+    ``cancel()``.  The scheduler plugin (``nuvom-scheduler``) implements it;
+    bad arguments raise ``ValueError``/``TypeError`` naming the fix, and reach
+    the caller (the hook is not isolated).
+    """
+
+
+@hookspec(firstresult=True)
 def nuvom_schedule_next_fire(schedule: Schedule, after: float) -> float | None:
     """The first occurrence of ``schedule`` strictly after ``after`` (a POSIX
     timestamp), or ``None`` when it has no more.

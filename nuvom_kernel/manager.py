@@ -591,15 +591,24 @@ class NuvomPluginManager:
         handler = self.pm.hook.nuvom_log_handler(app=app)
         return handler if isinstance(handler, logging.Handler) else None
 
-    def schedule_next_fire(self, schedule: Any, after: float) -> float | None:
-        """The first occurrence of ``schedule`` after ``after`` (``nuvom_schedule_next_fire``);
-        :class:`CapabilityError` when no plugin computes schedules."""
-        if not self._implements("nuvom_schedule_next_fire"):
+    def _scheduler(self, hook_name: str) -> Any:
+        if not self._implements(hook_name):
             raise CapabilityError(
                 "schedules need the scheduler plugin: pip install nuvom-scheduler "
                 "(`pip install nuvom` includes it), or enable it if .nuvom_plugins.toml disables it")
-        found = self.pm.hook.nuvom_schedule_next_fire(schedule=schedule, after=after)
+        return getattr(self.pm.hook, hook_name)
+
+    def schedule_next_fire(self, schedule: Any, after: float) -> float | None:
+        """The first occurrence of ``schedule`` after ``after`` (``nuvom_schedule_next_fire``);
+        :class:`CapabilityError` when no plugin computes schedules."""
+        found = self._scheduler("nuvom_schedule_next_fire")(schedule=schedule, after=after)
         return None if found is None else float(found)
+
+    def schedule_task(self, app: Any, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                      when: dict[str, Any], overrides: dict[str, Any]) -> Any:
+        """Store a schedule (``nuvom_schedule_task``); :class:`CapabilityError` without a scheduler."""
+        return self._scheduler("nuvom_schedule_task")(app=app, task=task, args=args, kwargs=kwargs,
+                                                      when=when, overrides=overrides)
 
     def job_enqueued(self, job: Job) -> None:
         self._notify("nuvom_job_enqueued", job=job)
@@ -638,7 +647,7 @@ class NuvomPluginManager:
 
 #: hooks whose implementations are not guarded: a failing historic nuvom_configure
 #: fails loading the plugin, as it did before hooks went through pm.hook
-_UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire"})
+_UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire", "nuvom_schedule_task"})
 
 
 def _unpack(outcome: pluggy.Result[Any]) -> tuple[Any, BaseException | None]:
@@ -676,6 +685,6 @@ def _import_file(path: Path) -> ModuleType:
     path = path.resolve()
     if not path.is_file():
         raise PluginError(f"plugin file {path} does not exist")
-    from nuvom_kernel.loader import exec_file_module
+    from nuvom_kernel.modules import exec_file_module
 
     return exec_file_module(f"nuvom_local_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}", path)

@@ -359,3 +359,11 @@ class TaskInfo(BaseModel):
     line: int | None = None
     is_async: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+def start_update(job: Job, at: float | None = None) -> Job:
+    """A claimed job starts: the attempt counts from here."""
+    at = now() if at is None else at
+    set_fields(job, attempts=job.attempts + 1, started_at=at)
+    job.record(JobState.RUNNING, at, f"attempt {job.attempts} by {job.worker_id}")
+    return job

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from nuvom_kernel.backend_base import poll_result
+from nuvom_kernel.contracts import poll_result
 from nuvom_kernel.errors import (
     JobCancelledError,
     JobDeadError,
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from nuvom_kernel.app import Nuvom
-    from nuvom_kernel.schedule_api import ScheduleHandle
 
 log = logging.getLogger("nuvom.task")
 R = TypeVar("R")
@@ -221,7 +220,7 @@ class Task(Generic[R]):
 
     def schedule(self, *args: Any, at: datetime | float | None = None, in_: timedelta | float | None = None,
                  interval: float | timedelta | None = None, cron: str | None = None,
-                 timezone_name: str | None = "UTC", **kwargs: Any) -> ScheduleHandle:
+                 timezone_name: str | None = "UTC", **kwargs: Any) -> Any:
         """Run later or repeatedly (Nuvom 0.11's call): exactly one of ``at=`` (a
         datetime), ``in_=`` (a timedelta), ``interval=`` (seconds) or ``cron=``
         (evaluated in ``timezone_name``); returns a handle with the schedule's ``id``."""
@@ -255,13 +254,10 @@ class _BoundCall(Generic[R]):
 
     def schedule(self, *args: Any, at: datetime | float | None = None, in_: timedelta | float | None = None,
                  interval: float | timedelta | None = None, cron: str | None = None,
-                 timezone_name: str | None = "UTC", **kwargs: Any) -> ScheduleHandle:
-        from nuvom_kernel.schedule_api import ScheduleHandle, add_schedule, build_schedule
-
+                 timezone_name: str | None = "UTC", **kwargs: Any) -> Any:
         app = self._app()
-        schedule = build_schedule(self.task, args, kwargs, at=at, in_=in_, interval=interval, cron=cron,
-                                  timezone_name=timezone_name, overrides=self.overrides)
-        return ScheduleHandle(add_schedule(app, schedule), app)
+        when = {"at": at, "in_": in_, "interval": interval, "cron": cron, "timezone_name": timezone_name}
+        return app.plugins.schedule_task(app, self.task, args, kwargs, when, dict(self.overrides))
 
     def map(self, arg_sequences: Iterable[Sequence[Any] | Any]) -> list[JobHandle[R]]:
         app = self._app()

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.backend_base import start_update
 from nuvom_kernel.context import JobContext
 from nuvom_kernel.contracts import Completion, Executor, WorkItem, WorkResult
 from nuvom_kernel.errors import PayloadError, StoreError
@@ -41,6 +40,7 @@ from nuvom_kernel.models import (
     Outcome,
     apply_outcome,
     now,
+    start_update,
     validate_id,
 )
 from nuvom_kernel.payloads import args_envelope

@@ -142,7 +142,7 @@ def test_enqueue_by_name_without_importing(app: Nuvom) -> None:
 def test_enqueue_uses_the_manifest_options(tmp_path: Path) -> None:
     from support import make_app
 
-    from nuvom_kernel.manifest import Manifest, ManifestTask, default_manifest_path, save_manifest
+    from nuvom_support.manifest import Manifest, ManifestTask, default_manifest_path, save_manifest
 
     a = make_app("memory", tmp_path)
     manifest = Manifest(root=str(tmp_path), tasks=[ManifestTask(

@@ -9,13 +9,13 @@ import textwrap
 import uuid
 from pathlib import Path
 
+from nuvom_cli.devreload import DevReloader
 from support import make_app, nuvom_cmd, running_worker, subprocess_env
 
 from nuvom_kernel.app import Nuvom, use_app
-from nuvom_kernel.devreload import DevReloader
-from nuvom_kernel.loader import load_from_manifest
 from nuvom_kernel.models import Job, JobState
 from nuvom_kernel.task import registry
+from nuvom_support.loader import load_from_manifest
 
 
 def write(path: Path, text: str) -> None:

@@ -17,8 +17,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from nuvom_kernel.backend_base import enqueue_update
 from nuvom_kernel.models import Job
+from nuvom_support.backend_base import enqueue_update
 
 MAGIC = b"NVJ\x01"
 HEADER = struct.Struct("<4sHHII")

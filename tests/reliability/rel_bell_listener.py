@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from nuvom_kernel.doorbell import UdpDoorbell
+from nuvom_support.doorbell import UdpDoorbell
 
 if __name__ == "__main__":
     bell = UdpDoorbell(Path(sys.argv[1]))

@@ -4,7 +4,7 @@ Another local user can send datagrams to the doorbell port of any worker (the
 port is in a file name, and UDP on 127.0.0.1 has no access control).  Before
 the fix every datagram that found the listener waiting cost a wake-up and a
 callback: a flood pinned a core.  Now wake-ups are coalesced to at most
-:data:`~nuvom_kernel.doorbell.MAX_WAKEUPS_PER_SEC` and the socket's buffer is
+:data:`~nuvom_support.doorbell.MAX_WAKEUPS_PER_SEC` and the socket's buffer is
 small, so the kernel drops the excess before the listener sees it.
 """
 
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from nuvom_kernel.doorbell import MAX_WAKEUPS_PER_SEC
+from nuvom_support.doorbell import MAX_WAKEUPS_PER_SEC
 from reliability.harness import HERE, describe, size
 
 

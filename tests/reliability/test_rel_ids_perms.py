@@ -164,9 +164,9 @@ def test_s5_owner_only_permissions_whatever_the_umask(backend: str, tmp_path: Pa
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_s5_doorbell_port_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
-    from nuvom_kernel.doorbell import UdpDoorbell
+    from nuvom_support.doorbell import UdpDoorbell
 
-    code = ("import os, sys, pathlib; os.umask(0); from nuvom_kernel.doorbell import UdpDoorbell; "
+    code = ("import os, sys, pathlib; os.umask(0); from nuvom_support.doorbell import UdpDoorbell; "
             "b = UdpDoorbell(pathlib.Path(sys.argv[1])); unsub = b.subscribe(lambda: None); "
             "print(*[oct(p.stat().st_mode & 0o777) for p in pathlib.Path(sys.argv[1]).iterdir()]); unsub(); b.close()")
     assert UdpDoorbell is not None

@@ -101,7 +101,7 @@ def test_cancel_waits_for_a_claim_in_flight_then_flags_it(tmp_path: Path) -> Non
     run = backend.layout.run_path(job.id)
     os.replace(ready, run)  # a claimer in another process has just renamed it ...
     record = records_module.read_record(run, 1 << 20)
-    from nuvom_kernel.backend_base import claim_update
+    from nuvom_support.backend_base import claim_update
 
     def finish_the_claim() -> None:  # ... and rewrites it a moment later
         record.fence += 1

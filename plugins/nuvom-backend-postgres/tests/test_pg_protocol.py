@@ -1,5 +1,5 @@
 """The SQL transitions (queries.py) agree with the shared steps of
-``nuvom_kernel.backend_base``: each statement's result equals the step applied
+``nuvom_support.backend_base``: each statement's result equals the step applied
 to the job read just before, at the time the server stamped."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from nuvom_backend_postgres import PostgresBackend
 
-from nuvom_kernel.backend_base import (
+from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome
+from nuvom_kernel.testing.queue_contract import wait_for
+from nuvom_support.backend_base import (
     claim_update,
     finish_update,
     release_update,
     start_update,
     sweep_update,
 )
-from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome
-from nuvom_kernel.testing.queue_contract import wait_for
 
 
 def same(got: Job | None, expected: Job) -> None:

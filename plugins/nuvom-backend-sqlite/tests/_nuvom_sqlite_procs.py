@@ -12,8 +12,8 @@ from typing import Any
 from nuvom_backend_sqlite import SqliteBackend
 
 from nuvom_kernel.contracts import Completion
-from nuvom_kernel.doorbell import UdpDoorbell
 from nuvom_kernel.models import Job, Outcome
+from nuvom_support.doorbell import UdpDoorbell
 
 
 def drain(path: str, worker: str, expected_total: int, batch: int = 8) -> list[tuple[str, int]]:

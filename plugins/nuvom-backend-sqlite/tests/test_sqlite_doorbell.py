@@ -1,4 +1,4 @@
-"""The UDP doorbell (nuvom_kernel.doorbell) alone and through the SQLite backend."""
+"""The UDP doorbell (nuvom_support.doorbell) alone and through the SQLite backend."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from nuvom_backend_sqlite import SqliteBackend
 
-from nuvom_kernel.doorbell import UdpDoorbell
 from nuvom_kernel.models import Job
+from nuvom_support.doorbell import UdpDoorbell
 
 HERE = Path(__file__).parent
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nuvom_kernel.doorbell import UdpDoorbell
+from nuvom_support.doorbell import UdpDoorbell
 
 
 def test_publish_retries_sharing_violations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -397,7 +397,7 @@ def test_retry_refused_when_the_unique_key_is_taken_again(backend: SqliteBackend
 def test_claim_statement_agrees_with_the_shared_steps(backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     """The claim's SQL mirrors claim_update / start_update: same fields, same
     history entries (to the last digit of the time), on both claim paths."""
-    from nuvom_kernel.backend_base import claim_update
+    from nuvom_support.backend_base import claim_update
 
     backend.enqueue_many([Job(id=f"j{i}", task="t", priority=-i, args=[i]) for i in range(3)])
     before = {job.id: job for job in (backend.get(f"j{i}") for i in range(3)) if job is not None}

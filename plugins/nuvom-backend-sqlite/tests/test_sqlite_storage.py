@@ -282,8 +282,8 @@ def _old_file(path: Path, version: int, jobs: list[Job], leases: dict[str, float
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_old_file_is_migrated_and_keeps_its_jobs_whole(tmp_path: Path, version: int) -> None:
-    from nuvom_kernel.backend_base import claim_update, enqueue_update, start_update
     from nuvom_kernel.models import ErrorInfo, apply_outcome
+    from nuvom_support.backend_base import claim_update, enqueue_update, start_update
 
     queued = enqueue_update(Job(id="old-job", task="t", unique_key="k", kwargs={"a": [1, None]}))
     done = enqueue_update(Job(id="done-job", task="t", max_retries=1, tags=["x"]))

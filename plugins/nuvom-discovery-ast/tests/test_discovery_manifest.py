@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from nuvom_discovery_ast import AstDiscoverer
 
-from nuvom_kernel import manifest as manifest_module
 from nuvom_kernel.errors import ConfigError, NuvomError
-from nuvom_kernel.manifest import (
+from nuvom_kernel.settings import NuvomSettings
+from nuvom_support import manifest as manifest_module
+from nuvom_support.manifest import (
     MANIFEST_VERSION,
     Manifest,
     ManifestTask,
@@ -25,7 +26,6 @@ from nuvom_kernel.manifest import (
     refresh_manifest,
     save_manifest,
 )
-from nuvom_kernel.settings import NuvomSettings
 
 TASK = "from nuvom import task\n@task{args}\ndef {name}(): ...\n"
 

@@ -16,9 +16,8 @@ from nuvom_scheduler.periodic import sync_periodic
 
 import nuvom.sdk as sdk
 from nuvom_kernel.app import Nuvom, use_app
-from nuvom_kernel.errors import InvalidStateError
+from nuvom_kernel.errors import InvalidStateError, ScheduleNotFoundError
 from nuvom_kernel.models import JobState, now
-from nuvom_kernel.schedule_api import ScheduleNotFoundError
 from nuvom_kernel.schedules import ScheduleState
 from nuvom_kernel.task import Task
 from nuvom_kernel.worker import Worker

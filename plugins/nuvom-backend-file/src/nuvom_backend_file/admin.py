@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING
 
 from nuvom_backend_file.layout import READY_SUFFIXES, id_from_name
 from nuvom_backend_file.records import JobRecord, retrying
-from nuvom_kernel.backend_base import (
+from nuvom_kernel.contracts import Swept
+from nuvom_kernel.models import LEASED_STATES, RETRYABLE_STATES, Job, JobState, now, validate_id
+from nuvom_support.backend_base import (
     LIVE_STATES,
     cancel_update,
     lease_expired,
     retry_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import Swept
-from nuvom_kernel.models import LEASED_STATES, RETRYABLE_STATES, Job, JobState, now, validate_id
 
 if TYPE_CHECKING:
     from nuvom_backend_file.layout import Layout

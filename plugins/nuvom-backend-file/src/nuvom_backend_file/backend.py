@@ -56,7 +56,10 @@ from nuvom_backend_file.records import (
 )
 from nuvom_backend_file.schedules import FileSchedules
 from nuvom_backend_file.unique import UniqueKeys
-from nuvom_kernel.backend_base import (
+from nuvom_kernel.contracts import Completion, Exchanged
+from nuvom_kernel.errors import CorruptJobError, InvalidIdError, NuvomError
+from nuvom_kernel.models import LEASED_STATES, Job, JobState, Outcome, now, validate_id
+from nuvom_support.backend_base import (
     QueueBackendBase,
     can_start,
     claim_update,
@@ -67,12 +70,9 @@ from nuvom_kernel.backend_base import (
     release_update,
     start_update,
 )
-from nuvom_kernel.contracts import Completion, Exchanged
-from nuvom_kernel.errors import CorruptJobError, InvalidIdError, NuvomError
-from nuvom_kernel.models import LEASED_STATES, Job, JobState, Outcome, now, validate_id
 
 try:  # the cross-process doorbell; without it, polling is the wake-up
-    from nuvom_kernel.doorbell import UdpDoorbell
+    from nuvom_support.doorbell import UdpDoorbell
 except ImportError:  # pragma: no cover - older kernels
     UdpDoorbell = None  # type: ignore[assignment,misc]
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from nuvom_backend_file.records import DIR_MODE
 from nuvom_kernel.errors import StoreAccessError
 from nuvom_kernel.models import LEASED_STATES, Job, JobState, now
-from nuvom_kernel.privatefs import make_private_dir as kernel_make_private_dir
 from nuvom_kernel.storefaults import store_error
+from nuvom_support.files import make_private_dir as kernel_make_private_dir
 
 _DIGITS = string.digits + string.ascii_lowercase
 _PRI_WIDTH = 6

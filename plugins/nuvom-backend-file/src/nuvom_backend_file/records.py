@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from nuvom_kernel.errors import CorruptJobError, PayloadError
 from nuvom_kernel.models import Job
 from nuvom_kernel.storefaults import store_error
+from nuvom_support.files import retrying
 
 MAGIC = b"NVJ\x01"
 FORMAT_VERSION = 1
@@ -39,8 +40,6 @@ DIR_MODE = 0o700
 
 #: PermissionError from replace/unlink/open on Windows is usually a sharing
 #: violation (another process has the file open for a moment): retry briefly.
-_RETRIES = 8
-_FIRST_BACKOFF = 0.001
 
 T = TypeVar("T")
 
@@ -54,23 +53,6 @@ class JobRecord(BaseModel):
 
     fence: int = 0
     job: Job
-
-
-def retrying(fn: Callable[..., T], *args: object) -> T:
-    """Call ``fn(*args)``, retrying a few times on ``PermissionError``.
-
-    Windows refuses to replace or delete a file another process holds open
-    (a reader, an antivirus scanner); that clears within milliseconds.  On
-    POSIX a PermissionError is real and is raised after the last attempt.
-    """
-    delay = _FIRST_BACKOFF
-    for _ in range(_RETRIES - 1):
-        try:
-            return fn(*args)
-        except PermissionError:
-            time.sleep(delay)
-            delay *= 2
-    return fn(*args)
 
 
 def encode(record: JobRecord, limit: int) -> bytes:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from nuvom_backend_file.layout import id_from_name
 from nuvom_backend_file.locks import LockTable
 from nuvom_backend_file.records import write_file
-from nuvom_kernel.backend_base import LIVE_STATES
 from nuvom_kernel.models import Job, validate_id
+from nuvom_support.backend_base import LIVE_STATES
 
 if TYPE_CHECKING:
     from nuvom_backend_file.backend import FileBackend

@@ -14,7 +14,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from nuvom_backend_memory.schedules import MemorySchedules
-from nuvom_kernel.backend_base import (
+from nuvom_kernel.contracts import (
+    Completion,
+    Exchanged,
+    JobFilter,
+    JobPage,
+    Swept,
+    after_cursor,
+    decode_cursor,
+    encode_cursor,
+)
+from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo, now, validate_id
+from nuvom_support.backend_base import (
     LIVE_STATES,
     QueueBackendBase,
     can_start,
@@ -31,17 +42,6 @@ from nuvom_kernel.backend_base import (
     start_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import (
-    Completion,
-    Exchanged,
-    JobFilter,
-    JobPage,
-    Swept,
-    after_cursor,
-    decode_cursor,
-    encode_cursor,
-)
-from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo, now, validate_id
 
 
 class MemoryBackend(MemorySchedules, QueueBackendBase):

@@ -3,7 +3,7 @@ the worker registry, and the maintenance the sweep runs (history, retention).
 
 Reads cover both job tables: ``jobs`` (hot) and ``jobs_done`` (history).
 Operator actions are rare; they read the row ``FOR UPDATE``, apply the shared
-step of :mod:`nuvom_kernel.backend_base` with the server's clock, and write
+step of :mod:`nuvom_support.backend_base` with the server's clock, and write
 the whole row back.
 """
 
@@ -23,7 +23,6 @@ from nuvom_backend_postgres.rows import (
     json_or_none,
     read_job,
 )
-from nuvom_kernel.backend_base import cancel_update, retry_update
 from nuvom_kernel.contracts import JobFilter, JobPage, decode_cursor, encode_cursor
 from nuvom_kernel.errors import InvalidStateError
 from nuvom_kernel.models import (
@@ -34,10 +33,11 @@ from nuvom_kernel.models import (
     WorkerInfo,
     validate_id,
 )
+from nuvom_support.backend_base import cancel_update, retry_update
 
 if TYPE_CHECKING:
     from nuvom_backend_postgres.db import Database
-    from nuvom_kernel.backend_base import Doorbell
+    from nuvom_support.backend_base import Doorbell
 
 _BATCH = 1000
 _UPDATE_COLUMNS = [c for c in INSERT_COLUMNS if c != "id"]

@@ -36,10 +36,10 @@ from nuvom_backend_postgres.rows import (
 )
 from nuvom_backend_postgres.schema import LIVE, check_schema_name, ensure
 from nuvom_backend_postgres.wakeup import Listener, channel_name
-from nuvom_kernel.backend_base import QueueBackendBase, enqueue_update
 from nuvom_kernel.contracts import Beat, Completion, Exchanged, Swept
 from nuvom_kernel.errors import ConfigError, CorruptJobError
 from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo
+from nuvom_support.backend_base import QueueBackendBase, enqueue_update
 
 log = logging.getLogger("nuvom.postgres")
 

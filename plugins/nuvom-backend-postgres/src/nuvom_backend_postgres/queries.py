@@ -1,7 +1,7 @@
 """The hot-path statements.  ``{s}`` stands for the quoted schema name.
 
 Each transition is one statement whose SQL mirrors a step of
-:mod:`nuvom_kernel.backend_base` (``claim_update``, ``start_update``,
+:mod:`nuvom_support.backend_base` (``claim_update``, ``start_update``,
 ``finish_update``/``apply_outcome``, ``sweep_update``, ``release_update``),
 stamping times with the server's clock (``clock_timestamp()``, read once per
 statement): a worker's clock never decides a lease or an eta.

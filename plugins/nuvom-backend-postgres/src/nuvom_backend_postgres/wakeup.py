@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from nuvom_kernel.backend_base import Doorbell
+from nuvom_support.backend_base import Doorbell
 
 log = logging.getLogger("nuvom.postgres")
 

@@ -2,7 +2,7 @@
 
 Each script runs atomically on the server, reads the server's clock
 (``TIME``, plus a test-only offset), and mirrors one shared step of
-:mod:`nuvom_kernel.backend_base` (the notes in the history are the same
+:mod:`nuvom_support.backend_base` (the notes in the history are the same
 text).  Every key a script touches starts with the namespace's hash tag
 (``{nuvom}``), so on Redis Cluster they all live in one slot and the
 scripts are allowed; ``KEYS[1]`` (the token counter) routes the call.

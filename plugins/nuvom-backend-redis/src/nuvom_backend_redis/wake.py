@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nuvom_backend_redis.connection import TRANSIENT, ConnectionSettings, redact
-from nuvom_kernel.backend_base import Doorbell
+from nuvom_support.backend_base import Doorbell
 
 log = logging.getLogger("nuvom.backend.redis")
 

@@ -18,7 +18,6 @@ from nuvom_backend_sqlite.rows import (
     states_filter,
     update_values,
 )
-from nuvom_kernel.backend_base import cancel_update, retry_update
 from nuvom_kernel.contracts import JobFilter, JobPage, decode_cursor, encode_cursor
 from nuvom_kernel.errors import CorruptJobError, InvalidStateError
 from nuvom_kernel.models import (
@@ -30,10 +29,11 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
+from nuvom_support.backend_base import cancel_update, retry_update
 
 if TYPE_CHECKING:
     from nuvom_backend_sqlite.database import Database
-    from nuvom_kernel.doorbell import UdpDoorbell
+    from nuvom_support.doorbell import UdpDoorbell
 
 _JOB_COLUMNS = JOB_COLUMNS
 _PURGE_BATCH = 500

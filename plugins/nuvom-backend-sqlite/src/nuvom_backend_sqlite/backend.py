@@ -1,7 +1,7 @@
 """The SQLite queue and result backend: the hot paths (enqueue, claim, finish).
 
 Operator and read-side methods live in :mod:`nuvom_backend_sqlite.admin`.
-Every state change uses the shared steps of :mod:`nuvom_kernel.backend_base`,
+Every state change uses the shared steps of :mod:`nuvom_support.backend_base`,
 so a job moves exactly as it does on every other backend; this module only
 makes each change one SQLite transaction.  A transition reads and writes only
 the hot columns of a row and appends to its history (:mod:`.rows`); the claim
@@ -35,7 +35,10 @@ from nuvom_backend_sqlite.rows import (
 )
 from nuvom_backend_sqlite.schedules import SqliteSchedules
 from nuvom_backend_sqlite.schema import LEASED, LIVE
-from nuvom_kernel.backend_base import (
+from nuvom_kernel.contracts import Completion, Exchanged, Swept
+from nuvom_kernel.errors import ConfigError, CorruptJobError
+from nuvom_kernel.models import Job, JobState, Outcome, Transition, now
+from nuvom_support.backend_base import (
     QueueBackendBase,
     can_start,
     claim_update,
@@ -45,10 +48,7 @@ from nuvom_kernel.backend_base import (
     start_update,
     sweep_update,
 )
-from nuvom_kernel.contracts import Completion, Exchanged, Swept
-from nuvom_kernel.doorbell import UdpDoorbell
-from nuvom_kernel.errors import ConfigError, CorruptJobError
-from nuvom_kernel.models import Job, JobState, Outcome, Transition, now
+from nuvom_support.doorbell import UdpDoorbell
 
 _CLAIMABLE = "state IN ('queued','scheduled') AND (state = 'queued' OR ready_at <= ?)"
 _PER_QUEUE = (

@@ -198,7 +198,7 @@ class FileFaults:
 
     def _mark_corrupt(self, reason: str) -> None:
         """Tell the other processes (they check at most every ``identity_check_secs``)."""
-        from nuvom_kernel.privatefs import FILE_MODE
+        from nuvom_support.files import FILE_MODE
 
         with contextlib.suppress(OSError):
             fd = os.open(self.corrupt_marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nuvom_backend_sqlite.rows import INSERT_SQL, insert_values
-from nuvom_kernel.backend_base import enqueue_update
 from nuvom_kernel.models import Job, JobState, now
 from nuvom_kernel.schedules import (
     Schedule,
@@ -28,10 +27,11 @@ from nuvom_kernel.schedules import (
     check_schedule_id,
     merge_schedule,
 )
+from nuvom_support.backend_base import enqueue_update
 
 if TYPE_CHECKING:
     from nuvom_backend_sqlite.database import Database
-    from nuvom_kernel.doorbell import UdpDoorbell
+    from nuvom_support.doorbell import UdpDoorbell
 
 SCHEDULE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS schedules (

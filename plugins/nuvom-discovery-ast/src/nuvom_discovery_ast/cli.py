@@ -20,14 +20,14 @@ from rich.text import Text
 
 from nuvom_discovery_ast.discoverer import AstDiscoverer
 from nuvom_kernel.errors import NuvomError
-from nuvom_kernel.manifest import (
+from nuvom_kernel.settings import LoadedSettings, load_settings
+from nuvom_support.manifest import (
     Manifest,
     ManifestDiff,
     default_manifest_path,
     load_manifest,
     refresh_manifest,
 )
-from nuvom_kernel.settings import LoadedSettings, load_settings
 
 #: Trees with more Python files than this get a progress bar.
 PROGRESS_THRESHOLD = 500
@@ -95,7 +95,7 @@ class _ProgressBar:
 def _discoverer(loaded: LoadedSettings) -> Any:
     """The discoverer selected through the registry (``ast`` when installed)."""
     from nuvom_kernel.app import Nuvom
-    from nuvom_kernel.loader import pick_discoverer
+    from nuvom_support.loader import pick_discoverer
 
     found = pick_discoverer(Nuvom(loaded.settings, root=loaded.root))
     return found if found is not None else AstDiscoverer()

@@ -36,10 +36,10 @@ from nuvom_executor_process.memory import peak_rss_mb
 from nuvom_kernel.context import JobContext
 from nuvom_kernel.errors import Retry
 from nuvom_kernel.execution import error_info, run_async, run_sync
-from nuvom_kernel.loader import ensure_on_path, import_module_or_file
 from nuvom_kernel.manager import NuvomPluginManager
 from nuvom_kernel.models import Job, now
 from nuvom_kernel.task import Task, registry
+from nuvom_support.loader import ensure_on_path, import_module_or_file
 
 log = logging.getLogger("nuvom.executor.process.child")
 

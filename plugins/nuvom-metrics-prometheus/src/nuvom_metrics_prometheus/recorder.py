@@ -32,7 +32,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-from nuvom_kernel.privatefs import touch_private
+from nuvom_support.files import touch_private
 
 #: Where the files live, under the project root.
 METRICS_DIR = Path(".nuvom") / "metrics"

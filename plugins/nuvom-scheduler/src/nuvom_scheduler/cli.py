@@ -17,10 +17,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from nuvom_kernel.errors import NuvomError
-from nuvom_kernel.schedule_api import ScheduleNotFoundError, get_schedule, schedule_store, set_state
 from nuvom_kernel.schedules import ScheduleState
 from nuvom_scheduler.loop import describe, when_text
 from nuvom_scheduler.timing import display_zone as zone
+from nuvom_support.schedules import ScheduleNotFoundError, get_schedule, schedule_store, set_state
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -60,8 +60,8 @@ def runscheduler(
     """Run the scheduler loop in the foreground until Ctrl-C (workers run it too unless --no-scheduler)."""
     from nuvom_cli.state import EXIT_USAGE
 
-    from nuvom_kernel.loader import import_task_modules
     from nuvom_scheduler.plugin import make_loop
+    from nuvom_support.loader import import_task_modules
 
     st = _state()
     app = st.app()

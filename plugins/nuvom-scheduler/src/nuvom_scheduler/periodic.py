@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.schedule_api import add_schedule, build_schedule
 from nuvom_kernel.schedules import Schedule, periodic_schedule_id
+from nuvom_scheduler.api import add_schedule, build_schedule
 
 if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
@@ -83,7 +83,7 @@ class _ManifestTask:
 
 
 def _manifest_tasks(app: Nuvom) -> list[Any]:
-    from nuvom_kernel.manifest import default_manifest_path, load_manifest
+    from nuvom_support.manifest import default_manifest_path, load_manifest
 
     try:
         manifest = load_manifest(default_manifest_path(app.settings, app.root), app.root)

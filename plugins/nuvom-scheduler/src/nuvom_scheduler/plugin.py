@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.schedules import Schedule
+from nuvom_scheduler.api import ScheduleHandle, add_schedule, build_schedule
 from nuvom_scheduler.loop import SchedulerLoop
 from nuvom_scheduler.timing import Defaults, check_cron, next_fire
 
@@ -66,6 +67,13 @@ def nuvom_register_task_options(register: Any) -> None:
     register("cron", str, description="Run this task periodically: a five-field cron expression (with timezone=).")
     register("interval", float, description="Run this task periodically: every this many seconds.")
     register("timezone", str, description="The IANA time zone of cron= (default UTC).")
+
+
+@hookimpl
+def nuvom_schedule_task(app: Any, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                        when: dict[str, Any], overrides: dict[str, Any]) -> ScheduleHandle:
+    schedule = build_schedule(task, args, kwargs, overrides=overrides, **when)
+    return ScheduleHandle(add_schedule(app, schedule), app)
 
 
 @hookimpl

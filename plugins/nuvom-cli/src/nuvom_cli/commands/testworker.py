@@ -25,17 +25,17 @@ from nuvom_cli.commands.jobview import export, for_display, seconds, short
 from nuvom_cli.state import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliState, state
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import NuvomError
-from nuvom_kernel.loader import ensure_on_path, import_task_modules
-from nuvom_kernel.manifest import (
+from nuvom_kernel.models import Job, JobState
+from nuvom_kernel.task import TASK_OPTIONS, JobHandle, Task, registry
+from nuvom_kernel.worker import Worker
+from nuvom_support.loader import ensure_on_path, import_task_modules
+from nuvom_support.manifest import (
     default_manifest_path,
     load_manifest,
     manifest_import_paths,
     manifest_modules,
     scan_root_of,
 )
-from nuvom_kernel.models import Job, JobState
-from nuvom_kernel.task import TASK_OPTIONS, JobHandle, Task, registry
-from nuvom_kernel.worker import Worker
 
 #: Keys of a job file taken as per-run options (0.11's ``retries`` included).
 _FILE_OPTIONS = tuple(o for o in TASK_OPTIONS if o not in ("name", "before_job", "after_job", "on_error",

@@ -12,15 +12,15 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from nuvom_cli.devreload import DevReloader
 from nuvom_cli.state import EXIT_FAILURE, EXIT_USAGE, state
-from nuvom_kernel.devreload import DevReloader
 from nuvom_kernel.errors import NuvomError, StoreError
-from nuvom_kernel.loader import ensure_on_path, import_task_modules, load_from_manifest
 from nuvom_kernel.models import validate_id
-from nuvom_kernel.privatefs import touch_private
 from nuvom_kernel.settings import MAX_THREADS
 from nuvom_kernel.task import registry
 from nuvom_kernel.worker import Worker, stop_file
+from nuvom_support.files import touch_private
+from nuvom_support.loader import ensure_on_path, import_task_modules, load_from_manifest
 
 
 def missing_task_module(spec: str, root: Path) -> str | None:

@@ -78,7 +78,7 @@ def test_hello_command(tmp_path: Path) -> None:
 
 
 def test_job_events_are_counted(tmp_path: Path) -> None:
-    from nuvom_kernel.backend_base import claim_update, enqueue_update, finish_update
+    from nuvom_support.backend_base import claim_update, enqueue_update, finish_update
     from nuvom_kernel.models import Job, Outcome
     from nuvom_kernel.settings import NuvomSettings
 

@@ -2,7 +2,7 @@
 
 An example that is small but correct: it passes the kernel's
 QueueBackendContract and ResultBackendContract.  *What* each change does to a
-job comes from nuvom_kernel.backend_base (the same state machine every
+job comes from nuvom_support.backend_base (the same state machine every
 backend uses); this class only makes each change atomic (the lock) and keeps
 copies, so callers never share mutable jobs with the store.  Claims scan all
 jobs, which is fine for thousands of jobs, not for millions; the data lives
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from nuvom_kernel.backend_base import (
+from nuvom_support.backend_base import (
     LIVE_STATES,
     Doorbell,
     QueueBackendBase,

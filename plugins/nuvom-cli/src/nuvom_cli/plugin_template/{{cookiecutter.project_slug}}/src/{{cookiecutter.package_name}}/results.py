@@ -12,7 +12,7 @@ import os
 import uuid
 from pathlib import Path
 
-from nuvom_kernel.backend_base import ResultStoreBase
+from nuvom_support.backend_base import ResultStoreBase
 from nuvom_kernel.models import Job, validate_id
 
 

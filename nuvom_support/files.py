@@ -11,6 +11,10 @@ ACLs do), and these functions only create.
 :func:`check_trusted_file` is the other half: a file whose content decides
 what code a worker imports (the task manifest) is used only when it lies
 inside the project and no other user could have written it.
+
+:func:`retrying` and :func:`atomic_write` are the one place that knows how to
+replace a file on every platform: Windows refuses to replace a file another
+process holds open for a moment (a reader, an antivirus scanner).
 """
 
 from __future__ import annotations
@@ -18,13 +22,20 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from nuvom_kernel.errors import NuvomError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 _POSIX = os.name == "posix"
+_RETRIES = 8
+_FIRST_BACKOFF = 0.001
+T = TypeVar("T")
 
 
 class UntrustedFileError(NuvomError):
@@ -91,3 +102,57 @@ def check_trusted_file(path: str | os.PathLike[str], project: str | os.PathLike[
             f"users write it, so they could choose the code it imports; run 'chmod 600 {real}' after "
             "checking its content, or delete it and run 'nuvom discover tasks' to rebuild it"
         )
+
+
+def retrying(fn: Callable[..., T], *args: object) -> T:
+    """Call ``fn(*args)`` (``os.replace``, ``os.unlink``, ``os.open``), retrying
+    a few times on ``PermissionError`` with a doubling pause from 1 ms.
+
+    On Windows the lock of a reader clears within milliseconds; on POSIX a
+    PermissionError is real and is raised after the last attempt (~0.13 s).
+    """
+    delay = _FIRST_BACKOFF
+    for _ in range(_RETRIES - 1):
+        try:
+            return fn(*args)
+        except PermissionError:
+            time.sleep(delay)
+            delay *= 2
+    return fn(*args)
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename in ``directory`` durable (a no-op on Windows, where
+    directories cannot be opened for fsync)."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: an owner-only temporary
+    file in the same directory (created private if missing), flushed to disk,
+    then renamed over the old file; a reader sees the old or the new content."""
+    p = Path(path)
+    make_private_dir(p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        retrying(os.replace, tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(p.parent)

@@ -16,8 +16,8 @@ import sys
 import threading
 from typing import Any
 
-from nuvom_kernel.loader import ensure_on_path, import_task_modules, pick_discoverer
 from nuvom_kernel.task import registry
+from nuvom_support.loader import ensure_on_path, import_task_modules, pick_discoverer
 
 log = logging.getLogger("nuvom.dev")
 
@@ -58,7 +58,7 @@ class DevReloader:
         changed: list[str] = []
         manifest_tasks: dict[str, str] | None = None
         if self._discoverer is not None:
-            from nuvom_kernel.manifest import (
+            from nuvom_support.manifest import (
                 default_manifest_path,
                 manifest_import_paths,
                 manifest_modules,

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.models import TaskInfo, now
-from nuvom_kernel.privatefs import UntrustedFileError, check_trusted_file, make_private_dir
+from nuvom_support.files import (
+    UntrustedFileError,
+    atomic_write,
+    check_trusted_file,
+)
 
 if TYPE_CHECKING:
     from nuvom_kernel.contracts import Discoverer
@@ -169,7 +171,7 @@ def load_manifest(path: str | os.PathLike[str], project: str | os.PathLike[str] 
     one that cannot be read: it is rebuilt by the next refresh.  A manifest
     from a newer Nuvom raises :class:`ManifestVersionError`.  With
     ``project``, a manifest outside that directory, not owned by this user
-    or writable by others raises :class:`~nuvom_kernel.privatefs.UntrustedFileError`.
+    or writable by others raises :class:`~nuvom_support.files.UntrustedFileError`.
     """
     p = Path(path)
     if project is not None and p.exists():
@@ -215,53 +217,8 @@ def load_manifest(path: str | os.PathLike[str], project: str | os.PathLike[str] 
 
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
-    """Write ``manifest`` to ``path`` atomically: a temporary file in the same
-    directory, flushed to disk, then renamed over the old one."""
-    p = Path(path)
-    make_private_dir(p.parent)
-    data = manifest.model_dump_json().encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(p.parent)
-
-
-def _replace(src: str, dst: Path) -> None:
-    # On Windows the target can be briefly locked by a reader (antivirus,
-    # another worker loading it); retry for a short while before giving up.
-    for attempt in range(10):
-        try:
-            os.replace(src, dst)
-            return
-        except PermissionError:
-            if os.name != "nt" or attempt == 9:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync on Windows
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``manifest`` to ``path`` atomically (see :func:`~nuvom_support.files.atomic_write`)."""
+    atomic_write(path, manifest.model_dump_json().encode("utf-8"))
 
 
 def build_manifest(

@@ -1,4 +1,5 @@
-"""``task.schedule(...)`` and the operations on stored schedules.
+"""``task.schedule(...)``: building and storing a schedule (the scheduler
+plugin implements ``nuvom_schedule_task`` with it).
 
 Nuvom 0.11's call works as it was written: exactly one of ``at=`` (a
 datetime; naive means UTC, with a warning), ``in_=`` (a timedelta),
@@ -15,7 +16,6 @@ import warnings
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.errors import InvalidStateError, ScheduleNotFoundError
 from nuvom_kernel.models import now
 from nuvom_kernel.schedules import (
     COALESCE_POLICIES,
@@ -24,24 +24,19 @@ from nuvom_kernel.schedules import (
     check_schedule_id,
     new_schedule_id,
 )
+from nuvom_support.schedules import get_schedule, schedule_store, set_state
 
 if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
-    from nuvom_kernel.contracts import ScheduleStore
     from nuvom_kernel.task import Task
 
-__all__ = ["ScheduleHandle", "ScheduleNotFoundError", "add_schedule", "build_schedule", "get_schedule", "set_state"]
+__all__ = ["ScheduleHandle", "add_schedule", "build_schedule", "check_zone"]
 
 #: ``.options(...)`` keys that only ``.schedule()`` accepts.
 SCHEDULE_CALL_OPTIONS = ("schedule_id", "misfire_grace_secs", "coalesce", "catch_up_limit", "schedule_jitter_secs")
 #: Task options copied onto every fired job (JSON values only; hooks stay with the task).
 _COPIED = ("retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "timeout_secs",
            "timeout_policy", "store_result", "priority", "queue", "tags", "executor", "max_lease_expiries")
-
-
-def schedule_store(app: Nuvom) -> ScheduleStore:
-    """The backend's schedule store role (``CapabilityError`` naming the fix if it has none)."""
-    return app.schedules
 
 
 def check_zone(name: str) -> str:
@@ -158,25 +153,6 @@ def add_schedule(app: Nuvom, schedule: Schedule, *, replace: bool = False) -> Sc
             raise ValueError(f"cron={schedule.cron!r} never fires: check the day and month fields")
         schedule.next_fire_at = first
     return schedule_store(app).add_schedule(schedule, replace=replace)
-
-
-def get_schedule(app: Nuvom, schedule_id: str) -> Schedule:
-    found = schedule_store(app).get_schedule(check_schedule_id(schedule_id))
-    if found is None:
-        raise ScheduleNotFoundError(f"no schedule with id {schedule_id!r}; `nuvom schedules list` shows them")
-    return found
-
-
-def set_state(app: Nuvom, schedule_id: str, state: ScheduleState) -> Schedule:
-    """Pause, resume or cancel; ``InvalidStateError`` for a schedule that ended."""
-    current = get_schedule(app, schedule_id)
-    if current.state in (ScheduleState.DONE, ScheduleState.CANCELLED) and current.state != state:
-        raise InvalidStateError(f"schedule {schedule_id} is {current.state}; it never fires again "
-                                "(create a new one with task.schedule())")
-    updated = schedule_store(app).set_schedule_state(current.id, state)
-    if updated is None:
-        raise ScheduleNotFoundError(f"no schedule with id {schedule_id!r}")
-    return updated
 
 
 class ScheduleHandle:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import abc
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 
-from nuvom_kernel.contracts import Beat, Completion, Exchanged
+from nuvom_kernel.contracts import Beat, Completion, Exchanged, poll_result
 from nuvom_kernel.models import (
     LEASED_STATES,
     Job,
@@ -23,6 +22,7 @@ from nuvom_kernel.models import (
     apply_outcome,
     now,
     set_fields,
+    start_update,
     validate_id,
 )
 
@@ -68,14 +68,6 @@ def claim_update(job: Job, token: int, lease_secs: float, worker_id: str, at: fl
     if start:
         return start_update(job, at)
     job.record(JobState.CLAIMED, at, f"claimed by {worker_id}")
-    return job
-
-
-def start_update(job: Job, at: float | None = None) -> Job:
-    """A claimed job starts: the attempt counts from here."""
-    at = now() if at is None else at
-    set_fields(job, attempts=job.attempts + 1, started_at=at)
-    job.record(JobState.RUNNING, at, f"attempt {job.attempts} by {job.worker_id}")
     return job
 
 
@@ -211,25 +203,6 @@ class Doorbell:
                 cb()
             except Exception:  # a listener must never break an enqueue
                 pass
-
-
-def poll_result(get_result: Callable[[str], Job | None], job_id: str, timeout: float | None) -> Job | None:
-    """Call ``get_result`` with a growing pause (2 ms to 50 ms) until it returns a
-    finished job, or ``None`` once ``timeout`` seconds passed."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        job = get_result(job_id)
-        if job is not None and job.is_terminal():
-            return job
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            time.sleep(min(delay, left))
-        else:
-            time.sleep(delay)
-        delay = min(delay * 1.5, 0.05)
 
 
 class ResultStoreBase:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nuvom_kernel.privatefs import make_private_dir
+from nuvom_support.files import make_private_dir, retrying
 
 __all__ = ["UdpDoorbell"]
 
@@ -87,14 +87,7 @@ class _Listener:
         os.close(fd)
         if os.name == "posix":
             os.chmod(tmp, 0o600)  # whatever the umask
-        for attempt in range(8):  # Windows: a reader may hold the file for a moment
-            try:
-                os.replace(tmp, self.path)
-                return
-            except PermissionError:
-                if attempt == 7:
-                    raise
-                time.sleep(0.005 * (attempt + 1))
+        retrying(os.replace, tmp, self.path)  # Windows: a reader may hold the file for a moment
 
     def _heartbeat(self) -> None:
         try:

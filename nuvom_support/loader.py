@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from nuvom_kernel.modules import exec_file_module
 from nuvom_kernel.tracebacks import user_traceback
 
 log = logging.getLogger("nuvom.loader")
@@ -49,23 +50,6 @@ def import_module_or_file(spec: str, root: Path) -> ModuleType:
             name = path.stem
         return exec_file_module(name, path)
     return importlib.import_module(spec)
-
-
-def exec_file_module(name: str, path: Path) -> ModuleType:
-    """Import the file ``path`` as module ``name`` (once; a failed import leaves no trace)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    mod_spec = importlib.util.spec_from_file_location(name, path)
-    if mod_spec is None or mod_spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(mod_spec)
-    sys.modules[name] = module
-    try:
-        mod_spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def import_task_modules(modules: list[str], root: Path) -> list[ImportProblem]:
@@ -113,9 +97,9 @@ def load_from_manifest(app: Any, *, refresh: bool = True) -> ManifestLoad:
     command runs), never against the absolute root recorded in the manifest.
     Without a discoverer, a manifest that cannot be trusted (outside the
     project, another owner, writable by others) raises
-    :class:`~nuvom_kernel.privatefs.UntrustedFileError`.
+    :class:`~nuvom_support.files.UntrustedFileError`.
     """
-    from nuvom_kernel.manifest import (
+    from nuvom_support.manifest import (
         default_manifest_path,
         load_manifest,
         manifest_import_paths,
