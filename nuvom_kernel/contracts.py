@@ -1,4 +1,8 @@
-"""The interfaces plugins implement.  ``nuvom_kernel.testing`` proves them.
+"""The storage roles plugins implement (queue, job store, results, worker
+registry, schedules) and the records they exchange with the worker;
+``nuvom_kernel.testing`` proves them.  The other components' interfaces
+(executor, discoverer, serializer, command context) are in
+:mod:`nuvom_kernel.components` and re-exported here.
 
 A component is created by the factory a plugin registers (see
 ``hookspecs.py``): ``factory(settings, options) -> component`` where
@@ -11,14 +15,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
-from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, TaskInfo, WorkerInfo
+from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo
 from nuvom_kernel.schedules import Schedule, ScheduleState
 
 if TYPE_CHECKING:
     from nuvom_kernel.settings import NuvomSettings
+
+from nuvom_kernel.components import (  # noqa: E402 - re-exported: the documented import path
+    CommandContext,
+    Discoverer,
+    DiscoveryReport,
+    Executor,
+    Serializer,
+    WorkItem,
+    WorkResult,
+)
+
+__all__ = [
+    "CAPABILITIES", "Beat", "CommandContext", "Completion", "ComponentFactory", "Discoverer",
+    "DiscoveryReport", "Exchanged", "Executor", "JobFilter", "JobPage", "JobStore", "QueueBackend",
+    "ResultBackend", "ScheduleStore", "Serializer", "StorageBackend", "Swept", "WorkItem", "WorkResult",
+    "WorkerRegistry", "after_cursor", "capabilities_of", "decode_cursor", "encode_cursor", "poll_result",
+]
 
 
 @dataclass(frozen=True)
@@ -341,112 +362,6 @@ class ResultBackend(Protocol):
     def purge(self, *, older_than: float | None = None) -> int: ...
 
     def close(self) -> None: ...
-
-
-@dataclass
-class WorkItem:
-    """One attempt to run, handed to an executor.
-
-    ``call`` runs the task in this process (thread executors use it);
-    executors that run elsewhere use ``job`` (task name, args) and
-    ``modules`` (what to import to find the task) instead.
-    """
-
-    job: Job
-    call: Callable[[], Any]
-    timeout_secs: float | None
-    modules: Sequence[str] = ()
-    is_async: bool = False
-    #: the attempt's :class:`~nuvom_kernel.context.JobContext` in the worker; an
-    #: executor running the task elsewhere forwards progress to it
-    context: Any = None
-    #: plugins that wrap the task call (``nuvom_execute_job``); an executor running
-    #: the task in another process loads them there (``NuvomPluginManager.load(only=...)``)
-    plugins: Sequence[str] = ()
-
-
-@dataclass
-class WorkResult:
-    """How an attempt ended, reported by the executor through its callback.
-
-    ``timed_out`` with ``still_running`` means the deadline passed but the
-    code could not be stopped (threads); the executor reports the same job a
-    second time with ``still_running=False`` when it finally ends, and that
-    late report's value is discarded.
-    """
-
-    job_id: str
-    ok: bool
-    value: Any = None
-    error: ErrorInfo | None = None
-    exception: BaseException | None = None
-    timed_out: bool = False
-    still_running: bool = False
-    cancelled: bool = False
-    crashed: bool = False
-    started_at: float = 0.0
-    ended_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Executor(Protocol):
-    """Runs attempts concurrently; reports each through ``done`` exactly once
-    (twice only for a soft timeout, see :class:`WorkResult`)."""
-
-    name: str
-
-    def start(self, concurrency: int) -> None: ...
-
-    def free_slots(self) -> int: ...
-
-    def submit(self, item: WorkItem, done: Callable[[WorkResult], None]) -> None: ...
-
-    def cancel(self, job_id: str) -> bool:
-        """Ask a running attempt to stop; True if the request was delivered."""
-        ...
-
-    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None: ...
-
-
-@dataclass
-class DiscoveryReport:
-    """What a discoverer found: tasks, and the problems it could not use."""
-
-    tasks: list[TaskInfo] = field(default_factory=list)
-    #: each: {"path": relative path, "line": int | None, "kind": short code, "message": text}
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    files_scanned: int = 0
-    files_parsed: int = 0
-    #: per-file cache entries keyed by relative path (size, mtime, hash, what was
-    #: found); handed back as ``cache`` on the next call so unchanged files are
-    #: not parsed again.
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Discoverer(Protocol):
-    """Finds tasks in a project tree without running it."""
-
-    def discover(
-        self,
-        root: str,
-        *,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        cache: Mapping[str, dict[str, Any]] | None = None,
-    ) -> DiscoveryReport: ...
-
-
-@runtime_checkable
-class Serializer(Protocol):
-    """Turns JSON-like values into bytes and back.  Never executes code."""
-
-    name: str
-
-    def dumps(self, value: Any) -> bytes: ...
-
-    def loads(self, data: bytes) -> Any: ...
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from nuvom_kernel.app import Nuvom
+    from nuvom_kernel.components import CommandContext
     from nuvom_kernel.contracts import ComponentFactory
     from nuvom_kernel.lifecycle import NuvomContext
     from nuvom_kernel.models import ErrorInfo, Job
@@ -120,13 +121,17 @@ def nuvom_register_serializers(register: Register) -> None:
 
 
 @hookspec
-def nuvom_register_commands(app: Any) -> None:
+def nuvom_register_commands(app: Any, cli: CommandContext) -> None:
     """Add commands to the ``nuvom`` command line.
 
     ``app`` is the root ``typer.Typer``; call ``app.command()`` or
-    ``app.add_typer()``.  Called each time the CLI is built (once per
-    ``nuvom`` invocation), after all plugins are loaded.  A plugin that raises
-    here is reported and its commands are missing; the rest of the CLI works.
+    ``app.add_typer()``.  ``cli`` (:class:`~nuvom_kernel.components.CommandContext`)
+    is the invocation's context: ``cli.app()`` the Nuvom app, ``cli.console``,
+    ``cli.fail(message, code)`` and ``cli.guard(exc)`` with the exit codes
+    every command shares (``cli.EXIT_USAGE`` ...).  Called each time the CLI is
+    built (once per ``nuvom`` invocation), after all plugins are loaded.  A
+    plugin that raises here is reported and its commands are missing; the
+    rest of the CLI works.
     """
 
 

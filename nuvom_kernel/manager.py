@@ -628,13 +628,15 @@ class NuvomPluginManager:
     def leases_expired(self, worker_id: str, count: int) -> None:
         self._notify("nuvom_leases_expired", worker_id=worker_id, count=count)
 
-    def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None) -> None:
-        """Let every plugin add its commands; a failing plugin is reported, not fatal."""
+    def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None,
+                          cli: Any = None) -> None:
+        """Let every plugin add its commands (``cli``: the CLI's
+        :class:`~nuvom_kernel.components.CommandContext`); a failing plugin is reported, not fatal."""
         self.load()
         errors: list[tuple[str, BaseException]] = []
         self._call_errors = errors
         try:
-            self.pm.hook.nuvom_register_commands(app=app)
+            self.pm.hook.nuvom_register_commands(app=app, cli=cli)
         finally:
             self._call_errors = None
         if on_error is not None:

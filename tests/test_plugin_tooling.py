@@ -295,7 +295,7 @@ LIFECYCLE_OUTPUT = {
 }
 
 #: hooks whose example is run by a test of its own below
-OTHER_EXAMPLES = {"nuvom_log_handler", "nuvom_schedule_next_fire"}
+OTHER_EXAMPLES = {"nuvom_log_handler", "nuvom_schedule_next_fire", "nuvom_schedule_task"}
 
 _flaky_calls: list[int] = []
 
@@ -350,6 +350,24 @@ def test_schedule_next_fire_example_decides_when_schedules_fire(tmp_path: Path) 
         assert handle.schedule().next_fire_at == first + 900
         with pytest.raises(ValueError, match="invalid cron expression '@hourly-ish'"):
             double.schedule(4, cron="@hourly-ish")  # the scheduler plugin still checks the others
+
+
+def test_schedule_task_example_wraps_every_schedule_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "example.py").write_text(hook_examples()["nuvom_schedule_task"], encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./example.py"]\n', encoding="utf-8")
+    app = make_app("memory", tmp_path)
+    with use_app(app):
+        handle = double.options(priority=3).schedule(4, interval=60)
+    assert f"scheduled docs.double as {handle.id} (interval=60)" in capsys.readouterr().out
+    assert app.schedules.get_schedule(handle.id).options["priority"] == 3  # type: ignore[union-attr]
+
+
+def test_the_commands_example_fails_with_the_shared_usage_code(tmp_path: Path) -> None:
+    (tmp_path / "example.py").write_text(hook_examples()["nuvom_register_commands"], encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./example.py"]\n', encoding="utf-8")
+    assert run_nuvom(["greet", "--name", "ada"], tmp_path).stdout.strip() == "hello ada"
+    empty = run_nuvom(["greet", "--name", " "], tmp_path)
+    assert empty.returncode == 2 and "--name is empty" in empty.stderr
 
 
 @pytest.mark.parametrize("hook", sorted(REGISTRATION_CONTRACTS))

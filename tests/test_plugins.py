@@ -288,3 +288,38 @@ def test_plugin_failing_to_add_commands_does_not_break_the_cli(tmp_path: Path) -
                             cwd=tmp_path, timeout=60)
     record = next(r for r in json.loads(status.stdout) if r["name"] == "./bad_commands.py")
     assert "commands exploded" in record["error"]
+
+
+def test_a_command_plugin_gets_the_typed_context_and_its_exit_codes(tmp_path: Path) -> None:
+    from nuvom_cli.state import CliState
+
+    from nuvom_kernel.components import CommandContext
+    from nuvom_kernel.manager import NuvomPluginManager
+
+    assert isinstance(CliState(plugins=NuvomPluginManager(tmp_path)), CommandContext)
+    (tmp_path / "ctx_commands.py").write_text(textwrap.dedent("""
+        from nuvom_kernel import hookimpl
+
+        @hookimpl
+        def nuvom_register_commands(app, cli):
+            @app.command("lookup")
+            def lookup(name: str) -> None:
+                backend = cli.app().settings.queue_backend
+                if name != "known":
+                    cli.fail(f"no thing named {name!r} (backend {backend})", cli.EXIT_NOT_FOUND)
+                cli.print_json({"name": name, "backend": backend})
+    """), encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./ctx_commands.py"]\n', encoding="utf-8")
+    env = subprocess_env(tmp_path, NUVOM_QUEUE_BACKEND="sqlite")
+    found = subprocess.run(nuvom_cmd() + ["lookup", "known"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout) == {"name": "known", "backend": "sqlite"}
+    missing = subprocess.run(nuvom_cmd() + ["lookup", "nope"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert missing.returncode == 3
+    assert "error: no thing named 'nope' (backend sqlite)" in missing.stderr
+    tested = subprocess.run(nuvom_cmd() + ["plugin", "test", "./ctx_commands.py", "--json"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=120)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    [plugin] = json.loads(tested.stdout)["plugins"]
+    commands = next(c for c in plugin["checks"] if c["check"] == "commands")
+    assert commands["ok"] and "lookup" in commands["detail"], commands

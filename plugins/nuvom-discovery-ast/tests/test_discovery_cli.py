@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import typer
+from nuvom_cli.state import CliState
 from nuvom_discovery_ast import cli as cli_module
 from nuvom_discovery_ast import plugin
 from typer.testing import CliRunner
+
+from nuvom_kernel.manager import NuvomPluginManager
 
 TASK = "from nuvom import task\n@task{args}\ndef {name}(): ...\n"
 
@@ -22,7 +25,7 @@ def make_app() -> typer.Typer:
     def main() -> None:
         """nuvom (test root app)."""
 
-    plugin.nuvom_register_commands(app)
+    plugin.nuvom_register_commands(app, CliState(plugins=NuvomPluginManager(Path.cwd())))
     return app
 
 
@@ -97,9 +100,9 @@ def test_cli_discover_root_include_exclude(project: Path, tmp_path: Path) -> Non
     assert (manifest["include"], manifest["exclude"]) == (["keep/"], ["*_test.py"])
 
 
-def test_cli_discover_missing_root_exits_1(project: Path) -> None:
+def test_cli_discover_missing_root_exits_2_like_any_bad_usage(project: Path) -> None:
     result = run("discover", "tasks", "--root", str(project / "nope"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "does not exist" in result.output
 
 
@@ -130,9 +133,9 @@ def test_cli_discover_shows_progress_on_large_trees(project: Path, monkeypatch) 
     assert seen[0] == (0, 3) and seen[-1] == (3, 3)
 
 
-def test_cli_list_without_manifest(project: Path) -> None:
+def test_cli_list_without_manifest_exits_3_like_any_missing_object(project: Path) -> None:
     result = run("list", "tasks")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "nuvom discover tasks" in result.output
 
 

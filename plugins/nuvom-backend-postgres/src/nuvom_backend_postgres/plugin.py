@@ -94,8 +94,8 @@ def nuvom_register_storage(register: Any) -> None:
 
 
 @hookimpl
-def nuvom_register_commands(app: Any) -> None:
+def nuvom_register_commands(app: Any, cli: Any) -> None:
     """``nuvom postgres migrate | status | copy-jobs``."""
     from nuvom_backend_postgres.cli import register_commands
 
-    register_commands(app)
+    register_commands(app, cli)

@@ -49,7 +49,7 @@ def build_app(plugins: NuvomPluginManager | None = None, root: str | os.PathLike
     def report(name: str, exc: BaseException) -> None:
         state.err.print(f"[yellow]warning:[/] plugin {escape(name)} could not add its commands: {escape(str(exc))}")
 
-    plugins.register_commands(app, on_error=report)
+    plugins.register_commands(app, on_error=report, cli=state)
     return app
 
 

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +26,14 @@ EXIT_NOT_FOUND = 3  # the job (or other object) does not exist
 
 @dataclass
 class CliState:
+    """One ``nuvom`` invocation: implements the kernel's
+    :class:`~nuvom_kernel.components.CommandContext` that command plugins receive."""
+
+    EXIT_OK: ClassVar[int] = EXIT_OK
+    EXIT_FAILURE: ClassVar[int] = EXIT_FAILURE
+    EXIT_USAGE: ClassVar[int] = EXIT_USAGE
+    EXIT_NOT_FOUND: ClassVar[int] = EXIT_NOT_FOUND
+
     plugins: NuvomPluginManager
     console: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nuvom_discovery_ast.discoverer import AstDiscoverer
+from nuvom_kernel.components import CommandContext
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.settings import LoadedSettings, load_settings
 from nuvom_support.manifest import (
@@ -33,19 +34,16 @@ from nuvom_support.manifest import (
 PROGRESS_THRESHOLD = 500
 
 
-def register_commands(app: typer.Typer) -> None:
-    """Add the ``discover`` and ``list`` groups to ``app``."""
+def register_commands(app: typer.Typer, cli: CommandContext) -> None:
+    """Add the ``discover`` and ``list`` groups to ``app``; they fail through
+    ``cli`` with the exit codes every ``nuvom`` command uses."""
+    commands = _Commands(cli)
     discover_app = typer.Typer(help="Find tasks by reading the source, without importing it.", no_args_is_help=True)
-    discover_app.command("tasks")(discover_tasks)
+    discover_app.command("tasks")(commands.discover_tasks)
     app.add_typer(discover_app, name="discover")
     list_app = typer.Typer(help="List what Nuvom knows.", no_args_is_help=True)
-    list_app.command("tasks")(list_tasks)
+    list_app.command("tasks")(commands.list_tasks)
     app.add_typer(list_app, name="list")
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
-    return typer.Exit(1)
 
 
 def _fit(table: Table) -> Any:
@@ -58,11 +56,66 @@ def _fit(table: Table) -> Any:
     return fit(table)
 
 
-def _settings() -> LoadedSettings:
-    try:
-        return load_settings()
-    except NuvomError as exc:
-        raise _fail(str(exc)) from None
+class _Commands:
+    """The commands, bound to the invocation's :class:`CommandContext`."""
+
+    def __init__(self, cli: CommandContext) -> None:
+        self.cli = cli
+
+    def _settings(self) -> LoadedSettings:
+        try:
+            return load_settings()
+        except NuvomError as exc:
+            self.cli.guard(exc)
+
+    def discover_tasks(
+        self,
+        root: Annotated[Optional[Path], typer.Option("--root", help="Directory to scan (default: the project root).")] = None,  # noqa: UP045 - typer reads the annotation at runtime on 3.10
+        include: Annotated[Optional[list[str]], typer.Option("--include", help="Only scan files matching this glob (gitignore syntax); repeatable.")] = None,  # noqa: UP045
+        exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip paths matching this glob (gitignore syntax); repeatable.")] = None,  # noqa: UP045
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Scan the project for @task functions and update the task manifest."""
+        loaded = self._settings()
+        scan_root = (root if root is not None else loaded.root).resolve()
+        if not scan_root.is_dir():
+            self.cli.fail(f"the root {str(scan_root)!r} does not exist or is not a directory; pass an existing directory with --root",
+                          self.cli.EXIT_USAGE)
+        manifest_path = default_manifest_path(loaded.settings, loaded.root)
+        console = Console()
+        bar = _ProgressBar(Console(stderr=True), PROGRESS_THRESHOLD if not as_json else 1 << 62)
+        discoverer = _discoverer(loaded)
+        if hasattr(discoverer, "progress"):
+            discoverer.progress = bar
+        try:
+            diff = refresh_manifest(discoverer, scan_root, manifest_path, include or [], exclude or [], project=loaded.root)
+        except NuvomError as exc:
+            self.cli.guard(exc)
+        finally:
+            bar.close()
+        if as_json:
+            typer.echo(json.dumps(diff.to_dict(), indent=2))
+            return
+        _print_diff(console, diff)
+
+    def list_tasks(
+        self,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
+    ) -> None:
+        """List the tasks recorded in the task manifest (no scan, no import)."""
+        loaded = self._settings()
+        manifest_path = default_manifest_path(loaded.settings, loaded.root)
+        try:
+            manifest = load_manifest(manifest_path, loaded.root)
+        except NuvomError as exc:
+            self.cli.guard(exc)
+        if manifest is None:
+            self.cli.fail(f"no task manifest at {manifest_path} yet: run 'nuvom discover tasks' first",
+                          self.cli.EXIT_NOT_FOUND)
+        if as_json:
+            typer.echo(json.dumps([t.model_dump(mode="json") for t in manifest.tasks], indent=2))
+            return
+        _print_tasks(Console(), manifest)
 
 
 class _ProgressBar:
@@ -99,35 +152,6 @@ def _discoverer(loaded: LoadedSettings) -> Any:
 
     found = pick_discoverer(Nuvom(loaded.settings, root=loaded.root))
     return found if found is not None else AstDiscoverer()
-
-
-def discover_tasks(
-    root: Annotated[Optional[Path], typer.Option("--root", help="Directory to scan (default: the project root).")] = None,  # noqa: UP045 - typer reads the annotation at runtime on 3.10
-    include: Annotated[Optional[list[str]], typer.Option("--include", help="Only scan files matching this glob (gitignore syntax); repeatable.")] = None,  # noqa: UP045
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip paths matching this glob (gitignore syntax); repeatable.")] = None,  # noqa: UP045
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-) -> None:
-    """Scan the project for @task functions and update the task manifest."""
-    loaded = _settings()
-    scan_root = (root if root is not None else loaded.root).resolve()
-    if not scan_root.is_dir():
-        raise _fail(f"the root {str(scan_root)!r} does not exist or is not a directory; pass an existing directory with --root")
-    manifest_path = default_manifest_path(loaded.settings, loaded.root)
-    console = Console()
-    bar = _ProgressBar(Console(stderr=True), PROGRESS_THRESHOLD if not as_json else 1 << 62)
-    discoverer = _discoverer(loaded)
-    if hasattr(discoverer, "progress"):
-        discoverer.progress = bar
-    try:
-        diff = refresh_manifest(discoverer, scan_root, manifest_path, include or [], exclude or [], project=loaded.root)
-    except NuvomError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        bar.close()
-    if as_json:
-        typer.echo(json.dumps(diff.to_dict(), indent=2))
-        return
-    _print_diff(console, diff)
 
 
 def _print_diff(console: Console, diff: ManifestDiff) -> None:
@@ -172,24 +196,6 @@ def _option(options: dict[str, Any], key: str) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "-"
     return str(value)
-
-
-def list_tasks(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
-) -> None:
-    """List the tasks recorded in the task manifest (no scan, no import)."""
-    loaded = _settings()
-    manifest_path = default_manifest_path(loaded.settings, loaded.root)
-    try:
-        manifest = load_manifest(manifest_path, loaded.root)
-    except NuvomError as exc:
-        raise _fail(str(exc)) from None
-    if manifest is None:
-        raise _fail(f"no task manifest at {manifest_path} yet: run 'nuvom discover tasks' first")
-    if as_json:
-        typer.echo(json.dumps([t.model_dump(mode="json") for t in manifest.tasks], indent=2))
-        return
-    _print_tasks(Console(), manifest)
 
 
 def _print_tasks(console: Console, manifest: Manifest) -> None:

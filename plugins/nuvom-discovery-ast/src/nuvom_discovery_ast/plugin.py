@@ -34,8 +34,8 @@ def nuvom_register_discoverers(register: Register) -> None:
 
 
 @hookimpl
-def nuvom_register_commands(app: Any) -> None:
+def nuvom_register_commands(app: Any, cli: Any) -> None:
     # typer and rich are imported only when the CLI is built, not by workers.
     from nuvom_discovery_ast.cli import register_commands
 
-    register_commands(app)
+    register_commands(app, cli)

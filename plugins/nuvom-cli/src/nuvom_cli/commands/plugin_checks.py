@@ -164,10 +164,12 @@ def check_commands(pm: NuvomPluginManager, name: str) -> CheckResult:
     import typer
     from typer.testing import CliRunner
 
+    from nuvom_cli.state import CliState
+
     app = typer.Typer(name="nuvom", add_completion=False)
     try:
         for function in _impls(pm, "nuvom_register_commands", name):
-            _call(function, {"app": app})
+            _call(function, {"app": app, "cli": CliState(plugins=pm)})
     except Exception as exc:
         return CheckResult("commands", False, f"nuvom_register_commands raised {_error(exc)}")
     names = [c.name or (c.callback.__name__ if c.callback else "?") for c in app.registered_commands]

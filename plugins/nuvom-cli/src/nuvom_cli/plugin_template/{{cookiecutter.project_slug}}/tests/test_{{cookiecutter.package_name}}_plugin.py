@@ -66,14 +66,17 @@ def test_hello_command(tmp_path: Path) -> None:
     import json
 
     import typer
+    from nuvom_cli.state import CliState
     from typer.testing import CliRunner
 
     app = typer.Typer()
-    manager(tmp_path).register_commands(app)
+    plugins = manager(tmp_path)
+    plugins.register_commands(app, cli=CliState(plugins=plugins))
     app.command("noop")(lambda: None)  # two commands, so typer keeps `hello` as a subcommand
     result = CliRunner().invoke(app, ["hello", "--name", "Ada", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["message"] == "Hello, Ada!"
+    assert CliRunner().invoke(app, ["hello", "--name", " "]).exit_code == 2  # bad usage, as in every command
 {%- elif cookiecutter.kind == "lifecycle" %}
 
 

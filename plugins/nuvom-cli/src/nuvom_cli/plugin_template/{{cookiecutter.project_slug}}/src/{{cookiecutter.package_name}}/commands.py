@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import typer
+from nuvom_kernel.components import CommandContext
 from nuvom_kernel.manager import NuvomPluginManager
 
 
@@ -14,13 +15,15 @@ def greeting(name: str) -> dict[str, Any]:
     return {"message": f"Hello, {name}!", "from": "{{ cookiecutter.project_slug }}", "plugins_loaded": len(plugins)}
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, cli: CommandContext) -> None:
     @app.command("hello")
     def hello(
         name: str = typer.Option("world", "--name", "-n", help="Who to greet."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     ) -> None:
         """Say hello (an example command from {{ cookiecutter.project_slug }})."""
+        if not name.strip():
+            cli.fail("--name is empty: pass who to greet", cli.EXIT_USAGE)  # exit 2, as every nuvom command
         data = greeting(name)
         if as_json:
             typer.echo(json.dumps(data))

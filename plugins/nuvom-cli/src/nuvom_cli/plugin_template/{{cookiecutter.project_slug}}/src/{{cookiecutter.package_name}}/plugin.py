@@ -112,11 +112,11 @@ from nuvom_kernel import hookimpl
 
 
 @hookimpl
-def nuvom_register_commands(app: Any) -> None:
+def nuvom_register_commands(app: Any, cli: Any) -> None:
     # typer is imported when the CLI is built, never by workers
     from {{ cookiecutter.package_name }}.commands import register
 
-    register(app)
+    register(app, cli)
 {% elif cookiecutter.kind == "lifecycle" %}
 from nuvom_kernel import hookimpl
 from nuvom_kernel.lifecycle import NuvomContext
