@@ -22,7 +22,8 @@ from nuvom_kernel.maintenance import Maintenance
 from nuvom_kernel.models import WorkerInfo, now
 
 if TYPE_CHECKING:
-    from nuvom_kernel.worker import Worker, _Held
+    from nuvom_kernel.worker import Worker
+    from nuvom_kernel.worker_jobs import Held
 
 log = logging.getLogger("nuvom.worker")
 
@@ -125,7 +126,7 @@ class Heartbeat:
             log.info("job %s: cancellation requested (%s)", jid,
                      "delivered" if delivered else "the task must check current_job().is_cancelled()")
 
-    def stop_lost(self, jid: str, held: _Held | None) -> None:
+    def stop_lost(self, jid: str, held: Held | None) -> None:
         """Another worker may run this job now: ask our copy to stop (cooperative
         on threads, a cancelled coroutine, a terminated child on the process executor)."""
         if held is None or held.ctx is None or held.ended:

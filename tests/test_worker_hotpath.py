@@ -15,7 +15,8 @@ from nuvom import task
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.contracts import Beat, Completion, Exchanged, WorkItem, WorkResult
 from nuvom_kernel.models import Job, JobState
-from nuvom_kernel.worker import Worker, _Held
+from nuvom_kernel.worker import Worker
+from nuvom_kernel.worker_jobs import Held
 
 
 @task(name="hot.noop")
@@ -114,7 +115,7 @@ def test_a_late_report_of_an_older_attempt_leaves_the_new_claim_alone(tmp_path: 
         worker = Worker(app, concurrency=1)
         job = Job(task="hot.noop", args=[1], token=2)
         old = Job(task="hot.noop", args=[1], token=1, id=job.id)
-        stale, fresh = _Held(old, noop, worker.executor), _Held(job, noop, worker.executor)
+        stale, fresh = Held(old, noop, worker.executor), Held(job, noop, worker.executor)
         stale.reported = True  # its first report (the timeout) is in; this is the late one
         worker._held[job.id] = fresh
         worker._complete(stale, WorkResult(job_id=job.id, ok=True, timed_out=True))
@@ -131,9 +132,9 @@ def test_a_lease_lost_by_an_ended_attempt_is_not_reported_by_the_heartbeat(
     app, store = counting_app(tmp_path)
     try:
         worker = Worker(app, concurrency=2)
-        ended = _Held(Job(task="hot.noop", args=[1], token=3), noop, worker.executor)
+        ended = Held(Job(task="hot.noop", args=[1], token=3), noop, worker.executor)
         ended.reported = ended.ended = True
-        running = _Held(Job(task="hot.noop", args=[2], token=4), noop, worker.executor)
+        running = Held(Job(task="hot.noop", args=[2], token=4), noop, worker.executor)
         worker._held = {ended.job.id: ended, running.job.id: running}
         store.heartbeat = lambda worker, leases, lease_secs: Beat(set(leases), set())  # type: ignore[method-assign]
         with caplog.at_level("WARNING", logger="nuvom.worker"):
