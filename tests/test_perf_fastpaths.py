@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from nuvom_kernel.app import _fits_json
 from nuvom_kernel.builtin_serializers import JsonSerializer
 from nuvom_kernel.models import ErrorInfo, Job, JobState
+from nuvom_kernel.payloads import _fits_json
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> Any:

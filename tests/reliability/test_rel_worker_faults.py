@@ -12,8 +12,9 @@ import pytest
 from support import make_app, running_worker
 
 from nuvom import JobState, task
-from nuvom_kernel.app import MAX_NESTING, Nuvom
+from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import PayloadError
+from nuvom_kernel.payloads import MAX_NESTING
 from nuvom_kernel.worker import Worker
 
 
