@@ -1,5 +1,6 @@
-"""The plugin manager: entry points, ``.nuvom_plugins.toml``, allow/block lists,
-load errors, and a typed facade over the hooks.
+"""The plugin manager: entry points, ``.nuvom_plugins.toml``, allow/block lists
+and load errors.  Its typed hook calls are :class:`~nuvom_kernel.plugin_calls.KernelHooks`,
+what the registration hooks register :class:`~nuvom_kernel.registry.Registrations`.
 
 Loading never raises for one bad plugin (unless ``NUVOM_STRICT_PLUGINS=1``): the
 failure is recorded with the plugin's name, distribution and error and shown by
@@ -14,8 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -24,123 +24,31 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from nuvom_kernel import hookspecs
-from nuvom_kernel.errors import CapabilityError, PluginError
-from nuvom_kernel.hookcalls import current_plugin, guarded_plugin
+from nuvom_kernel.errors import PluginError
+from nuvom_kernel.hookcalls import guarded_plugin
 from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
-from nuvom_kernel.plugin_settings import SettingsDeclaration, declaration
-from nuvom_kernel.registry import Registries
-from nuvom_kernel.task_options import TaskOptionDeclaration, task_option
+from nuvom_kernel.plugin_calls import KernelHooks
+from nuvom_kernel.plugin_settings import SettingsDeclaration
+from nuvom_kernel.plugin_sources import (
+    PLUGINS_FILE,
+    PluginRecord,
+    PluginsFile,
+    _env_list,
+    _norm,
+    _why_disabled,
+)
+from nuvom_kernel.registry import Registrations, Registries
+from nuvom_kernel.task_options import TaskOptionDeclaration
 
 if TYPE_CHECKING:
-    from nuvom_kernel.app import Nuvom
-    from nuvom_kernel.lifecycle import NuvomContext
-    from nuvom_kernel.models import ErrorInfo, Job
-    from nuvom_kernel.settings import NuvomSettings
-    from nuvom_kernel.task import Task
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 log = logging.getLogger("nuvom.plugins")
 ENTRY_POINT_GROUP = "nuvom"
-PLUGINS_FILE = ".nuvom_plugins.toml"
 _TRUE = {"1", "true", "yes", "on"}
 
 
-@dataclass
-class PluginRecord:
-    """What ``nuvom plugin status`` shows for one plugin."""
-
-    name: str
-    origin: str
-    distribution: str | None = None
-    version: str | None = None
-    module: str | None = None
-    hooks: list[str] = field(default_factory=list)
-    provides: dict[str, list[str]] = field(default_factory=dict)
-    error: str | None = None
-    traceback: str | None = None
-    loaded: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "distribution": self.distribution,
-            "origin": self.origin,
-            "module": self.module,
-            "loaded": self.loaded,
-            "hooks": self.hooks,
-            "provides": self.provides,
-            "error": self.error,
-        }
-
-
-@dataclass
-class PluginsFile:
-    """``.nuvom_plugins.toml``: explicit modules, disabled names, per-plugin settings."""
-
-    path: Path | None = None
-    modules: list[str] = field(default_factory=list)
-    disabled: list[str] = field(default_factory=list)
-    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, root: Path) -> PluginsFile:
-        path = root / PLUGINS_FILE
-        if not path.is_file():
-            return cls()
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise PluginError(f"{path}: cannot parse TOML ({exc}); fix the file") from exc
-        table = data.get("plugins", {})
-        if not isinstance(table, dict):
-            raise PluginError(f"{path}: [plugins] must be a table")
-        out = cls(path=path)
-        for key, value in table.items():
-            if key == "settings":
-                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-                    raise PluginError(f"{path}: [plugins.settings.<name>] entries must be tables")
-                out.settings = {k: dict(v) for k, v in value.items()}
-            elif key == "disabled":
-                out.disabled = _as_list(value, path, key)
-            else:
-                # "modules", and Nuvom 0.11's capability keys (queue_backend = [...])
-                out.modules.extend(_as_list(value, path, key))
-        return out
-
-
-def _as_list(value: Any, path: Path, key: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise PluginError(f"{path}: plugins.{key} must be a string or a list of strings")
-
-
-def _env_list(name: str, environ: dict[str, str]) -> list[str] | None:
-    raw = environ.get(name)
-    if raw is None:
-        return None
-    return [p.strip() for p in raw.split(",") if p.strip()]
-
-
-def _norm(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
-
-
-def _why_disabled(name: str, in_file: list[str], allowed: set[str] | None) -> str:
-    if _norm(name) in {_norm(n) for n in in_file}:
-        return f"disabled in {PLUGINS_FILE}"
-    if allowed is not None and _norm(name) not in allowed:
-        return "not in NUVOM_LOAD_PLUGINS"
-    return "disabled by NUVOM_DISABLE_PLUGINS"
-
-
-class NuvomPluginManager:
+class NuvomPluginManager(KernelHooks, Registrations):
     """Builds and owns the pluggy manager and the component registries.
 
     Core code calls the typed methods below (``startup``, ``job_started`` ...),
@@ -411,82 +319,6 @@ class NuvomPluginManager:
                 "(NUVOM_STRICT_PLUGINS is set)"
             ) from exc
 
-    # -- registries ------------------------------------------------------------
-
-    @property
-    def registries(self) -> Registries:
-        if self._registries is None:
-            self.load()
-            registries = Registries(disabled=self.disabled)
-            for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
-
-                def register(name: str, factory: Any, description: str | None = None,
-                             _kind: str = kind, _hook: str = hook_name) -> None:
-                    plugin = current_plugin.get()
-                    if plugin is None:
-                        raise PluginError(f"register({name!r}) was called outside of {_hook}: "
-                                          "call it only while the hook runs")
-                    registries[_kind].register(name, factory, description, plugin=plugin)
-
-                getattr(self.pm.hook, hook_name)(register=register)
-
-            def register_storage(name: str, factory: Any, *, roles: Any,
-                                 description: str | None = None) -> None:
-                plugin = current_plugin.get()
-                if plugin is None:
-                    raise PluginError(f"register({name!r}) was called outside of {hookspecs.STORAGE_HOOK}: "
-                                      "call it only while the hook runs")
-                registries.register_storage(name, factory, roles, description, plugin=plugin)
-
-            getattr(self.pm.hook, hookspecs.STORAGE_HOOK)(register=register_storage)
-            for name, record in self.records.items():
-                record.provides = registries.provided_by(name)
-            self._registries = registries
-        return self._registries
-
-    def settings_declarations(self) -> list[SettingsDeclaration]:
-        """Every plugin's declared options (``nuvom_register_settings``), collected once."""
-        if self._settings_declarations is None:
-            self.load()
-            found: list[SettingsDeclaration] = []
-
-            def register(section: str, model: Any, *, env: Any = None) -> None:
-                plugin = current_plugin.get()
-                if plugin is None:
-                    raise PluginError(f"register({section!r}) was called outside of nuvom_register_settings")
-                decl = declaration(section, model, plugin, env)
-                for other in found:
-                    if other.section == decl.section or other.plugin == decl.plugin:
-                        raise PluginError(
-                            f"settings {decl.section!r} of plugin {plugin!r}: plugin {other.plugin!r} already "
-                            f"registered settings {other.section!r}; each plugin registers one model under "
-                            "its own name")
-                found.append(decl)
-
-            self.pm.hook.nuvom_register_settings(register=register)
-            self._settings_declarations = found
-        return self._settings_declarations
-
-    def task_options(self) -> dict[str, TaskOptionDeclaration]:
-        """Task options plugins declared (``nuvom_register_task_options``), collected once."""
-        if self._task_options is None:
-            self.load()
-            found: dict[str, TaskOptionDeclaration] = {}
-
-            def register(name: str, annotation: Any = Any, *, description: str | None = None) -> None:
-                plugin = current_plugin.get()
-                if plugin is None:
-                    raise PluginError(f"register({name!r}) was called outside of nuvom_register_task_options")
-                decl = task_option(name, annotation, plugin, description)
-                if decl.name in found:
-                    raise PluginError(f"task option {decl.name!r} is declared by two plugins: "
-                                      f"{found[decl.name].plugin!r} and {plugin!r}; uninstall or disable one")
-                found[decl.name] = decl
-
-            self.pm.hook.nuvom_register_task_options(register=register)
-            self._task_options = found
-        return self._task_options
-
     def plugin_status(self) -> list[PluginRecord]:
         try:
             self.registries  # noqa: B018 - fills ``provides``
@@ -494,169 +326,32 @@ class NuvomPluginManager:
             log.error("%s", exc)
         return sorted(self.records.values(), key=lambda r: (r.origin != "entry point", r.name))
 
-    def _implements(self, hook_name: str) -> bool:
-        """Whether any plugin implements ``hook_name`` (looked up once per hook)."""
-        found = self._implemented.get(hook_name)
-        if found is None:
-            if not self.loaded:
-                self.load()
-            found = self._implemented[hook_name] = bool(getattr(self.pm.hook, hook_name).get_hookimpls())
-        return found
 
-    def _notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook; each implementation's failure is isolated."""
-        if self._implements(hook_name):
-            getattr(self.pm.hook, hook_name)(**kwargs)
 
-    def wraps_execution(self) -> bool:
-        """Whether some plugin wraps task execution (looked up once)."""
-        found = self._implemented.get("<execution wrappers>")
-        if found is None:
-            if not self.loaded:
-                self.load()
-            found = self._implemented["<execution wrappers>"] = bool(self._execution_wrappers())
-        return found
 
-    def _execution_wrappers(self) -> list[Any]:
-        """The wrappers of ``nuvom_execute_job``, outermost first (pluggy's order)."""
-        return [impl for impl in reversed(self.pm.hook.nuvom_execute_job.get_hookimpls())
-                if impl.wrapper or impl.hookwrapper]
 
-    def execution_plugins(self) -> tuple[str, ...]:
-        """Names of the plugins that wrap task execution (a process executor loads them in its children)."""
-        if not self.wraps_execution():
-            return ()
-        return tuple(impl.plugin_name for impl in self._execution_wrappers())
 
-    def execute_job(self, job: Job, task: Task[Any]) -> Any:
-        """Call a sync task through the ``nuvom_execute_job`` wrappers."""
-        return self.pm.hook.nuvom_execute_job(job=job, task=task)
 
-    async def execute_job_async(self, job: Job, task: Task[Any], call: Callable[[], Awaitable[Any]]) -> Any:
-        """Await an ``async def`` task inside the ``nuvom_execute_job`` wrappers.
 
-        pluggy cannot await, so for coroutines the kernel drives the (guarded)
-        wrapper generators itself, with pluggy's semantics: set-up outermost
-        first, the awaited call, tear-down innermost first; a new-style wrapper
-        receives the value or the exception, an old-style one a
-        :class:`pluggy.Result`.
-        """
-        kwargs = {"job": job, "task": task}
-        started: list[tuple[Any, Any]] = []
-        for impl in self._execution_wrappers():
-            gen = impl.function(*[kwargs[name] for name in impl.argnames])
-            next(gen)  # guarded: a wrapper's own failure is logged there, never raised here
-            started.append((impl, gen))
-        value: Any = None
-        error: BaseException | None = None
-        try:
-            value = await call()
-        except BaseException as exc:
-            error = exc
-        for impl, gen in reversed(started):
-            try:
-                if impl.hookwrapper:
-                    outcome = pluggy.Result(value, error)
-                    gen.send(outcome)
-                elif error is not None:
-                    gen.throw(error)
-                else:
-                    gen.send(value)
-            except StopIteration as stop:
-                if impl.hookwrapper:
-                    value, error = _unpack(outcome)
-                else:
-                    value, error = stop.value, None
-            except BaseException as exc:
-                error = exc
-        if error is not None:
-            raise error
-        return value
 
-    def configure(self, settings: NuvomSettings) -> None:
-        self.load()
-        self.pm.hook.nuvom_configure.call_historic(kwargs={"settings": settings})
 
-    def startup(self, ctx: NuvomContext) -> None:
-        ctx.options = self.plugin_options
-        self._notify("nuvom_startup", ctx=ctx)
 
-    def shutdown(self, ctx: NuvomContext) -> None:
-        self._notify("nuvom_shutdown", ctx=ctx)
 
-    def log_handler(self, app: Nuvom) -> logging.Handler | None:
-        """The handler a plugin wants the ``nuvom`` command to log through, if any."""
-        if not self._implements("nuvom_log_handler"):
-            return None
-        handler = self.pm.hook.nuvom_log_handler(app=app)
-        return handler if isinstance(handler, logging.Handler) else None
 
-    def _scheduler(self, hook_name: str) -> Any:
-        if not self._implements(hook_name):
-            raise CapabilityError(
-                "schedules need the scheduler plugin: pip install nuvom-scheduler "
-                "(`pip install nuvom` includes it), or enable it if .nuvom_plugins.toml disables it")
-        return getattr(self.pm.hook, hook_name)
 
-    def schedule_next_fire(self, schedule: Any, after: float) -> float | None:
-        """The first occurrence of ``schedule`` after ``after`` (``nuvom_schedule_next_fire``);
-        :class:`CapabilityError` when no plugin computes schedules."""
-        found = self._scheduler("nuvom_schedule_next_fire")(schedule=schedule, after=after)
-        return None if found is None else float(found)
 
-    def schedule_task(self, app: Any, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                      when: dict[str, Any], overrides: dict[str, Any]) -> Any:
-        """Store a schedule (``nuvom_schedule_task``); :class:`CapabilityError` without a scheduler."""
-        return self._scheduler("nuvom_schedule_task")(app=app, task=task, args=args, kwargs=kwargs,
-                                                      when=when, overrides=overrides)
 
-    def job_enqueued(self, job: Job) -> None:
-        self._notify("nuvom_job_enqueued", job=job)
 
-    def job_started(self, job: Job) -> None:
-        self._notify("nuvom_job_started", job=job)
 
-    def job_finished(self, job: Job, record: Job) -> None:
-        self._notify("nuvom_job_finished", job=job, record=record)
 
-    def job_retrying(self, job: Job, error: ErrorInfo | None, delay: float) -> None:
-        self._notify("nuvom_job_retrying", job=job, error=error, delay=delay)
 
-    def job_dead(self, job: Job, reason: str) -> None:
-        self._notify("nuvom_job_dead", job=job, reason=reason)
 
-    def leases_expired(self, worker_id: str, count: int) -> None:
-        self._notify("nuvom_leases_expired", worker_id=worker_id, count=count)
 
-    def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None,
-                          cli: Any = None) -> None:
-        """Let every plugin add its commands (``cli``: the CLI's
-        :class:`~nuvom_kernel.components.CommandContext`); a failing plugin is reported, not fatal."""
-        self.load()
-        errors: list[tuple[str, BaseException]] = []
-        self._call_errors = errors
-        try:
-            self.pm.hook.nuvom_register_commands(app=app, cli=cli)
-        finally:
-            self._call_errors = None
-        if on_error is not None:
-            for name, exc in errors:
-                on_error(name, exc)
-
-    def hook_names(self) -> Iterable[str]:
-        return [n for n in dir(hookspecs) if n.startswith("nuvom_")]
 
 
 #: hooks whose implementations are not guarded: a failing historic nuvom_configure
 #: fails loading the plugin, as it did before hooks went through pm.hook
 _UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire", "nuvom_schedule_task"})
-
-
-def _unpack(outcome: pluggy.Result[Any]) -> tuple[Any, BaseException | None]:
-    try:
-        return outcome.get_result(), None
-    except BaseException as exc:
-        return None, exc
 
 
 def _trace_before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pluggy
+
+from nuvom_kernel import hookspecs
 from nuvom_kernel.contracts import ComponentFactory
 from nuvom_kernel.errors import ComponentNotFoundError, DuplicateComponentError, PluginError
+from nuvom_kernel.hookcalls import current_plugin
+from nuvom_kernel.plugin_settings import SettingsDeclaration, declaration
+from nuvom_kernel.task_options import TaskOptionDeclaration, task_option
 
 #: Kinds of component, as named in ``plugin status`` (``provides``).
 KINDS = ("queue_backends", "result_backends", "executors", "discoverers", "serializers")
@@ -189,3 +195,95 @@ class Registries:
             if names:
                 out[kind] = names
         return out
+
+
+class Registrations:
+    """The registration hooks' results, collected once (mixed into
+    :class:`~nuvom_kernel.manager.NuvomPluginManager`): component registries,
+    plugin settings models and plugin task options.  ``register`` may be
+    called only while its hook runs; it records which plugin registered."""
+
+    # set by NuvomPluginManager.__init__
+    pm: pluggy.PluginManager
+    records: dict[str, Any]
+    disabled: dict[str, str]
+    _registries: Registries | None
+    _settings_declarations: list[SettingsDeclaration] | None
+    _task_options: dict[str, TaskOptionDeclaration] | None
+
+    if TYPE_CHECKING:
+        def load(self) -> Any: ...
+
+    @property
+    def registries(self) -> Registries:
+        if self._registries is None:
+            self.load()
+            registries = Registries(disabled=self.disabled)
+            for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
+
+                def register(name: str, factory: Any, description: str | None = None,
+                             _kind: str = kind, _hook: str = hook_name) -> None:
+                    plugin = current_plugin.get()
+                    if plugin is None:
+                        raise PluginError(f"register({name!r}) was called outside of {_hook}: "
+                                          "call it only while the hook runs")
+                    registries[_kind].register(name, factory, description, plugin=plugin)
+
+                getattr(self.pm.hook, hook_name)(register=register)
+
+            def register_storage(name: str, factory: Any, *, roles: Any,
+                                 description: str | None = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({name!r}) was called outside of {hookspecs.STORAGE_HOOK}: "
+                                      "call it only while the hook runs")
+                registries.register_storage(name, factory, roles, description, plugin=plugin)
+
+            getattr(self.pm.hook, hookspecs.STORAGE_HOOK)(register=register_storage)
+            for name, record in self.records.items():
+                record.provides = registries.provided_by(name)
+            self._registries = registries
+        return self._registries
+
+    def settings_declarations(self) -> list[SettingsDeclaration]:
+        """Every plugin's declared options (``nuvom_register_settings``), collected once."""
+        if self._settings_declarations is None:
+            self.load()
+            found: list[SettingsDeclaration] = []
+
+            def register(section: str, model: Any, *, env: Any = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({section!r}) was called outside of nuvom_register_settings")
+                decl = declaration(section, model, plugin, env)
+                for other in found:
+                    if other.section == decl.section or other.plugin == decl.plugin:
+                        raise PluginError(
+                            f"settings {decl.section!r} of plugin {plugin!r}: plugin {other.plugin!r} already "
+                            f"registered settings {other.section!r}; each plugin registers one model under "
+                            "its own name")
+                found.append(decl)
+
+            self.pm.hook.nuvom_register_settings(register=register)
+            self._settings_declarations = found
+        return self._settings_declarations
+
+    def task_options(self) -> dict[str, TaskOptionDeclaration]:
+        """Task options plugins declared (``nuvom_register_task_options``), collected once."""
+        if self._task_options is None:
+            self.load()
+            found: dict[str, TaskOptionDeclaration] = {}
+
+            def register(name: str, annotation: Any = Any, *, description: str | None = None) -> None:
+                plugin = current_plugin.get()
+                if plugin is None:
+                    raise PluginError(f"register({name!r}) was called outside of nuvom_register_task_options")
+                decl = task_option(name, annotation, plugin, description)
+                if decl.name in found:
+                    raise PluginError(f"task option {decl.name!r} is declared by two plugins: "
+                                      f"{found[decl.name].plugin!r} and {plugin!r}; uninstall or disable one")
+                found[decl.name] = decl
+
+            self.pm.hook.nuvom_register_task_options(register=register)
+            self._task_options = found
+        return self._task_options
