@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from nuvom_kernel import PLUGIN_API_VERSION, __version__, hookimpl
-from nuvom_kernel.app import Nuvom, get_app, set_default_app, use_app
+from nuvom_kernel.app import Nuvom, get_app, get_logger, get_settings, set_default_app, use_app
 from nuvom_kernel.context import JobContext, current_job
 from nuvom_kernel.errors import (
     JobCancelledError,
@@ -27,17 +25,6 @@ from nuvom_kernel.models import Job, JobState
 from nuvom_kernel.settings import NuvomSettings
 from nuvom_kernel.task import JobHandle, Task, get_task, task
 from nuvom_kernel.worker import Worker
-
-
-def get_settings() -> NuvomSettings:
-    """The effective settings of the default app (environment, .env, pyproject)."""
-    return get_app().settings
-
-
-def get_logger(name: str = "nuvom") -> logging.Logger:
-    """A logger under ``nuvom`` (its level follows ``NUVOM_LOG_LEVEL``)."""
-    return logging.getLogger(name if name == "nuvom" or name.startswith("nuvom.") else f"nuvom.{name}")
-
 
 __all__ = [
     "PLUGIN_API_VERSION",

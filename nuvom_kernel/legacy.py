@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from abc import ABC, abstractmethod
 from typing import Any
 
 from nuvom_kernel.errors import PluginError
@@ -19,6 +20,27 @@ from nuvom_kernel.hookspecs import hookimpl
 
 log = logging.getLogger("nuvom.plugins")
 _REQUIRED = ("name", "api_version", "start", "stop")
+
+
+class Plugin(ABC):
+    """0.11's plugin contract: set ``api_version``, ``name`` and ``provides``;
+    implement ``start`` and ``stop``."""
+
+    api_version: str
+    name: str
+    provides: list[str]
+    requires: list[str]
+
+    @abstractmethod
+    def start(self, settings: dict[str, Any], extras: dict[str, Any] | None = None) -> None:
+        """Called with the effective settings (and this plugin's options) when the app starts."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Called when the app stops."""
+
+    def update_runtime(self, extras: dict[str, Any]) -> None:  # noqa: B027 - optional, as in 0.11
+        """Optional in 0.11; the kernel does not call it."""
 
 
 def is_protocol_plugin(obj: Any) -> bool:

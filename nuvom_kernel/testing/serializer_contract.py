@@ -67,9 +67,10 @@ class SerializerContract:
         from nuvom_kernel.app import Nuvom
         from nuvom_kernel.worker import Worker
 
-        backend = _memory_backend()
-        app = Nuvom(root=tmp_path, environ={}, queue=backend, results=backend, serializer=serializer,
-                    log_level="WARNING", poll_interval_secs=0.1)
+        app = Nuvom(root=tmp_path, environ={}, queue_backend="memory", result_backend="memory",
+                    serializer=serializer, log_level="WARNING", poll_interval_secs=0.1)
+        if "memory" not in app.plugins.registries["queue_backends"]:  # pragma: no cover - ships with `pip install nuvom`
+            pytest.skip("the end-to-end serializer test needs the memory backend (nuvom-backend-memory)")
         seen: list[Any] = []
 
         @app.task(name="contract.serializer.echo")
@@ -89,18 +90,10 @@ class SerializerContract:
         thread.start()
         try:
             assert handle.result(timeout=30) == {"args": args, "kwargs": kwargs}
+            final = app.jobs.get(handle.id)
+            assert final is not None and final.state == JobState.SUCCEEDED
         finally:
             worker.request_stop()
             thread.join(30)
             app.close()
         assert seen == [(args, kwargs)]
-        final = backend.get(handle.id)
-        assert final is not None and final.state == JobState.SUCCEEDED
-
-
-def _memory_backend() -> Any:
-    try:
-        from nuvom_backend_memory import MemoryBackend
-    except ImportError:  # pragma: no cover - the memory backend ships with `pip install nuvom`
-        pytest.skip("the end-to-end serializer test needs nuvom-backend-memory")
-    return MemoryBackend()
