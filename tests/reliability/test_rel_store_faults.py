@@ -327,6 +327,8 @@ def test_a_full_disk_gives_one_error_and_the_store_recovers(backend: str) -> Non
     assert result["acked"] > 0 and result["missing"] == 0 and result["drained"] == result["acked"], result
     if backend == "sqlite" and mode == "tmpfs":
         assert result["drained_while_full"] > 0, "the SQLite store stayed stuck until space was freed elsewhere"
+        # its purge may need more room than is left: then it fails as one clean StoreFullError
+        assert result["full_drain_error"] in ("", "StoreFullError"), result
     assert result["after"] == 20 and result["queued_after"] == 20, result
 
 
