@@ -151,3 +151,13 @@ class CommandContext(Protocol):
     def print_json(self, data: Any) -> None:
         """``data`` as indented JSON on stdout (``--json`` output)."""
         ...
+
+    def say(self, markup: str, plain: str, event: str, level: int = 20, **fields: Any) -> None:
+        """A line for the operator on stderr (``markup``), or a log record with
+        ``event`` and ``fields`` when a plugin formats the logs (``plain``)."""
+        ...
+
+    def process_local_backend(self, app: Nuvom) -> bool:
+        """True if ``app``'s store lives in this command's process only (the
+        memory backend): nothing another process stored is visible to it."""
+        ...

@@ -17,8 +17,8 @@ def nuvom_register_settings(register: RegisterSettings) -> None:
 
 
 @hookimpl
-def nuvom_register_commands(app: Any) -> None:
+def nuvom_register_commands(app: Any, cli: Any) -> None:
     # starlette, jinja2 and uvicorn are imported when the command runs, not when the CLI is built
     from nuvom_dashboard.cli import register_commands
 
-    register_commands(app)
+    register_commands(app, cli)

@@ -7,8 +7,10 @@ from typing import Any
 
 import typer
 
+from nuvom_kernel.components import CommandContext
 
-def register(app: Any) -> None:
+
+def register(app: Any, cli: CommandContext) -> None:
     metrics = typer.Typer(help="Prometheus metrics of this project (nuvom-metrics-prometheus).",
                           no_args_is_help=True)
 
@@ -21,12 +23,9 @@ def register(app: Any) -> None:
                                       "another address needs NUVOM_PROMETHEUS__TOKEN."),
     ) -> None:
         """Serve /metrics until Ctrl-C: job counters of every process of this project, depth and workers from the store."""
-        from nuvom_cli.state import EXIT_USAGE, state
-
         from nuvom_metrics_prometheus.plugin import options_of, serve
 
-        st = state()
-        app_ = st.app()
+        app_ = cli.app()
         options = options_of(app_)
         token = options.token.get_secret_value() if options.token else None
         bind = host or options.host
@@ -34,10 +33,10 @@ def register(app: Any) -> None:
         try:
             server = serve(app_, bind, chosen, token)
         except ValueError as exc:  # off loopback without a token
-            st.fail(str(exc), EXIT_USAGE)
+            cli.fail(str(exc), cli.EXIT_USAGE)
         except OSError as exc:
-            st.fail(f"cannot serve metrics on {bind}:{chosen}: {exc}; choose another --port", EXIT_USAGE)
-        st.say(f"[green]metrics[/] at {server.url}", f"metrics at {server.url}", "metrics.serving", url=server.url)
+            cli.fail(f"cannot serve metrics on {bind}:{chosen}: {exc}; choose another --port", cli.EXIT_USAGE)
+        cli.say(f"[green]metrics[/] at {server.url}", f"metrics at {server.url}", "metrics.serving", url=server.url)
         try:
             server.wait()
         except KeyboardInterrupt:
@@ -48,13 +47,12 @@ def register(app: Any) -> None:
     @metrics.command("show")
     def show_cmd() -> None:
         """Print one scrape (the text Prometheus would read) and exit."""
-        from nuvom_cli.state import state
         from prometheus_client.exposition import generate_latest
 
         from nuvom_metrics_prometheus.collector import make_registry
         from nuvom_metrics_prometheus.plugin import metrics_dir
 
-        app_ = state().app()
+        app_ = cli.app()
         sys.stdout.write(generate_latest(make_registry(app_, metrics_dir(app_.root))).decode())
 
     app.add_typer(metrics, name="metrics")

@@ -169,8 +169,8 @@ def serve(app: Nuvom, host: str, port: int, token: str | None) -> MetricsServer:
 
 
 @hookimpl
-def nuvom_register_commands(app: Any) -> None:
+def nuvom_register_commands(app: Any, cli: Any) -> None:
     # typer is imported when the CLI is built, never by workers' job hooks
     from nuvom_metrics_prometheus.commands import register
 
-    register(app)
+    register(app, cli)
