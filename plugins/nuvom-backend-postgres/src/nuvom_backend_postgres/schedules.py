@@ -14,7 +14,7 @@ each occurrence once.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -27,6 +27,8 @@ from nuvom_kernel.schedules import (
     can_fire,
     check_schedule_id,
     merge_schedule,
+    purge_states,
+    purgeable,
 )
 from nuvom_support.backend_base import enqueue_update
 
@@ -139,3 +141,20 @@ class PostgresSchedules:
 
         result: Schedule | None = self._run(txn)
         return result
+
+    def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
+                        include_code: bool = False) -> int:
+        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`) in one transaction."""
+        wanted = purge_states(states)
+
+        def txn(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                rows = conn.execute(self.q("SELECT id, data FROM {s}.schedules WHERE state = ANY(%s) FOR UPDATE"),
+                                    (sorted(s.value for s in wanted),)).fetchall()
+                doomed = [sid for sid, data in rows if purgeable(_load(data), wanted, older_than, include_code)]
+                if doomed:
+                    conn.execute(self.q("DELETE FROM {s}.schedules WHERE id = ANY(%s)"), (doomed,))
+                return len(doomed)
+
+        deleted: int = self._run(txn)
+        return deleted

@@ -6,6 +6,7 @@ Keys (under the namespace's hash tag, like the job keys):
                       one field per value a fire or a state change writes:
                       ``state next last fires missed coalesced updated ver``
 ``{ns}:sched:due``    zset: active schedules by next fire time
+``{ns}:sched:ended``  zset: done and cancelled schedules by the time they ended (purge)
 ``{ns}:sched:ids``    zset (score 0): every schedule id, in id order
 
 A fire is ONE script (:data:`FIRE`): it checks that the schedule is active
@@ -26,13 +27,20 @@ version is unchanged, else reads again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from nuvom_backend_redis.codec import enqueue_args
 from nuvom_backend_redis.scripts import PRELUDE
 from nuvom_kernel.models import Job, now, validate_id
-from nuvom_kernel.schedules import Schedule, ScheduleState, check_schedule_id, merge_schedule
+from nuvom_kernel.schedules import (
+    Schedule,
+    ScheduleState,
+    check_schedule_id,
+    merge_schedule,
+    purge_states,
+    purgeable,
+)
 
 #: hash fields read for one schedule, in the order :func:`decode_schedule` takes them
 SCHEDULE_FIELDS = ("data", "state", "next", "last", "fires", "missed", "coalesced", "updated", "ver")
@@ -41,13 +49,18 @@ _HOT = {"state", "next_fire_at", "last_fire_at", "fire_count", "missed_count", "
 
 _SCHEDULE_PRELUDE = PRELUDE + r"""
 local function skey(id) return P .. ':sched:' .. id end
--- keep the due index true to the hash: active with a next fire time, or absent
+-- keep the indexes true to the hash: due (active with a next fire time), ended (done, cancelled)
 local function index_due(id)
-  local h = redis.call('HMGET', skey(id), 'state', 'next')
+  local h = redis.call('HMGET', skey(id), 'state', 'next', 'updated')
   if h[1] == 'active' and h[2] and h[2] ~= '' then
     redis.call('ZADD', P .. ':sched:due', h[2], id)
   else
     redis.call('ZREM', P .. ':sched:due', id)
+  end
+  if h[1] == 'done' or h[1] == 'cancelled' then
+    redis.call('ZADD', P .. ':sched:ended', tonumber(h[3] or '0') or 0, id)
+  else
+    redis.call('ZREM', P .. ':sched:ended', id)
   end
 end
 """
@@ -108,7 +121,29 @@ index_due(id)
 return redis.call('HMGET', key, 'data', 'state', 'next', 'last', 'fires', 'missed', 'coalesced', 'updated', 'ver')
 """
 
-SCHEDULE_SCRIPTS = ("PUT", "FIRE", "SET_STATE")
+#: ARGV: older_than ('' for any age), wanted states joined by ',', then ids.  Deletes each
+#: id still in a wanted state that ended before older_than.  Reply: how many were deleted.
+PURGE_SCHEDULES = _SCHEDULE_PRELUDE + r"""
+local older = ARGV[4]
+local wanted = {}
+for state in string.gmatch(ARGV[5], '[^,]+') do wanted[state] = true end
+local deleted = 0
+for j = 6, #ARGV do
+  local id = ARGV[j]
+  local h = redis.call('HMGET', skey(id), 'state', 'updated')
+  if h[1] and wanted[h[1]] and (older == '' or (tonumber(h[2] or '0') or 0) < tonumber(older)) then
+    redis.call('DEL', skey(id))
+    redis.call('ZREM', P .. ':sched:ids', id)
+    redis.call('ZREM', P .. ':sched:due', id)
+    redis.call('ZREM', P .. ':sched:ended', id)
+    deleted = deleted + 1
+  end
+end
+return deleted
+"""
+
+SCHEDULE_SCRIPTS = ("PUT", "FIRE", "SET_STATE", "PURGE_SCHEDULES")
+_PURGE_BATCH = 500
 
 
 def _float(text: Any) -> float | None:
@@ -210,3 +245,19 @@ class RedisSchedules:
     def set_schedule_state(self, schedule_id: str, state: ScheduleState | Any) -> Schedule | None:
         values = self._run("SET_STATE", [schedule_id, ScheduleState(state).value, repr(now())], once=False)
         return decode_schedule(values) if values else None
+
+    def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
+                        include_code: bool = False) -> int:
+        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`): the
+        ``ended`` index names the candidates, a script per batch deletes those
+        still ended (a schedule changed meanwhile is left alone)."""
+        wanted = purge_states(states)
+        top = "+inf" if older_than is None else f"({float(older_than)!r}"
+        ids = self._call("ended schedules", lambda: self.r.zrangebyscore(self.key("sched", "ended"), "-inf", top))
+        doomed = [s.id for s in self._read_many(ids) if purgeable(s, wanted, older_than, include_code)]
+        older = "" if older_than is None else repr(float(older_than))
+        names = ",".join(sorted(s.value for s in wanted))
+        deleted = 0
+        for at in range(0, len(doomed), _PURGE_BATCH):
+            deleted += int(self._run("PURGE_SCHEDULES", [older, names, *doomed[at:at + _PURGE_BATCH]], once=False))
+        return deleted
