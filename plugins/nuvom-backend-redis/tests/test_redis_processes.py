@@ -223,7 +223,7 @@ def test_an_idle_worker_sends_at_most_one_command_a_second(project: Callable[...
                 command = str(event.get("command", ""))
                 if event.get("client_type") == "lua":
                     continue  # a command inside a script
-                if ":sched:due" in command:
+                if ":sched:" in command:
                     schedule_reads.append(command[:200])
                 elif command and not command.upper().startswith(("XREAD", "MONITOR", "SCRIPT LOAD", "HELLO")):
                     counted.append(command[:200])
