@@ -55,6 +55,7 @@ class PostgresSchedules:
     doorbell: Any
     q: Callable[[str], str]
     _run: Callable[..., Any]
+    open: Callable[[], None]
     _enqueue_in: Callable[..., tuple[list[Job], bool]]
 
     def add_schedule(self, schedule: Schedule, *, replace: bool = False) -> Schedule:
@@ -99,6 +100,7 @@ class PostgresSchedules:
                       next_fire_at: float | None, *, missed: int = 0, coalesced: int = 0) -> bool:
         jobs = list(jobs)
         if jobs:
+            self.open()  # measures the server clock the jobs' times are stamped with
             at = self.db.now()
             for job in jobs:
                 enqueue_update(job, at)
