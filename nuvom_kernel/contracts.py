@@ -262,6 +262,11 @@ class ScheduleStore(Protocol):
       for the same occurrence, from any processes, never both return ``True``.
     - ``set_schedule_state`` changes only the state and returns the schedule
       after the change (``None`` for an unknown id).
+    - ``purge_schedules(states, older_than, include_code)`` deletes the
+      schedules :func:`~nuvom_kernel.schedules.purgeable` accepts (ended
+      ones: ``done``/``cancelled``, never active or paused; ``states``
+      checked by :func:`~nuvom_kernel.schedules.purge_states`) and returns
+      how many; their fired jobs are jobs like any other (``purge``).
     """
 
     def add_schedule(self, schedule: Schedule, *, replace: bool = False) -> Schedule: ...
@@ -278,6 +283,9 @@ class ScheduleStore(Protocol):
                       next_fire_at: float | None, *, missed: int = 0, coalesced: int = 0) -> bool: ...
 
     def set_schedule_state(self, schedule_id: str, state: ScheduleState) -> Schedule | None: ...
+
+    def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
+                        include_code: bool = False) -> int: ...
 
 
 @runtime_checkable

@@ -193,5 +193,33 @@ def can_fire(schedule: Schedule | None, expected_next: float) -> bool:
             and schedule.next_fire_at is not None and schedule.next_fire_at == expected_next)
 
 
+#: The states a schedule never leaves by firing; only these are ever purged.
+ENDED_STATES = frozenset({ScheduleState.DONE, ScheduleState.CANCELLED})
+
+
+def purge_states(states: Any = None) -> frozenset[ScheduleState]:
+    """The states ``purge_schedules(states=...)`` deletes: ``done`` and
+    ``cancelled`` (default both); ``ValueError`` naming any other."""
+    if states is None:
+        return ENDED_STATES
+    wanted = {ScheduleState(s) for s in ([states] if isinstance(states, (str, ScheduleState)) else states)}
+    live = sorted(s.value for s in wanted - ENDED_STATES)
+    if live:
+        raise ValueError(f"purging schedules never deletes {', '.join(live)} ones: cancel them first, "
+                         "or purge done or cancelled schedules")
+    return frozenset(wanted)
+
+
+def purgeable(schedule: Schedule, states: frozenset[ScheduleState], older_than: float | None,
+              include_code: bool) -> bool:
+    """The purge rule every store applies: an ended schedule in ``states`` that
+    ended (``updated_at``) before ``older_than``; a code-declared one (``@task(cron=...)``)
+    only with ``include_code``, since its record keeps a cancelled periodic task from
+    being stored again by the next scheduler."""
+    return (schedule.state in states and schedule.state in ENDED_STATES
+            and (older_than is None or schedule.updated_at < older_than)
+            and (include_code or schedule.origin != "code"))
+
+
 def check_schedule_id(schedule_id: str) -> str:
     return validate_id(schedule_id, "schedule id")

@@ -26,7 +26,7 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
-from nuvom_kernel.schedules import Schedule, ScheduleState
+from nuvom_kernel.schedules import Schedule, ScheduleState, purge_states
 from nuvom_kernel.task import JobHandle, job_from_options
 from nuvom_support import schedules as schedule_api
 
@@ -518,3 +518,29 @@ def resume_schedule(schedule_id: str, *, app: Nuvom | None = None) -> Schedule:
 def cancel_schedule(schedule_id: str, *, app: Nuvom | None = None) -> Schedule:
     """Never fire again; the schedule is kept as ``cancelled``."""
     return schedule_api.set_state(_app(app), schedule_id, ScheduleState.CANCELLED)
+
+
+def purge_schedules(
+    *,
+    state: str | ScheduleState | Iterable[str | ScheduleState] | None = None,
+    older_than: str | float | timedelta | datetime | None = None,
+    include_code: bool = False,
+    app: Nuvom | None = None,
+) -> int:
+    """Delete ended schedules (``done`` and ``cancelled``, or those in ``state``)
+    that ended more than ``older_than`` ago (``"30d"``, seconds, a timedelta, or a
+    datetime cutoff).  Never deletes active or paused ones (``ValueError``).  A
+    cancelled ``@task(cron=...)`` schedule is kept unless ``include_code``: its
+    record stops the next scheduler from storing the periodic task again.  The
+    jobs a schedule fired are jobs like any other (``purge_jobs``).  Returns how
+    many schedules were deleted."""
+    a = _app(app)
+    if older_than is None:
+        cutoff = None
+    elif isinstance(older_than, datetime):
+        cutoff = parse_time(older_than)
+    else:
+        cutoff = now() - parse_duration(older_than)
+    states = None if state is None else purge_states(state)
+    return schedule_api.schedule_store(a).purge_schedules(states=states, older_than=cutoff,
+                                                          include_code=include_code)

@@ -212,3 +212,54 @@ class ScheduleStoreContract:
         assert stored.fire_count == 40 and stored.next_fire_at == start + 40
         ids = {j.id for j in backend.query_jobs(limit=1000).jobs}
         assert ids == {fire_job_id("race", start + i) for i in range(40)}
+
+    # -- retention -------------------------------------------------------------------
+
+    def _ended_mix(self, backend: Any) -> str:
+        """active, paused, done, cancelled (api) and cancelled (code) schedules;
+        returns the id of the job the done one fired."""
+        backend.add_schedule(make_schedule("s-active"))
+        backend.add_schedule(make_schedule("s-paused"))
+        backend.set_schedule_state("s-paused", ScheduleState.PAUSED)
+        once = backend.add_schedule(make_schedule("s-done", kind="at", at=now() - 1, interval_secs=None))
+        assert backend.fire_schedule(once.id, once.next_fire_at, [fire_job(once, once.next_fire_at)], None)
+        backend.add_schedule(make_schedule("s-cancelled"))
+        backend.set_schedule_state("s-cancelled", ScheduleState.CANCELLED)
+        backend.add_schedule(make_schedule("periodic.contract.tick", origin="code"))
+        backend.set_schedule_state("periodic.contract.tick", ScheduleState.CANCELLED)
+        return fire_job_id(once.id, once.next_fire_at)
+
+    def test_purge_deletes_ended_schedules_only(self, backend: Any, peer: Any) -> None:
+        fired = self._ended_mix(backend)
+        assert peer.purge_schedules() == 2
+        assert [s.id for s in backend.list_schedules()] == ["periodic.contract.tick", "s-active", "s-paused"]
+        assert backend.get_schedule("s-done") is None and backend.get_schedule("s-cancelled") is None
+        # the fired job is a job like any other: kept until the job store's purge
+        assert backend.get(fired) is not None
+        assert peer.purge_schedules() == 0
+        assert peer.purge_schedules(include_code=True) == 1
+        assert [s.id for s in backend.list_schedules()] == ["s-active", "s-paused"]
+        assert [s.id for s in backend.due_schedules(now() + 10, 10)] == ["s-active"]
+
+    def test_purge_by_state_and_age(self, backend: Any) -> None:
+        self._ended_mix(backend)
+        assert backend.purge_schedules(older_than=now() - 3600) == 0  # they ended a moment ago
+        assert backend.purge_schedules(states=[ScheduleState.DONE], older_than=now() + 1) == 1
+        assert backend.get_schedule("s-done") is None and backend.get_schedule("s-cancelled") is not None
+        assert backend.purge_schedules(states=[ScheduleState.CANCELLED], older_than=now() + 1) == 1
+        assert backend.get_schedule("s-cancelled") is None
+
+    def test_purge_refuses_live_states(self, backend: Any) -> None:
+        backend.add_schedule(make_schedule("s-active"))
+        for state in (ScheduleState.ACTIVE, ScheduleState.PAUSED):
+            with pytest.raises(ValueError, match="never deletes"):
+                backend.purge_schedules(states=[state])
+        assert backend.get_schedule("s-active") is not None
+
+    def test_a_purged_id_is_free_again(self, backend: Any) -> None:
+        s = backend.add_schedule(make_schedule("again"))
+        backend.set_schedule_state(s.id, ScheduleState.CANCELLED)
+        assert backend.purge_schedules() == 1
+        fresh = backend.add_schedule(make_schedule("again", args=["new"]))
+        assert fresh.state == ScheduleState.ACTIVE and fresh.args == ["new"] and fresh.fire_count == 0
+        assert backend.fire_schedule("again", fresh.next_fire_at, [], fresh.next_fire_at + 60)

@@ -74,7 +74,8 @@ def _migrated(pg_url: str) -> Iterator[str]:
 def schema(pg_url: str, _migrated: str) -> str:
     """The test schema, emptied."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'TRUNCATE "{_migrated}".jobs, "{_migrated}".jobs_done, "{_migrated}".workers')
+        conn.execute(f'TRUNCATE "{_migrated}".jobs, "{_migrated}".jobs_done, "{_migrated}".workers, '
+                     f'"{_migrated}".schedules')
     return _migrated
 
 

@@ -212,3 +212,36 @@ def test_copy_jobs_moves_queued_jobs_over_from_sqlite(tmp_path: Path, pg_url: st
     back = SqliteBackend(tmp_path / ".nuvom" / "result.db")
     assert back.get(later.id).state == JobState.CANCELLED  # type: ignore[union-attr]
     back.close()
+
+
+def test_a_schema_at_version_1_gains_the_schedules_table(pg_url: str) -> None:
+    """Migration 2 on a database written by the first release: jobs kept, schedules work."""
+    from nuvom_backend_postgres.schema import MIGRATIONS
+
+    from nuvom_kernel.schedules import Schedule
+
+    schema = f"nuvom_v1_{os.getpid()}"
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+            conn.execute(f'CREATE TABLE "{schema}".migrations (version int4 PRIMARY KEY, name text NOT NULL, '
+                         "applied_at timestamptz NOT NULL DEFAULT now())")
+            for statement in MIGRATIONS[0].statements:
+                conn.execute(statement.replace("{s}", f'"{schema}"'))
+            conn.execute(f'INSERT INTO "{schema}".migrations (version, name) VALUES (1, %s)', (MIGRATIONS[0].name,))
+        old = PostgresBackend(pg_url, schema=schema, migrate=False)
+        with pytest.raises(ConfigError, match=r"lacks migration\(s\) \[2\]"):
+            old.get("x")
+        old.close()
+        b = PostgresBackend(pg_url, schema=schema)
+        try:
+            job = b.enqueue(Job(task="t"))
+            s = b.add_schedule(Schedule(id="nightly", task="t", kind="cron", cron="0 0 * * *", next_fire_at=1.0))
+            assert b.get(job.id) is not None and [x.id for x in b.due_schedules(2.0, 10)] == [s.id]
+        finally:
+            b.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            assert sorted(applied_versions(conn, schema) or {}) == [1, 2]
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from nuvom_backend_postgres import PostgresBackend
 
-from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract
+from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract, ScheduleStoreContract
 
 
 class TestPostgresQueueContract(QueueBackendContract):
@@ -36,3 +36,11 @@ class TestPostgresResultContract(ResultBackendContract):
     @pytest.fixture
     def result_backend(self, backend: PostgresBackend) -> PostgresBackend:
         return backend
+
+
+class TestPostgresSchedules(ScheduleStoreContract):
+    """A fire is one transaction holding the schedule's row lock."""
+
+    @pytest.fixture
+    def backend_factory(self, make_backend: Callable[..., PostgresBackend]) -> Callable[[], PostgresBackend]:
+        return make_backend

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from nuvom_backend_redis import RedisBackend
 
-from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract
+from nuvom_kernel.testing import QueueBackendContract, ResultBackendContract, ScheduleStoreContract
 
 
 class TestRedisQueueContract(QueueBackendContract):
@@ -44,3 +44,26 @@ class TestRedisClusterResultContract(ResultBackendContract):
     @pytest.fixture
     def result_backend(self, open_backend: Callable[..., RedisBackend], redis_cluster: str) -> RedisBackend:
         return open_backend(redis_cluster, cluster=True)
+
+
+class TestRedisSchedules(ScheduleStoreContract):
+    """Every fire is one script: racing clients fire each occurrence once."""
+
+    @pytest.fixture
+    def backend(self, open_backend: Callable[..., RedisBackend]) -> RedisBackend:
+        return open_backend()
+
+    @pytest.fixture
+    def backend_factory(self, backend: RedisBackend, open_backend: Callable[..., RedisBackend]) -> Callable[[], RedisBackend]:
+        return open_backend
+
+
+class TestRedisClusterSchedules(ScheduleStoreContract):
+    @pytest.fixture
+    def backend(self, open_backend: Callable[..., RedisBackend], redis_cluster: str) -> RedisBackend:
+        return open_backend(redis_cluster, cluster=True)
+
+    @pytest.fixture
+    def backend_factory(self, backend: RedisBackend, open_backend: Callable[..., RedisBackend],
+                        redis_cluster: str) -> Callable[[], RedisBackend]:
+        return lambda: open_backend(redis_cluster, cluster=True)

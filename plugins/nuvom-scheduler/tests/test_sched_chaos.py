@@ -1,7 +1,8 @@
 """R15: N scheduler processes, random kills: every occurrence fires exactly once.
 
-Five processes run the scheduler loop on one store (SQLite, then the file
-backend) with a 1 s interval schedule and a ``* * * * *`` cron; a random one
+Five processes run the scheduler loop on one store (SQLite, the file
+backend, Redis and PostgreSQL, the last two on real servers started by
+``sched_servers``) with a 1 s interval schedule and a ``* * * * *`` cron; a random one
 is killed (``Popen.kill``: SIGKILL / TerminateProcess) every few tenths of a
 second and restarted.  Each process logs every occurrence whose fire the
 store accepted.  Afterwards:
@@ -13,7 +14,8 @@ store accepted.  Afterwards:
   lock of a killed fire goes stale after 3 s here).
 
 Short by default (``NUVOM_SCHEDULER_CHAOS_SECS``, 15 s per backend); set it
-to 180 or 600 for the 3- and 10-minute runs.
+to 180 or 600 for the 3- and 10-minute runs (``-k sqlite`` etc. for one
+backend).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,25 +36,37 @@ from nuvom_kernel.app import Nuvom
 from nuvom_kernel.schedules import Schedule, fire_job_id
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from sched_servers import Servers  # noqa: E402
+
 SECS = float(os.environ.get("NUVOM_SCHEDULER_CHAOS_SECS", "15"))
 PROCESSES = 5
 
 
-def env_for(root: Path, backend: str) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    started = Servers(tmp_path_factory.mktemp("servers"))
+    yield started
+    started.close()
+
+
+def env_for(root: Path, backend: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUVOM_")}
     env.update(NUVOM_PROJECT_ROOT=str(root), NUVOM_QUEUE_BACKEND=backend, NUVOM_RESULT_BACKEND=backend,
                NUVOM_FILE__LOCK_STALE_SECS="3", NUVOM_FILE__FSYNC="false", PYTHONUNBUFFERED="1",
                NUVOM_SCHEDULER__MISFIRE_GRACE_SECS="60", NUVOM_SCHEDULER__COALESCE="all",
-               NUVOM_SCHEDULER__CATCH_UP_LIMIT="1000")
+               NUVOM_SCHEDULER__CATCH_UP_LIMIT="1000", **(extra or {}))
     return env
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "file"])
-def test_killed_and_restarted_schedulers_fire_each_occurrence_once(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "file", "redis", "postgres"])
+def test_killed_and_restarted_schedulers_fire_each_occurrence_once(tmp_path: Path, backend: str,
+                                                                   servers: Servers) -> None:
     seed = int(os.environ.get("NUVOM_RELIABILITY_SEED") or random.SystemRandom().randrange(1, 2**31))
     print(f"[chaos] {backend}: NUVOM_RELIABILITY_SEED={seed}, {SECS:g} s, {PROCESSES} schedulers", flush=True)
     rng = random.Random(seed)
-    env = env_for(tmp_path, backend)
+    env = env_for(tmp_path, backend, servers.settings(backend))
     app = Nuvom(root=tmp_path, environ=env)
     start = time.time() + 2
     interval = Schedule(id="chaos-interval", task="chaos.tick", kind="interval", interval_secs=1.0, anchor=start,

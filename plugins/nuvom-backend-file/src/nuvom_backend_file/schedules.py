@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from nuvom_kernel.schedules import (
     can_fire,
     check_schedule_id,
     merge_schedule,
+    purge_states,
+    purgeable,
 )
 
 log = logging.getLogger("nuvom.backend.file")
@@ -141,3 +143,20 @@ class FileSchedules:
             stored.updated_at = now()
             self._write_schedule(stored)
             return stored
+
+    def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
+                        include_code: bool = False) -> int:
+        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`), each
+        under its lock (checked again there), so a racing change is never lost."""
+        wanted = purge_states(states)
+        deleted = 0
+        for schedule in self.list_schedules():
+            if not purgeable(schedule, wanted, older_than, include_code):
+                continue
+            with self._schedule_locks.hold(schedule.id):
+                path = self._schedule_path(schedule.id)
+                stored = self._read_schedule(path)
+                if stored is not None and purgeable(stored, wanted, older_than, include_code):
+                    path.unlink()
+                    deleted += 1
+        return deleted

@@ -8,7 +8,7 @@ one process: the memory backend has no other kind) fire each occurrence once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from nuvom_kernel.models import Job, now
@@ -19,6 +19,8 @@ from nuvom_kernel.schedules import (
     can_fire,
     check_schedule_id,
     merge_schedule,
+    purge_states,
+    purgeable,
 )
 
 
@@ -82,3 +84,12 @@ class MemorySchedules:
             stored.state = ScheduleState(state)
             stored.updated_at = now()
             return stored.copy_()
+
+    def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
+                        include_code: bool = False) -> int:
+        wanted = purge_states(states)
+        with self._lock:
+            doomed = [k for k, s in self._schedules.items() if purgeable(s, wanted, older_than, include_code)]
+            for key in doomed:
+                del self._schedules[key]
+            return len(doomed)

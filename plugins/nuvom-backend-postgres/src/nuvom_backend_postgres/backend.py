@@ -34,6 +34,7 @@ from nuvom_backend_postgres.rows import (
     read_job,
     transpose,
 )
+from nuvom_backend_postgres.schedules import PostgresSchedules
 from nuvom_backend_postgres.schema import LIVE, check_schema_name, ensure
 from nuvom_backend_postgres.wakeup import Listener, channel_name
 from nuvom_kernel.contracts import Beat, Completion, Exchanged, Swept
@@ -84,15 +85,15 @@ def _insert_sql() -> str:
 INSERT_SQL = _insert_sql()
 
 
-class PostgresBackend(AdminMixin, QueueBackendBase):
-    """Queue, job store, results and worker registry in one PostgreSQL schema.
+class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
+    """Queue, job store, results, worker registry and schedules in one PostgreSQL schema.
 
     Opening is lazy: the first call connects and migrates the schema (when
     ``migrate``).  ``conninfo`` is a libpq connection string (see
     :func:`nuvom_backend_postgres.db.parse_conninfo`); it is never logged.
     """
 
-    capabilities = frozenset({"queue", "jobs", "results", "workers"})
+    capabilities = frozenset({"queue", "jobs", "results", "workers", "schedules"})
 
     def __init__(
         self,
@@ -155,7 +156,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
             def prepare(conn: psycopg.Connection[Any]) -> None:
                 ensure(conn, self.schema, auto=self.migrate)
                 if self.empty_on_open:
-                    conn.execute(self.q("TRUNCATE {s}.jobs, {s}.jobs_done, {s}.workers"))
+                    conn.execute(self.q("TRUNCATE {s}.jobs, {s}.jobs_done, {s}.workers, {s}.schedules"))
 
             self.db.run(prepare)
             self.db.server_now()  # measure the clock offset

@@ -18,8 +18,8 @@ from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
-ROLES = ("queue", "jobs", "results", "workers")
-_DESCRIPTION = "PostgreSQL for queue, jobs, results and workers; many worker hosts (psycopg 3, SKIP LOCKED)."
+ROLES = ("queue", "jobs", "results", "workers", "schedules")
+_DESCRIPTION = "PostgreSQL for queue, jobs, results, workers and schedules; many worker hosts (psycopg 3, SKIP LOCKED)."
 
 
 # A field named ``schema`` shadows pydantic's deprecated ``BaseModel.schema()``;

@@ -99,6 +99,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             data text NOT NULL
         )""",
     )),
+    Migration(2, "schedules", (
+        # one row per schedule; the fire locks the row and checks state + next_fire_at
+        """CREATE TABLE {s}.schedules (
+            id text PRIMARY KEY,
+            state text NOT NULL,
+            next_fire_at float8,
+            data text NOT NULL
+        )""",
+        "CREATE INDEX schedules_due ON {s}.schedules (next_fire_at, id) WHERE state = 'active'",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

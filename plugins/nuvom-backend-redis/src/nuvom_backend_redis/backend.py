@@ -19,6 +19,7 @@ id makes that safe).  Keys (all under one hash tag, ``{ns}``):
 ``{ns}:workers``          hash: worker id -> registration JSON
 ``{ns}:queues``           set: queue names seen
 ``{ns}:reply:<req>``      a script's stored reply (while a resend can come)
+``{ns}:sched:*``          schedules (:mod:`nuvom_backend_redis.schedules`)
 ``{ns}:watch:<id>`` / ``{ns}:done:<id>``  result waiters and their wake-ups
 """
 
@@ -33,7 +34,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from nuvom_backend_redis import scripts
+from nuvom_backend_redis import schedules, scripts
 from nuvom_backend_redis.codec import (
     decode,
     decode_or_placeholder,
@@ -43,6 +44,7 @@ from nuvom_backend_redis.codec import (
     save_args,
 )
 from nuvom_backend_redis.connection import ConnectionSettings, redact, with_reconnect
+from nuvom_backend_redis.schedules import SCHEDULE_SCRIPTS, RedisSchedules
 from nuvom_backend_redis.wake import WakeListener
 from nuvom_kernel.contracts import (
     Beat,
@@ -63,8 +65,8 @@ _NOTES = {JobState.QUEUED: "enqueued", JobState.SCHEDULED: "enqueued with eta"}
 _BATCH = 500
 
 
-class RedisBackend:
-    """Queue, job store, results and worker registry in one Redis namespace.
+class RedisBackend(RedisSchedules):
+    """Queue, job store, results, worker registry and schedules in one Redis namespace.
 
     ``namespace`` names the hash tag of every key (``{nuvom}``): several
     applications can share one server under different namespaces.
@@ -75,7 +77,7 @@ class RedisBackend:
     server at most this often.
     """
 
-    capabilities = frozenset({"queue", "jobs", "results", "workers"})
+    capabilities = frozenset({"queue", "jobs", "results", "workers", "schedules"})
 
     def __init__(self, connection: ConnectionSettings | None = None, *, namespace: str = "nuvom",
                  clock_offset_secs: float = 0.0, idle_recheck_secs: float = 1.0) -> None:
@@ -93,6 +95,7 @@ class RedisBackend:
             for name in ("ENQUEUE", "EXCHANGE", "HEARTBEAT", "RELEASE", "SWEEP", "CANCEL", "RETRY", "PROGRESS",
                          "PURGE", "SAVE", "CLOCK")
         }
+        self._scripts.update({name: self.r.register_script(getattr(schedules, name)) for name in SCHEDULE_SCRIPTS})
         self.wake = WakeListener(self.connection, self.prefix + ":wake")
         self._last_empty = float("-inf")
         self._due_at: float | None = None

@@ -1,4 +1,4 @@
-"""Registers the ``redis`` store (queue, job store, results, workers) and its settings.
+"""Registers the ``redis`` store (queue, job store, results, workers, schedules) and its settings.
 
 Settings live in section ``redis``: ``NUVOM_REDIS__URL``,
 ``NUVOM_REDIS__PASSWORD``, ``[tool.nuvom.redis]`` (see docs/backend-redis.md).
@@ -19,7 +19,7 @@ from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
 
-_DESCRIPTION = "Redis (one namespace, Lua scripts): queue, job store, results, workers; many hosts."
+_DESCRIPTION = "Redis (one namespace, Lua scripts): queue, job store, results, workers, schedules; many hosts."
 
 
 class RedisOptions(BaseModel):

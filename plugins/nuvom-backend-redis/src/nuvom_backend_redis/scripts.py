@@ -222,59 +222,64 @@ local function claim(queues, limit, lease_secs, worker, start_now, now)
   end
   return out, due_in
 end
+-- store `n` jobs whose enqueue values (17 each) start at ARGV[first]; an id already
+-- stored, or a unique key a live job holds, adds nothing.  Returns the per-job replies
+-- ({'new', state, at} or the stored job's fields) and whether one became claimable
+local function put_jobs(first, n, now)
+  local at = fmt(now)
+  local out, woke = {}, false
+  for j = 0, n - 1 do
+    local b = first + j * 17
+    local id, queue, prio, created, eta, uniq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+    local key = jkey(id)
+    local holder = nil
+    if redis.call('EXISTS', key) == 1 then
+      holder = id
+    elseif uniq ~= '' then
+      local other = redis.call('HGET', P .. ':unique', uniq)
+      if other then
+        local st = redis.call('HGET', jkey(other), 'state')
+        if st == 'queued' or st == 'scheduled' or st == 'claimed' or st == 'running' then holder = other end
+      end
+    end
+    if holder then
+      out[#out + 1] = fields(jkey(holder))
+    else
+      redis.call('HSET', key, 'id', id, 'queue', queue, 'prio', prio, 'created', created, 'data', ARGV[b + 6],
+        'task', ARGV[b + 7], 'store', ARGV[b + 8], 'maxle', ARGV[b + 9], 'maxr', ARGV[b + 10],
+        'attempts', ARGV[b + 11], 'lexp', ARGV[b + 12], 'history', ARGV[b + 13], 'errors', ARGV[b + 14],
+        'cancel', '0')
+      setopt(key, 'eta', eta)
+      setopt(key, 'result', ARGV[b + 15])
+      setopt(key, 'progress', ARGV[b + 16])
+      local state = 'queued'
+      if eta ~= '' and tonumber(eta) > now then
+        state = 'scheduled'
+        redis.call('ZADD', P .. ':delayed:' .. queue, eta, id)
+        record(key, state, at, 'enqueued with eta')
+      else
+        make_ready(key, id, queue)
+        record(key, state, at, 'enqueued')
+      end
+      if uniq ~= '' then
+        redis.call('HSET', key, 'uniq', uniq)
+        redis.call('HSET', P .. ':unique', uniq, id)
+      end
+      redis.call('ZADD', P .. ':created', created, id)
+      redis.call('SADD', P .. ':queues', queue)
+      count(queue, nil, state)
+      woke = true
+      out[#out + 1] = {'new', state, at}
+    end
+  end
+  return out, woke
+end
 """
 
 #: ARGV: n, then per job: id queue prio created eta uniq data task store maxle maxr attempts lexp
 #: history errors result progress.  Reply per job: {'new', state, at} or the stored job's fields.
 ENQUEUE = PRELUDE + r"""
-local now = clock()
-local at = fmt(now)
-local n = tonumber(ARGV[4])
-local out, woke = {}, false
-for j = 0, n - 1 do
-  local b = 5 + j * 17
-  local id, queue, prio, created, eta, uniq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
-  local key = jkey(id)
-  local holder = nil
-  if redis.call('EXISTS', key) == 1 then
-    holder = id
-  elseif uniq ~= '' then
-    local other = redis.call('HGET', P .. ':unique', uniq)
-    if other then
-      local st = redis.call('HGET', jkey(other), 'state')
-      if st == 'queued' or st == 'scheduled' or st == 'claimed' or st == 'running' then holder = other end
-    end
-  end
-  if holder then
-    out[#out + 1] = fields(jkey(holder))
-  else
-    redis.call('HSET', key, 'id', id, 'queue', queue, 'prio', prio, 'created', created, 'data', ARGV[b + 6],
-      'task', ARGV[b + 7], 'store', ARGV[b + 8], 'maxle', ARGV[b + 9], 'maxr', ARGV[b + 10],
-      'attempts', ARGV[b + 11], 'lexp', ARGV[b + 12], 'history', ARGV[b + 13], 'errors', ARGV[b + 14],
-      'cancel', '0')
-    setopt(key, 'eta', eta)
-    setopt(key, 'result', ARGV[b + 15])
-    setopt(key, 'progress', ARGV[b + 16])
-    local state = 'queued'
-    if eta ~= '' and tonumber(eta) > now then
-      state = 'scheduled'
-      redis.call('ZADD', P .. ':delayed:' .. queue, eta, id)
-      record(key, state, at, 'enqueued with eta')
-    else
-      make_ready(key, id, queue)
-      record(key, state, at, 'enqueued')
-    end
-    if uniq ~= '' then
-      redis.call('HSET', key, 'uniq', uniq)
-      redis.call('HSET', P .. ':unique', uniq, id)
-    end
-    redis.call('ZADD', P .. ':created', created, id)
-    redis.call('SADD', P .. ':queues', queue)
-    count(queue, nil, state)
-    woke = true
-    out[#out + 1] = {'new', state, at}
-  end
-end
+local out, woke = put_jobs(5, tonumber(ARGV[4]), clock())
 if woke then wake() end
 return out
 """

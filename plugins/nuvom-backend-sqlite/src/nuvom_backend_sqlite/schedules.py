@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nuvom_backend_sqlite.rows import INSERT_SQL, insert_values
@@ -26,6 +26,8 @@ from nuvom_kernel.schedules import (
     can_fire,
     check_schedule_id,
     merge_schedule,
+    purge_states,
+    purgeable,
 )
 from nuvom_support.backend_base import enqueue_update
 
@@ -147,3 +149,19 @@ class SqliteSchedules:
 
         result: Schedule | None = self._schedule_write(txn)
         return result
+
+    def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
+                        include_code: bool = False) -> int:
+        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`) in one transaction."""
+        wanted = purge_states(states)
+        names = sorted(s.value for s in wanted)
+
+        def txn(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(f"SELECT id, data FROM schedules WHERE state IN ({','.join('?' * len(names))})",
+                                names).fetchall()
+            doomed = [(sid,) for sid, data in rows if purgeable(_load(data), wanted, older_than, include_code)]
+            conn.executemany("DELETE FROM schedules WHERE id = ?", doomed)
+            return len(doomed)
+
+        deleted: int = self._schedule_write(txn)
+        return deleted

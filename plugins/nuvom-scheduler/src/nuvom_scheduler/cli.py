@@ -1,4 +1,4 @@
-"""``nuvom runscheduler`` and ``nuvom schedules list|show|pause|resume|cancel``.
+"""``nuvom runscheduler`` and ``nuvom schedules list|show|pause|resume|cancel|purge``.
 
 Attached by the ``nuvom_register_commands`` hook each time the CLI is built;
 these run inside the ``nuvom`` command, so ``nuvom_cli`` is installed.
@@ -31,6 +31,7 @@ def register_commands(app: typer.Typer) -> None:
     group.command("pause")(pause_schedule)
     group.command("resume")(resume_schedule)
     group.command("cancel")(cancel_schedule)
+    group.command("purge")(purge_schedules)
     app.add_typer(group, name="schedules")
 
 
@@ -190,3 +191,44 @@ def cancel_schedule(schedule_id: str = typer.Argument(..., help="The schedule's 
                     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """Never fire again (kept, shown as cancelled)."""
     _change(schedule_id, ScheduleState.CANCELLED, as_json, "cancelled")
+
+
+def purge_schedules(
+    states: list[str] = typer.Option([], "--state", "-s", help="Ended state to delete (repeatable): done, cancelled. Default: both."),
+    older_than: str = typer.Option(None, "--older-than", help="Only schedules that ended longer ago than this: 12h, 7d, 4w."),
+    include_code: bool = typer.Option(False, "--include-code", help="Also cancelled @task(cron=...) schedules (the next scheduler stores the periodic task again if the code still declares it)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (needs --yes)."),
+) -> None:
+    """Delete done and cancelled schedules; never active or paused ones."""
+    from nuvom_cli.state import EXIT_OK, EXIT_USAGE
+
+    from nuvom import sdk
+    from nuvom_kernel.schedules import purge_states
+
+    st = _state()
+    try:
+        wanted = purge_states([s.lower() for s in states]) if states else None
+        if older_than is not None:
+            sdk.parse_duration(older_than)
+    except ValueError as exc:
+        message = str(exc)
+        if "is not a valid ScheduleState" in message:
+            message = f"--state {', '.join(states)}: use done or cancelled"
+        st.fail(message, EXIT_USAGE)
+    if as_json and not yes:
+        st.fail("--json needs --yes (there is no one to answer the prompt)", EXIT_USAGE)
+    app = st.app()
+    names = " and ".join(sorted(s.value for s in wanted)) if wanted else "done and cancelled"
+    what = f"{names} schedules" + (f" that ended more than {older_than} ago" if older_than else "")
+    if not yes and not typer.confirm(f"Delete {what} from the {app.settings.queue_backend} backend?"):
+        st.err.print("nothing deleted")
+        raise typer.Exit(EXIT_OK)
+    try:
+        deleted = sdk.purge_schedules(state=wanted, older_than=older_than, include_code=include_code, app=app)
+    except (NuvomError, ValueError) as exc:
+        _guard(st, exc)
+    if as_json:
+        st.print_json({"deleted": deleted})
+    else:
+        st.console.print(f"deleted {deleted} schedule(s)")

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nuvom.scheduler")
 
+#: How often a running loop deletes ended schedules past the retention (at most).
+PURGE_EVERY_SECS = 600.0
+
 
 class SchedulerLoop:
     """Fires due schedules of ``app`` every ``poll`` seconds (plus up to ``jitter``)."""
@@ -42,6 +45,7 @@ class SchedulerLoop:
         periodic: bool = True,
         name: str = "scheduler",
         in_worker: bool = False,
+        retention_secs: float | None = None,
     ) -> None:
         if not poll > 0:
             raise ValueError(f"poll={poll!r} is invalid: use a number of seconds > 0")
@@ -57,6 +61,10 @@ class SchedulerLoop:
         self.clock = clock
         self.periodic = periodic
         self.name = name
+        #: done and cancelled schedules older than this are deleted by :meth:`run`; None keeps them
+        self.retention_secs = retention_secs
+        self.purged = 0
+        self._last_purge = float("-inf")
         #: inside a worker, the worker's own start and stop lines say it all: the loop's are debug
         self._lifecycle_level = logging.DEBUG if in_worker else logging.INFO
         self.fired = 0
@@ -113,6 +121,30 @@ class SchedulerLoop:
         self.fired += fired
         return fired
 
+    def purge_ended(self) -> int:
+        """Delete done and cancelled schedules that ended more than ``retention_secs``
+        ago (code-declared cancelled ones are kept: they stop the periodic task from
+        being stored again).  Every loop may do it; a delete is a delete."""
+        if not self.retention_secs:
+            return 0
+        deleted = int(self.app.schedules.purge_schedules(older_than=self.clock() - self.retention_secs))
+        self.purged += deleted
+        if deleted:
+            log.info("%s: deleted %d schedule(s) that ended more than %gs ago", self.name, deleted,
+                     self.retention_secs, extra={"event": "schedule.purged", "deleted": deleted})
+        return deleted
+
+    def _maybe_purge(self) -> None:
+        if not self.retention_secs or time.monotonic() - self._last_purge < min(PURGE_EVERY_SECS,
+                                                                                  self.retention_secs / 4):
+            return
+        self._last_purge = time.monotonic()
+        try:
+            self.purge_ended()
+        except Exception as exc:  # retention can wait for the next round; firing must go on
+            log.error("%s: deleting ended schedules failed (will retry): %s", self.name, exc,
+                      extra={"event": "scheduler.error"})
+
     # -- running -------------------------------------------------------------------
 
     def sync_periodic(self) -> int:
@@ -141,6 +173,7 @@ class SchedulerLoop:
                 log.log(logging.ERROR if text != last_error else logging.DEBUG, "%s: a pass failed: %s", self.name,
                         text, extra={"event": "scheduler.error"})
                 last_error, more = text, False
+            self._maybe_purge()
             if not more:
                 self._stop.wait(self.poll + (random.uniform(0, self.jitter) if self.jitter else 0.0))
         log.log(self._lifecycle_level, "%s stopped: %d job(s) fired", self.name, self.fired,

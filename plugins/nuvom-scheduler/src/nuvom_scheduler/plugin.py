@@ -7,7 +7,7 @@ import logging
 import threading
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
@@ -37,6 +37,15 @@ class SchedulerOptions(BaseModel):
     coalesce: Literal["latest", "earliest", "all"] = Field(
         "latest", description="Default: several due occurrences become one job (latest, earliest) or one each (all).")
     catch_up_limit: int = Field(100, ge=1, le=100_000, description="Default: at most this many jobs for one catch-up with coalesce=all.")
+    retention_secs: float | None = Field(
+        30 * 86400.0, ge=0, le=100 * 365 * 86_400, allow_inf_nan=False,
+        description="Done and cancelled schedules are deleted this long after they ended (by the scheduler loop); "
+        "empty or 0 keeps them. Cancelled @task(cron=...) schedules are always kept.")
+
+    @field_validator("retention_secs", mode="before")
+    @classmethod
+    def _empty_keeps(cls, value: Any) -> Any:
+        return None if value in ("", 0, "0", None) else value
 
     def defaults(self) -> Defaults:
         return Defaults(misfire_grace_secs=self.misfire_grace_secs, coalesce=self.coalesce,
@@ -54,7 +63,8 @@ def make_loop(app: Any, *, poll: float | None = None, batch: int | None = None, 
     opts = options_of(app)
     return SchedulerLoop(app, poll=opts.poll_secs if poll is None else poll,
                          batch=opts.batch if batch is None else batch,
-                         jitter=opts.jitter_secs if jitter is None else jitter, defaults=opts.defaults(), **kwargs)
+                         jitter=opts.jitter_secs if jitter is None else jitter, defaults=opts.defaults(),
+                         retention_secs=opts.retention_secs or None, **kwargs)
 
 
 @hookimpl
