@@ -125,7 +125,7 @@ def nuvom_shutdown(ctx: Any) -> None:
 
 
 @hookimpl
-def nuvom_register_commands(app: Any) -> None:
+def nuvom_register_commands(app: Any, cli: Any) -> None:
     from nuvom_scheduler.cli import register_commands
 
-    register_commands(app)
+    register_commands(app, cli)
