@@ -9,7 +9,13 @@ Every trial runs in a fresh process (bench/trials.py) and the systems are
 interleaved within each repetition, so a busy moment hurts all of them alike.
 Each nuvom figure is printed next to the matching Huey figure and their ratio
 (nuvom / Huey): sqlite and sqlite-full vs SqliteHuey, file vs FileHuey, memory
-vs MemoryHuey.
+vs MemoryHuey.  ``nuvom-sqlite-v4idx`` is nuvom's SQLite backend with the
+listing indexes of schema version 4 (before the dashboard's state and task
+indexes): its row compares nuvom-sqlite with it, so the indexes' cost on
+enqueue, claim and finish is a ratio of one invocation:
+
+    .venv/bin/python bench/run.py --systems nuvom-sqlite,nuvom-sqlite-v4idx \
+        --measures enqueue_one,enqueue_batch,drain_noop --reps 5
 """
 
 from __future__ import annotations
@@ -25,19 +31,20 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-PAIRS = {
-    "nuvom-sqlite": "huey-sqlite",
-    "nuvom-sqlite-full": "huey-sqlite",
-    "nuvom-file": "huey-file",
-    "nuvom-memory": "huey-memory",
-}
+PAIRS = [
+    ("nuvom-sqlite", "huey-sqlite"),
+    ("nuvom-sqlite-full", "huey-sqlite"),
+    ("nuvom-file", "huey-file"),
+    ("nuvom-memory", "huey-memory"),
+    ("nuvom-sqlite", "nuvom-sqlite-v4idx"),  # what the listing indexes of schema version 5 cost
+]
 IN_PROCESS = ["nuvom-memory", "huey-memory", "nuvom-file", "huey-file", "nuvom-sqlite", "nuvom-sqlite-full", "huey-sqlite"]
 CROSS_PROCESS = ["nuvom-file", "huey-file", "nuvom-sqlite", "nuvom-sqlite-full", "huey-sqlite"]
 #: measure -> (systems, [(result key, label, unit, higher is better)])
 MEASURES: dict[str, tuple[list[str], list[tuple[str, str, str, bool]]]] = {
-    "enqueue_one": (IN_PROCESS, [("value", "enqueue one at a time", "jobs/s", True)]),
-    "enqueue_batch": (IN_PROCESS, [("value", "enqueue 10k in a batch (map)", "s", False)]),
-    "drain_noop": (IN_PROCESS, [("value", "drain 10k no-op, 4 threads", "jobs/s", True)]),
+    "enqueue_one": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "enqueue one at a time", "jobs/s", True)]),
+    "enqueue_batch": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "enqueue 10k in a batch (map)", "s", False)]),
+    "drain_noop": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "drain 10k no-op, 4 threads", "jobs/s", True)]),
     "drain_noop_1k": (["nuvom-file", "huey-file"], [("value", "drain 1k no-op, 4 threads", "jobs/s", True)]),
     "drain_nap": (IN_PROCESS, [("value", "drain 1k x sleep 10 ms, 4 threads", "jobs/s", True)]),
     "latency200": (CROSS_PROCESS, [("p50_ms", "latency p50 @200/s", "ms", False), ("p99_ms", "latency p99 @200/s", "ms", False),
@@ -63,8 +70,14 @@ def versions() -> dict[str, str]:
     import sqlite3
     from importlib import metadata
 
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
     return {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-            "huey": metadata.version("huey"), "nuvom": metadata.version("nuvom"),
+            "huey": version("huey"), "nuvom": version("nuvom"),
             "machine": f"{platform.system()} {platform.machine()}, {__import__('os').cpu_count()} CPUs"}
 
 
@@ -109,14 +122,15 @@ def main() -> None:
     rows: list[list[str]] = []
     for measure in measures:
         for key, label, unit, higher in MEASURES[measure][1]:
-            for ours, theirs in PAIRS.items():
-                if ours not in MEASURES[measure][0] or (wanted is not None and ours not in wanted):
+            for ours, theirs in PAIRS:
+                if ours not in MEASURES[measure][0] or theirs not in MEASURES[measure][0] \
+                        or (wanted is not None and not {ours, theirs} <= wanted):
                     continue
                 a, b = median(ours, measure, key), median(theirs, measure, key)
                 ratio = f"{a / b:.2f}x" if a is not None and b else "-"
                 rows.append([label, f"{ours} vs {theirs}", f"{fmt(a, unit)} {unit}", f"{fmt(b, unit)} {unit}", ratio,
                              "higher" if higher else "lower"])
-    header = ["figure", "nuvom vs Huey", "nuvom", "Huey", "ratio nuvom/Huey", "better"]
+    header = ["figure", "a vs b", "a", "b", "ratio a/b", "better"]
     info = versions()
     pragmas = next((r["pragmas"] for (s, _), rs in raw.items() for r in rs if s == "huey-sqlite" and "pragmas" in r), None)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; {info['machine']}; Python {info['python']}; "

@@ -2,8 +2,9 @@
 
     python bench/trials.py SYSTEM MEASURE
 
-SYSTEM: nuvom-memory, nuvom-file, nuvom-sqlite, nuvom-sqlite-full, huey-memory,
-huey-file, huey-sqlite.  MEASURE: enqueue_one, enqueue_batch, drain_noop,
+SYSTEM: nuvom-memory, nuvom-file, nuvom-sqlite, nuvom-sqlite-full,
+nuvom-sqlite-v4idx (SQLite with schema version 4's listing indexes instead of
+version 5's, to measure what those cost), huey-memory, huey-file, huey-sqlite.  MEASURE: enqueue_one, enqueue_batch, drain_noop,
 drain_noop_1k, drain_nap, latency200, latency5, idle, startup, help.
 """
 
@@ -55,6 +56,8 @@ class NuvomSide:
         set_default_app(self.app)
         self.app.plugins.load()
         self.app.plugins.load_spec("bench_nuvom_tasks")
+        if system.endswith("-v4idx"):
+            version_4_indexes(self.app)
         import bench_nuvom_tasks as tasks
 
         self.tasks = tasks
@@ -81,6 +84,22 @@ class NuvomSide:
         worker.request_stop()
         thread.join()
         return took
+
+
+def version_4_indexes(app: Any) -> None:
+    """Put back the one listing index schema version 4 had (``created_at``) in place
+    of version 5's three, so a run can compare both on the same code."""
+    import sqlite3
+
+    from nuvom_backend_sqlite.schema import LISTING_INDEXES
+
+    path = app.queue.db.path  # creates the file with today's schema
+    conn = sqlite3.connect(path)
+    for statement in LISTING_INDEXES:
+        conn.execute("DROP INDEX IF EXISTS " + statement.split(" ON ")[0].split()[-1])
+    conn.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)")
+    conn.commit()
+    conn.close()
 
 
 class HueySide:

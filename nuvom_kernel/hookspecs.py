@@ -320,6 +320,19 @@ def nuvom_schedule_next_fire(schedule: Schedule, after: float) -> float | None:
     """
 
 
+@hookspec
+def nuvom_schedule_fired(schedule: Schedule, jobs: list[Job], missed: int, coalesced: int) -> None:
+    """A scheduler fired ``schedule``: the store's atomic fire enqueued ``jobs``
+    (one per occurrence fired, possibly none) and advanced the schedule.
+
+    ``missed`` occurrences were later than their grace period and skipped;
+    ``coalesced`` were merged into another occurrence's job.  ``schedule``
+    is the schedule as it was read before the fire.  Called once per fire,
+    in the scheduler process that won it (racing schedulers never both do),
+    after ``nuvom_job_enqueued`` for each job.  Observer hook.
+    """
+
+
 #: Hooks whose calls are isolated: one failing implementation is logged and skipped.
 OBSERVER_HOOKS = (
     "nuvom_startup",
@@ -330,6 +343,7 @@ OBSERVER_HOOKS = (
     "nuvom_job_retrying",
     "nuvom_job_dead",
     "nuvom_leases_expired",
+    "nuvom_schedule_fired",
     "nuvom_execute_job",
 )
 #: Hooks a plugin may implement only as a wrapper (the kernel makes the call itself).

@@ -170,6 +170,9 @@ class KernelHooks:
     def leases_expired(self, worker_id: str, count: int) -> None:
         self._notify("nuvom_leases_expired", worker_id=worker_id, count=count)
 
+    def schedule_fired(self, schedule: Any, jobs: list[Job], missed: int, coalesced: int) -> None:
+        self._notify("nuvom_schedule_fired", schedule=schedule, jobs=jobs, missed=missed, coalesced=coalesced)
+
     def register_commands(self, app: Any, on_error: Callable[[str, BaseException], None] | None = None,
                           cli: Any = None) -> None:
         """Let every plugin add its commands (``cli``: the CLI's

@@ -295,7 +295,7 @@ LIFECYCLE_OUTPUT = {
 }
 
 #: hooks whose example is run by a test of its own below
-OTHER_EXAMPLES = {"nuvom_log_handler", "nuvom_schedule_next_fire", "nuvom_schedule_task"}
+OTHER_EXAMPLES = {"nuvom_log_handler", "nuvom_schedule_next_fire", "nuvom_schedule_task", "nuvom_schedule_fired"}
 
 _flaky_calls: list[int] = []
 
@@ -368,6 +368,23 @@ def test_the_commands_example_fails_with_the_shared_usage_code(tmp_path: Path) -
     assert run_nuvom(["greet", "--name", "ada"], tmp_path).stdout.strip() == "hello ada"
     empty = run_nuvom(["greet", "--name", " "], tmp_path)
     assert empty.returncode == 2 and "--name is empty" in empty.stderr
+
+
+def test_schedule_fired_example_sees_each_fire_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nuvom_scheduler import SchedulerLoop
+
+    (tmp_path / "example.py").write_text(hook_examples()["nuvom_schedule_fired"], encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./example.py"]\n', encoding="utf-8")
+    app = make_app("memory", tmp_path)
+    with use_app(app):
+        handle = double.options(schedule_id="docs-every-minute").schedule(4, interval=60)
+        first = handle.next_fire_at
+        assert first is not None
+        # 150 s late: two occurrences are past the 60 s grace (missed), the third fires
+        racing = SchedulerLoop(app, clock=lambda: first + 150, periodic=False)
+        assert SchedulerLoop(app, clock=lambda: first + 150, periodic=False).run_once() == 1
+        assert racing.run_once() == 0  # nothing left: no second call
+    assert capsys.readouterr().out.count("fired: docs-every-minute -> 1 job(s), 2 missed, 0 coalesced") == 1
 
 
 @pytest.mark.parametrize("hook", sorted(REGISTRATION_CONTRACTS))

@@ -8,6 +8,7 @@ import stat
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import nuvom_backend_sqlite.database as database_module
 import pytest
@@ -21,7 +22,7 @@ from nuvom_backend_sqlite.plugin import (
 )
 from nuvom_backend_sqlite.schema import SCHEMA_VERSION
 
-from nuvom_kernel.contracts import Completion
+from nuvom_kernel.contracts import Completion, JobFilter
 from nuvom_kernel.errors import ConfigError, StoreCorruptError
 from nuvom_kernel.models import Job, JobState, Outcome
 from nuvom_kernel.settings import NuvomSettings
@@ -354,5 +355,63 @@ def test_a_version_3_file_gets_the_ready_at_index(tmp_path: Path) -> None:
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 5
     assert "jobs_queue_state_ready" in names and "jobs_queue_state" not in names
+
+
+def test_a_version_4_file_gets_the_listing_indexes_and_keeps_its_jobs(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "q.db")
+    stored = backend.enqueue_many([Job(task=f"t{i % 2}", created_at=1000.0 + i) for i in range(10)])
+    backend.close()
+    conn = sqlite3.connect(tmp_path / "q.db")
+    for name in ("jobs_listing", "jobs_state_listing"):
+        conn.execute(f"DROP INDEX {name}")
+    conn.execute("CREATE INDEX jobs_created ON jobs (created_at)")  # as version 4 had it
+    conn.execute("PRAGMA user_version=4")
+    conn.commit()
+    conn.close()
+    backend = SqliteBackend(tmp_path / "q.db")
+    try:
+        conn = sqlite3.connect(tmp_path / "q.db")
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        conn.close()
+        assert {"jobs_listing", "jobs_state_listing"} <= names and "jobs_created" not in names
+        page = backend.query_jobs(JobFilter(task="t1"), limit=3)
+        assert [j.id for j in page.jobs] == [j.id for j in reversed(stored) if j.task == "t1"][:3]
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize(("filter_", "index"), [
+    (JobFilter(states=frozenset({JobState.FAILED})), "jobs_state_listing"),
+    (JobFilter(states=frozenset({JobState.FAILED, JobState.DEAD})), "jobs_state_listing"),
+    (JobFilter(task="mail.send"), "jobs_listing"),
+    (JobFilter(task="mail.send", queue="mail"), "jobs_listing"),
+    (JobFilter(), "jobs_listing"),
+    (JobFilter(search="cus_42"), "jobs_listing"),
+    (JobFilter(since=1000.0), "jobs_listing"),
+])
+def test_listing_seeks_an_index_instead_of_walking_every_job(tmp_path: Path, filter_: JobFilter,
+                                                              index: str) -> None:
+    """The dashboard's lists filtered by state or task, and search, on a big table (issue 14):
+    each is answered from its index, so a filter that matches few of many jobs stays cheap."""
+    backend = SqliteBackend(tmp_path / "q.db")
+    asked: list[tuple[str, Any]] = []
+    try:
+        backend.enqueue_many([Job(task="t", created_at=1000.0 + i) for i in range(20)])
+        original = backend.db.query
+
+        def traced(statement: str, params: Any = ()) -> Any:
+            asked.append((statement, params))
+            return original(statement, params)
+        backend.db.query = traced  # type: ignore[method-assign]
+        backend.query_jobs(filter_, limit=5)
+        statement, params = next((s, p) for s, p in asked if s.startswith("SELECT") and "FROM jobs" in s)
+        conn = sqlite3.connect(tmp_path / "q.db")
+        plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params))
+        conn.close()
+        assert f"INDEX {index}" in plan, plan
+        assert "TEMP B-TREE" not in plan or len(filter_.states or ()) > 1, plan  # no sort of every match
+    finally:
+        backend.close()

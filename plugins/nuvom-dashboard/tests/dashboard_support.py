@@ -155,6 +155,6 @@ def sample_paths(app: Nuvom) -> list[str]:
     cursor = None
     for _ in range(40):  # 40 pages of 50 in
         cursor = app.query_jobs(limit=50, cursor=cursor).cursor
-    return ["/", "/chart.svg", "/jobs", "/jobs?state=failed", "/jobs?task=mail.send&queue=mail",
-            "/jobs?q=cus_42", "/jobs?since=1h", f"/jobs?cursor={cursor}", f"/jobs/{newest.id}",
-            f"/jobs/{failed.id}", "/dead"]
+    return ["/", "/chart.svg", "/jobs", "/jobs?state=failed", "/jobs?task=mail.send", "/jobs?task=mail.send&queue=mail",
+            "/jobs?task=no.such.task", "/jobs?q=cus_42", "/jobs?since=1h", f"/jobs?cursor={cursor}",
+            f"/jobs/{newest.id}", f"/jobs/{failed.id}", "/dead", "/schedules"]

@@ -1,6 +1,7 @@
 """A real browser (Debian's Chromium driven by Selenium + chromedriver) against a
 real `nuvom dashboard` and a real `nuvom runworker`: open the overview, filter
-the jobs list, open a failed job, click Retry and see it succeed.
+the jobs list, open a failed job, click Retry and see it succeed; open the
+schedules, one that the worker's scheduler fired, and pause another.
 
 Skipped when Chromium, chromedriver or Selenium is missing, unless NUVOM_CI=1
 (CI installs them; there a missing browser fails the test).  Screenshots of
@@ -25,6 +26,7 @@ import pytest
 
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.models import Job
+from nuvom_kernel.schedules import Schedule
 
 TASKS = '''
 import time
@@ -173,10 +175,20 @@ def test_overview_filter_open_failed_job_retry_and_see_it_succeed(project: Proje
     stored = app.enqueue_many(jobs)
     charge_id = stored[-2].id
     app.enqueue(Job(task="mail.send", args=["later@example.com", "Reminder"], queue="mail", eta=time.time() + 3600))
+    # a weekday-morning report in Paris (not due during the test) and a digest the worker's scheduler fires now
+    morning = Schedule(id="reports.morning", task="reports.build", args=[100], kind="cron", cron="0 9 * * 1-5",
+                       timezone="Europe/Paris", options={"queue": "reports"})
+    morning.next_fire_at = app.plugins.schedule_next_fire(morning, time.time())
+    app.schedules.add_schedule(morning)
+    app.schedules.add_schedule(Schedule(id="mail.digest", task="mail.send", args=["team@example.com", "Digest"],
+                                        kind="interval", interval_secs=6 * 3600, anchor=time.time(),
+                                        next_fire_at=time.time(), timezone="America/New_York",
+                                        options={"queue": "mail"}))
 
     worker = project.nuvom("runworker", "--tasks", "tasks", "--queues", "mail,reports,billing", "-c", "2")
     wait_for("the failed charge", lambda: app.get_job(charge_id).state.value == "failed")
     wait_for("every job to end", lambda: all(app.get_job(j.id).is_terminal() for j in stored))
+    wait_for("the digest schedule to fire", lambda: app.schedules.get_schedule("mail.digest").fire_count == 1)  # type: ignore[union-attr]
     port = free_port()
     dash = project.nuvom("dashboard", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
@@ -233,6 +245,22 @@ def test_overview_filter_open_failed_job_retry_and_see_it_succeed(project: Proje
     assert "billing.refund" in browser.find_element(By.ID, "jobs").text
     assert "unknown task" in browser.find_element(By.ID, "jobs").text
     screenshot(browser, "dead-letters", out)
+
+    browser.find_element(By.LINK_TEXT, "Schedules").click()
+    table = browser.find_element(By.ID, "schedules").text
+    assert "reports.morning" in table and "cron 0 9 * * 1-5" in table and "Europe/Paris" in table
+    assert "mail.digest" in table and "every 21600 s" in table and "America/New_York" in table
+    assert " CET (+01:00)" in table or " CEST (+02:00)" in table  # the next fire on Paris's clock
+    screenshot(browser, "schedules", out)
+
+    browser.find_element(By.LINK_TEXT, "reports.morning").click()
+    assert browser.find_element(By.ID, "schedule-state").text == "active"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#upcoming li")) == 5
+    browser.find_element(By.ID, "pause-reports.morning").click()
+    assert "paused" in browser.find_element(By.CLASS_NAME, "notice").text
+    assert browser.find_element(By.ID, "schedule-state").text == "paused"
+    assert app.schedules.get_schedule("reports.morning").state.value == "paused"  # type: ignore[union-attr]
+    screenshot(browser, "schedule", out)
 
     browser.get(base + "/")
     screenshot(browser, "overview", out)  # again, with the retried job in the chart

@@ -15,6 +15,7 @@ from prometheus_client.exposition import generate_latest
 
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.models import Job, JobState
+from nuvom_kernel.schedules import Schedule
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
@@ -29,6 +30,7 @@ def exposed(tmp_path: Path) -> tuple[set[str], set[str]]:
     recorder.close()
     app = Nuvom(root=tmp_path, environ={"NUVOM_QUEUE_BACKEND": "memory", "NUVOM_RESULT_BACKEND": "memory"})
     app.enqueue(Job(task="x"))  # a queue, so that depth has samples
+    app.schedules.add_schedule(Schedule(id="s", task="x", kind="at", at=1.0, next_fire_at=1.0))  # and schedules
     text = generate_latest(make_registry(app, metrics_dir(tmp_path))).decode()
     app.close()
     samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
@@ -58,7 +60,8 @@ def test_the_dashboard_queries_only_what_the_plugin_exposes(tmp_path: Path) -> N
         check(expr, samples)
     used = {n for e in exprs for n in re.findall(r"\bnuvom_\w+", e)}
     assert {"nuvom_workers_up", "nuvom_jobs", "nuvom_job_run_seconds_bucket",
-            "nuvom_job_queue_wait_seconds_bucket", "nuvom_jobs_finished_total"} <= used
+            "nuvom_job_queue_wait_seconds_bucket", "nuvom_jobs_finished_total", "nuvom_schedule_fires_total",
+            "nuvom_schedule_skips_total", "nuvom_schedule_next_fire_timestamp_seconds"} <= used
 
 
 def test_the_two_alert_rules_query_only_what_the_plugin_exposes(tmp_path: Path) -> None:

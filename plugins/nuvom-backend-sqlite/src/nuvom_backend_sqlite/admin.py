@@ -95,7 +95,9 @@ class AdminMixin:
             states = sorted(s.value for s in wanted.states)
             where.append(f"state IN ({marks(len(states))})")
             params += states
-        for column, value in (("task", wanted.task), ("queue", wanted.queue)):
+        # "+queue": not through jobs_queue_state_ready, whose matches would all be sorted by
+        # creation time; jobs_listing holds task and queue and is already in that order
+        for column, value in (("task", wanted.task), ("+queue", wanted.queue)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -106,8 +108,11 @@ class AdminMixin:
             where.append("created_at < ?")
             params.append(wanted.until)
         if wanted.search:
+            # LIKE already ignores ASCII case (and SQLite's lower() is ASCII-only, so it added
+            # nothing); without a function call SQLite checks the condition on jobs_listing's
+            # entries and reads only the rows that match
             pattern = "%" + wanted.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("(lower(id) LIKE ? ESCAPE '\\' OR lower(task) LIKE ? ESCAPE '\\')")
+            where.append("(id LIKE ? ESCAPE '\\' OR task LIKE ? ESCAPE '\\')")
             params += [pattern, pattern]
         if cursor:
             at, after_id = decode_cursor(cursor)

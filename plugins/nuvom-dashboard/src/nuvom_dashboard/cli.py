@@ -35,9 +35,9 @@ def make_command(cli: CommandContext) -> Any:
         port: int | None = typer.Option(None, "--port", "-p", min=1, max=65535,
                                            help="Port (default 8484, or NUVOM_DASHBOARD__PORT)."),
         read_only: bool | None = typer.Option(None, "--read-only/--read-write",
-                                                 help="Serve pages only: no retry, cancel or purge."),
+                                                 help="Serve pages only: no retry, cancel, purge or schedule action."),
     ) -> None:
-        """Serve the web dashboard: queues, jobs, workers and dead letters, read from the job store."""
+        """Serve the web dashboard: queues, jobs, workers, dead letters and schedules, read from the store."""
         app = cli.app()
         local = cli.process_local_backend(app)
         options = resolve_options(app, host=host, port=port, read_only=read_only)

@@ -23,7 +23,7 @@ class DashboardOptions(BaseModel):
     port: int = Field(default=8484, ge=1, le=65535)
     #: required to serve on a non-loopback address; asked for once per browser (a cookie keeps it)
     token: SecretStr | None = None
-    #: serve pages only: no retry, cancel or purge route exists
+    #: serve pages only: no retry, cancel, purge or schedule action route exists
     read_only: bool = False
     #: jobs per page in the lists
     page_size: int = Field(default=50, ge=1, le=500)

@@ -25,11 +25,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from nuvom_dashboard import security, views
+from nuvom_dashboard import schedule_views, security, views
 from nuvom_dashboard.options import DashboardOptions
 from nuvom_dashboard.svg import STATE_COLOURS, depth_svg, throughput_svg
 from nuvom_kernel.app import Nuvom
-from nuvom_kernel.errors import InvalidIdError, InvalidStateError, JobNotFoundError, NuvomError
+from nuvom_kernel.errors import (
+    InvalidIdError,
+    InvalidStateError,
+    JobNotFoundError,
+    NuvomError,
+    ScheduleNotFoundError,
+)
 from nuvom_kernel.models import TERMINAL_STATES, JobState, now
 
 HERE = Path(__file__).parent
@@ -130,6 +136,23 @@ class Dashboard:
                            fraction=views.progress_fraction(job.progress),
                            refresh=None if job.is_terminal() else 2)
 
+    async def schedules(self, request: Request) -> Response:
+        data = await run_in_threadpool(schedule_views.listing, self.app)
+        return self.render(request, "schedules.html", page="schedules", **data)
+
+    async def schedule(self, request: Request) -> Response:
+        schedule_id = request.path_params["schedule_id"]
+        reason = await run_in_threadpool(schedule_views.unavailable, self.app)
+        if reason is not None:
+            return self.render(request, "error.html", status=404, page="schedules", title="No schedules",
+                               message=reason)
+        try:
+            data = await run_in_threadpool(schedule_views.detail, self.app, schedule_id)
+        except (ScheduleNotFoundError, InvalidIdError) as exc:
+            return self.render(request, "error.html", status=404, page="schedules", title="No such schedule",
+                               message=str(exc))
+        return self.render(request, "schedule.html", page="schedules", **data)
+
     async def login(self, request: Request) -> Response:
         target = security.safe_next(request.query_params.get("next"))
         token = self.options.token_value()
@@ -172,6 +195,9 @@ class Dashboard:
             notice = await run_in_threadpool(run, form)
         except JobNotFoundError as exc:
             return self.render(request, "error.html", status=404, page="", title="No such job", message=str(exc))
+        except ScheduleNotFoundError as exc:
+            return self.render(request, "error.html", status=404, page="", title="No such schedule",
+                               message=str(exc))
         except (views.BadFilter, InvalidStateError, InvalidIdError, NuvomError) as exc:
             return self.render(request, "error.html", status=409 if isinstance(exc, InvalidStateError) else 400,
                                page="", title="Not done", message=str(exc))
@@ -218,6 +244,22 @@ class Dashboard:
             return await self._action(request, run, "/jobs", preview)
         return endpoint
 
+    def _schedule_action(self, action: str) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            schedule_id = request.path_params["schedule_id"]
+
+            def run(form: Any) -> str:
+                reason = schedule_views.unavailable(self.app)
+                if reason is not None:
+                    raise NuvomError(reason)
+                return schedule_views.change(self.app, schedule_id, action)
+
+            def preview(form: Any) -> str:  # cancelling cannot be undone: ask first
+                return schedule_views.cancel_question(self.app, schedule_id)
+            return await self._action(request, run, f"/schedules/{schedule_id}",
+                                      preview if action == "cancel" else None)
+        return endpoint
+
     async def purge(self, request: Request) -> Response:
         def run(form: Any) -> str:
             deleted = views.purge(self.app, form.getlist("state"), (_field(form, "older_than") or "").strip())
@@ -236,6 +278,8 @@ class Dashboard:
             Route("/jobs", self.jobs),
             Route("/jobs/{job_id}", self.job),
             Route("/dead", self.dead),
+            Route("/schedules", self.schedules),
+            Route("/schedules/{schedule_id}", self.schedule),
             Route("/login", self.login, methods=["GET", "POST"]),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
@@ -246,6 +290,8 @@ class Dashboard:
                 Route("/actions/retry", self._bulk("retry", views.RETRYABLE), methods=["POST"]),
                 Route("/actions/cancel", self._bulk("cancel", views.LIVE_STATES), methods=["POST"]),
                 Route("/actions/purge", self.purge, methods=["POST"]),
+                *(Route(f"/schedules/{{schedule_id}}/{action}", self._schedule_action(action), methods=["POST"])
+                  for action in ("pause", "resume", "cancel")),
             ]
         return routes
 

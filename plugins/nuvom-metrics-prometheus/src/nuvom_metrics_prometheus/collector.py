@@ -3,7 +3,8 @@
 The gauges come from the public storage roles only, in three queries
 whatever the number of jobs, queues or workers' history: ``app.jobs.counts()``
 (depth by queue and state), ``app.jobs.oldest_queued_at()`` and
-``app.workers.list_workers()``.  Nothing is kept in memory between scrapes,
+``app.workers.list_workers()``; a fourth, ``app.schedules.list_schedules()``,
+when the store keeps schedules (a few rows: every schedule).  Nothing is kept in memory between scrapes,
 so a restarted exporter reports the same values.
 """
 
@@ -20,6 +21,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from nuvom_kernel.models import JobState
+from nuvom_kernel.schedules import ScheduleState
 from nuvom_metrics_prometheus.recorder import read_families
 
 if TYPE_CHECKING:
@@ -85,6 +87,22 @@ class NuvomCollector(Collector):
         busy = GaugeMetricFamily("nuvom_worker_slots_busy", "Attempts running now (jobs in state running).")
         busy.add_metric([], float(running))
         yield from (up, slots, busy)
+        if self.app.provides("schedules"):
+            yield from self._schedules()
+
+    def _schedules(self) -> Iterator[Metric]:
+        schedules = self.app.schedules.list_schedules()
+        by_state = GaugeMetricFamily("nuvom_schedules", "Stored schedules by state.", labels=["state"])
+        for state in ScheduleState:
+            by_state.add_metric([state.value], float(sum(1 for s in schedules if s.state == state)))
+        yield by_state
+        due = GaugeMetricFamily("nuvom_schedule_next_fire_timestamp_seconds",
+                                "When each active schedule fires next (POSIX time); far in the past means "
+                                "no scheduler is firing it.", labels=["schedule", "task"])
+        for schedule in schedules:
+            if schedule.state == ScheduleState.ACTIVE and schedule.next_fire_at is not None:
+                due.add_metric([schedule.id, schedule.task], schedule.next_fire_at)
+        yield due
 
 
 def make_registry(app: Nuvom, directory: str | os.PathLike[str]) -> CollectorRegistry:

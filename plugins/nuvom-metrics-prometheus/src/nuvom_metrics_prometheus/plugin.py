@@ -2,7 +2,8 @@
 
 Job events are counted in the process that sees them (the producer's
 ``nuvom_job_enqueued``, the worker's ``nuvom_job_started``,
-``nuvom_job_finished`` and ``nuvom_leases_expired``) into the project's metrics directory
+``nuvom_job_finished`` and ``nuvom_leases_expired``, the scheduler's
+``nuvom_schedule_fired``) into the project's metrics directory
 (:mod:`nuvom_metrics_prometheus.recorder`).  The project is the one whose
 settings this process was configured with last (``nuvom_configure``): one
 process serves one project, as a worker or an application does.
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
     from nuvom_kernel.hookspecs import RegisterSettings
     from nuvom_kernel.lifecycle import NuvomContext
+    from nuvom_kernel.schedules import Schedule
     from nuvom_kernel.settings import NuvomSettings
     from nuvom_metrics_prometheus.server import MetricsServer
 
@@ -128,6 +130,18 @@ def nuvom_job_finished(job: Job, record: Job) -> None:
 def nuvom_leases_expired(worker_id: str, count: int) -> None:
     if _current is not None:
         _current.inc("nuvom_lease_expiries", {}, float(count))
+
+
+@hookimpl
+def nuvom_schedule_fired(schedule: Schedule, jobs: list[Job], missed: int, coalesced: int) -> None:
+    if _current is None:
+        return
+    labels = {"schedule": schedule.id, "task": schedule.task}
+    if jobs:
+        _current.inc("nuvom_schedule_fires", labels, float(len(jobs)))
+    for reason, count in (("missed", missed), ("coalesced", coalesced)):
+        if count:
+            _current.inc("nuvom_schedule_skips", {**labels, "reason": reason}, float(count))
 
 
 @hookimpl

@@ -44,6 +44,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nuvom_jobs_finished": ("Attempts whose outcome the backend accepted, by outcome: succeeded, failed, "
                             "retried, cancelled, dead.", ("task", "queue", "outcome")),
     "nuvom_lease_expiries": ("Expired leases workers' sweepers returned to the queue (or dead-lettered).", ()),
+    "nuvom_schedule_fires": ("Jobs enqueued by schedule fires (one per occurrence fired).", ("schedule", "task")),
+    "nuvom_schedule_skips": ("Schedule occurrences that enqueued no job of their own, by reason: missed "
+                             "(later than the grace period) or coalesced (merged into another occurrence's job).",
+                             ("schedule", "task", "reason")),
 }
 #: Seconds, from a fast task to an hour-long one.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,

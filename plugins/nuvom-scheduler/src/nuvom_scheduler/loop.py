@@ -110,6 +110,7 @@ class SchedulerLoop:
                 fired += len(jobs)
                 for job in jobs:
                     self.app.plugins.job_enqueued(job)
+                self.app.plugins.schedule_fired(schedule, jobs, plan.missed, plan.coalesced)
                 if plan.missed:
                     log.warning("schedule %s: %d occurrence(s) missed their grace period and were skipped",
                                 schedule.id, plan.missed,

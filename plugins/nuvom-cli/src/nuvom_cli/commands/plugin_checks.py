@@ -23,6 +23,7 @@ from nuvom_kernel.legacy import LegacyPluginAdapter
 from nuvom_kernel.lifecycle import NuvomContext
 from nuvom_kernel.manager import NuvomPluginManager, PluginRecord
 from nuvom_kernel.models import ErrorInfo, Job, Outcome
+from nuvom_kernel.schedules import Schedule
 from nuvom_kernel.settings import NuvomSettings
 from nuvom_support.backend_base import claim_update, enqueue_update, finish_update
 
@@ -184,7 +185,8 @@ def check_commands(pm: NuvomPluginManager, name: str) -> CheckResult:
 
 _LIFECYCLE_ORDER = (
     "nuvom_configure", "nuvom_startup", "nuvom_job_enqueued", "nuvom_job_started",
-    "nuvom_job_retrying", "nuvom_job_finished", "nuvom_job_dead", "nuvom_leases_expired", "nuvom_shutdown",
+    "nuvom_job_retrying", "nuvom_job_finished", "nuvom_job_dead", "nuvom_leases_expired", "nuvom_schedule_fired",
+    "nuvom_shutdown",
 )
 
 
@@ -206,6 +208,9 @@ def sample_events(root: Path) -> dict[str, dict[str, Any]]:
         "nuvom_job_finished": {"job": job, "record": record},
         "nuvom_job_dead": {"job": job, "reason": "sample: attempts exhausted"},
         "nuvom_leases_expired": {"worker_id": "plugin-test-worker", "count": 1},
+        "nuvom_schedule_fired": {"schedule": Schedule(id="plugin-test-schedule", task=job.task, kind="interval",
+                                                      interval_secs=60.0, next_fire_at=job.created_at),
+                                 "jobs": [job], "missed": 1, "coalesced": 0},
         "nuvom_shutdown": {"ctx": ctx},
     }
 
