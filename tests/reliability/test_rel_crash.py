@@ -1,24 +1,35 @@
 """R1 (crash safety under SIGKILL/TerminateProcess) and R2 (exactly once in
-normal operation), with real worker processes on the SQLite and file backends."""
+normal operation), with real worker processes on every backend (SQLite, file,
+and Redis and PostgreSQL on this session's servers)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from reliability.checker import check, read_executions
-from reliability.harness import BACKENDS, Project, describe, make_rng, size
+from reliability.harness import (
+    ALL_BACKENDS,
+    BACKENDS,
+    NET_BACKENDS,
+    Project,
+    describe,
+    make_rng,
+    size,
+)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(
+        backend: str, make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R1[{backend}]")
-    jobs, kills = size(2000, 10_000), size(20, 100)
+    jobs, kills = size(2000, 10_000, backend=backend, net=600), size(20, 100, backend=backend, net=6)
     threads = 4
-    project = Project(tmp_path / "proj", backend)
+    project = make_project(backend)
     started = time.monotonic()
     enqueued: list[str] = []
     try:
@@ -64,12 +75,13 @@ def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(backend: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("processes", [2, 4])
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r2_several_processes_run_every_job_exactly_once(backend: str, processes: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("backend", "processes"),
+                         [(b, n) for b in BACKENDS for n in (2, 4)] + [(b, 4) for b in NET_BACKENDS])
+def test_r2_several_processes_run_every_job_exactly_once(backend: str, processes: int,
+                                                          make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R2[{backend}, {processes} processes]")
-    jobs = size(2000, 10_000)
-    project = Project(tmp_path / "proj", backend)
+    jobs = size(2000, 10_000, backend=backend, net=1000)
+    project = make_project(backend)
     started = time.monotonic()
     enqueued: list[str] = []
     try:
