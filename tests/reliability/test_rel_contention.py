@@ -104,7 +104,7 @@ def test_r9_eight_processes_on_one_postgres_schema(make_project: Callable[..., P
     import psycopg
     from nuvom_backend_postgres import PostgresBackend
 
-    seconds = size(15, 60)
+    seconds = size(15, 60, backend="postgres", net=10)
     project = make_project("postgres", plugin_env={"NUVOM_POSTGRES__KEEP_HOT_SECS": repr(KEEP_HOT_SECS)})
     project.app.queue.counts()  # create the schema first (a backend opens on first use)
     url, schema = project.plugin_env["NUVOM_POSTGRES__URL"], project.plugin_env["NUVOM_POSTGRES__SCHEMA"]

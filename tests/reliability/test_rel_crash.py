@@ -27,7 +27,7 @@ from reliability.harness import (
 def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(
         backend: str, make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R1[{backend}]")
-    jobs, kills = size(2000, 10_000, backend=backend, net=600), size(20, 100, backend=backend, net=6)
+    jobs, kills = size(2000, 10_000, backend=backend, net=500), size(20, 100, backend=backend, net=5)
     threads = 4
     project = make_project(backend)
     started = time.monotonic()
@@ -80,7 +80,7 @@ def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(
 def test_r2_several_processes_run_every_job_exactly_once(backend: str, processes: int,
                                                           make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R2[{backend}, {processes} processes]")
-    jobs = size(2000, 10_000, backend=backend, net=1000)
+    jobs = size(2000, 10_000, backend=backend, net=800)
     project = make_project(backend)
     started = time.monotonic()
     enqueued: list[str] = []

@@ -21,7 +21,7 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_r3_killed_producer_loses_no_returned_enqueue(backend: str, make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R3[{backend}]")
-    kills = size(20, 100, backend=backend, net=8)
+    kills = size(20, 100, backend=backend, net=5)
     project = make_project(backend)
     started = time.monotonic()
     returned: list[str] = []

@@ -111,7 +111,7 @@ def _completion(job_id: str, token: int, result: str) -> Completion:
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_r5_graceful_restarts_lose_nothing_and_run_nothing_twice(backend: str, make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R5[{backend}]")
-    jobs, restarts = size(2000, 10_000, backend=backend, net=600), size(10, 50, backend=backend, net=5)
+    jobs, restarts = size(2000, 10_000, backend=backend, net=500), size(10, 50, backend=backend, net=4)
     project = make_project(backend)
     started = time.monotonic()
     enqueued: list[str] = []
