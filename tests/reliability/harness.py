@@ -5,6 +5,12 @@ worker processes started on it (``python -m nuvom_cli runworker``), the kills
 and graceful stops done to them, and an app in this process to enqueue and
 read jobs.  The Jepsen-style checker lives in :mod:`reliability.checker`.
 
+Backends: the embedded ones (``BACKENDS``) need nothing; the networked
+ones (``NET_BACKENDS``) run against this session's real servers
+(``tests/netservers``), each project on a fresh Redis namespace or
+PostgreSQL schema whose settings reach every process through
+``Project.plugin_env`` (see ``tests/reliability/conftest.py``).
+
 Sizes: reduced by default (so ``.ci/run`` stays within its budget); the full
 sizes of ``RELIABILITY.md`` with ``NUVOM_FULL_RELIABILITY=1``.  Every test
 draws its randomness from one seed, printed at the start;
@@ -29,16 +35,31 @@ from nuvom_kernel.worker import stop_file
 
 HERE = Path(__file__).resolve().parent
 TASKS_FILE = HERE / "rel_tasks.py"
+SKEW_DIR = HERE.parent / "netservers" / "skew"
 FULL = os.environ.get("NUVOM_FULL_RELIABILITY", "") == "1"
 BACKENDS = ["sqlite", "file"]
+#: Backends on a server: a test that names them gets one through the ``make_project`` fixture.
+NET_BACKENDS = ["redis", "postgres"]
+ALL_BACKENDS = BACKENDS + NET_BACKENDS
 LIVE = (JobState.QUEUED, JobState.SCHEDULED, JobState.CLAIMED, JobState.RUNNING)
 #: Generous bound on anything that should take well under a second.
 SLACK_SECS = 0.5
 
 
-def size(reduced: int, full: int) -> int:
-    """``full`` with NUVOM_FULL_RELIABILITY=1, else ``reduced``."""
-    return full if FULL else reduced
+def size(reduced: int, full: int, *, backend: str = "", net: int | None = None) -> int:
+    """``full`` with NUVOM_FULL_RELIABILITY=1, else ``reduced`` (``net`` instead
+    when given and ``backend`` is a networked one: every round trip there
+    crosses a socket to a server sharing the CI machine's two cores)."""
+    if FULL:
+        return full
+    return net if net is not None and backend in NET_BACKENDS else reduced
+
+
+def skewed_clock_env(secs: float) -> dict[str, str]:
+    """Environment that makes a worker process a host whose wall clock
+    (``time.time()``) is ``secs`` off (``tests/netservers/skew``)."""
+    path = os.pathsep.join(p for p in (str(SKEW_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "NUVOM_TEST_CLOCK_SKEW": repr(float(secs))}
 
 
 def make_rng(name: str) -> tuple[random.Random, int]:
@@ -69,14 +90,15 @@ class Kill:
 class WorkerProc:
     """One ``runworker`` process."""
 
-    def __init__(self, project: Project, worker_id: str, concurrency: int, extra: list[str]) -> None:
+    def __init__(self, project: Project, worker_id: str, concurrency: int, extra: list[str],
+                 env: dict[str, str] | None = None) -> None:
         self.project = project
         self.id = worker_id
         self.stderr_path = project.logs / f"worker-{worker_id}.stderr"
         cmd = [sys.executable, "-m", "nuvom_cli", "runworker", "--tasks", str(TASKS_FILE),
                "--concurrency", str(concurrency), "--id", worker_id, "--no-manifest", *extra]
         with open(self.stderr_path, "wb") as err:
-            self.popen = subprocess.Popen(cmd, cwd=project.root, env=project.env(), stdin=subprocess.DEVNULL,
+            self.popen = subprocess.Popen(cmd, cwd=project.root, env=project.env(**(env or {})), stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=err)
         self.pid = self.popen.pid
         self.started_at = time.time()
@@ -146,6 +168,9 @@ class Project:
     #: file backend breaks it after ``lock_stale_secs`` (30 s by default).  The
     #: tests use 5 s so a run with many kills does not spend minutes waiting.
     file_lock_stale_secs: float = 5.0
+    #: ``NUVOM_<SECTION>__<KEY>`` plugin settings (a server's url, a namespace or
+    #: schema of this project's own) for the workers and this process's app
+    plugin_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -179,6 +204,7 @@ class Project:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NUVOM_")}
         env.update({f"NUVOM_{k.upper()}": v for k, v in self.nuvom_settings().items()})
+        env.update(self.plugin_env)
         env["NUVOM_PROJECT_ROOT"] = str(self.root)
         env["PYTHONUNBUFFERED"] = "1"
         env["RELIABILITY_LOG_DIR"] = str(self.exec_dir)
@@ -188,14 +214,16 @@ class Project:
     @property
     def app(self) -> Nuvom:
         if self._app is None:
-            self._app = Nuvom(root=self.root, environ={}, **self.nuvom_settings())  # type: ignore[arg-type]
+            self._app = Nuvom(root=self.root, environ=dict(self.plugin_env), **self.nuvom_settings())  # type: ignore[arg-type]
         return self._app
 
     # -- workers -------------------------------------------------------------------
 
-    def start_worker(self, concurrency: int = 4, extra: Iterable[str] = ()) -> WorkerProc:
+    def start_worker(self, concurrency: int = 4, extra: Iterable[str] = (),
+                     env: dict[str, str] | None = None) -> WorkerProc:
+        """A ``runworker`` process; ``env``: extra environment for it alone."""
         self._count += 1
-        worker = WorkerProc(self, f"rel-w{self._count}", concurrency, list(extra))
+        worker = WorkerProc(self, f"rel-w{self._count}", concurrency, list(extra), env)
         self.workers.append(worker)
         return worker
 
@@ -258,6 +286,9 @@ class Project:
 
     def quarantined(self) -> list[str]:
         """Reasons of everything the backend quarantined."""
+        if self.backend in NET_BACKENDS:  # a job that cannot be decoded is made dead, saying so
+            return [j.reason or "" for j in self.app.list_jobs(states=[JobState.DEAD], limit=10**6)
+                    if "corrupt" in (j.reason or "")]
         if self.backend == "sqlite":
             import sqlite3
 

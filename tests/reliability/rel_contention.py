@@ -1,7 +1,9 @@
-"""One of R9's processes: enqueue and claim on one SQLite file for N seconds.
+"""One of R9's processes: enqueue and claim on one store (a SQLite file, a
+PostgreSQL schema) for N seconds.
 
 Prints one JSON line: counts, and every exception that reached this "user"
-(a ``database is locked`` must never be among them).  Exit 0 when none.
+(a ``database is locked``, a deadlock or a serialization failure must never
+be among them).  Exit 0 when none.
 """
 
 from __future__ import annotations

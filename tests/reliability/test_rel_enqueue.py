@@ -7,22 +7,22 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from reliability.checker import check, read_executions
-from reliability.harness import BACKENDS, HERE, Project, describe, make_rng, size
+from reliability.harness import ALL_BACKENDS, HERE, Project, describe, make_rng, size
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r3_killed_producer_loses_no_returned_enqueue(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_r3_killed_producer_loses_no_returned_enqueue(backend: str, make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R3[{backend}]")
-    kills = size(20, 100)
-    project = Project(tmp_path / "proj", backend)
+    kills = size(20, 100, backend=backend, net=5)
+    project = make_project(backend)
     started = time.monotonic()
     returned: list[str] = []
     try:

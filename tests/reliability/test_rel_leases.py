@@ -1,23 +1,31 @@
 """R4 (leases and fencing tokens) and R5 (graceful stops), with real worker
-processes on the SQLite and file backends."""
+processes on every backend (SQLite, file, Redis, PostgreSQL)."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from nuvom_kernel.contracts import Completion
 from nuvom_kernel.models import Job, JobState, Outcome
 from reliability.checker import check, read_executions
-from reliability.harness import BACKENDS, SLACK_SECS, Project, describe, make_rng, size, wait_until
+from reliability.harness import (
+    ALL_BACKENDS,
+    SLACK_SECS,
+    Project,
+    describe,
+    make_rng,
+    size,
+    wait_until,
+)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r4_healthy_long_job_is_never_redelivered(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_r4_healthy_long_job_is_never_redelivered(backend: str, make_project: Callable[..., Project]) -> None:
     lease = 1.0
-    project = Project(tmp_path / "proj", backend, lease_secs=lease, sweep_interval_secs=0.25)
+    project = make_project(backend, lease_secs=lease, sweep_interval_secs=0.25)
     try:
         workers = [project.start_worker(concurrency=2) for _ in range(2)]
         for w in workers:
@@ -33,10 +41,10 @@ def test_r4_healthy_long_job_is_never_redelivered(backend: str, tmp_path: Path) 
     assert len(executions[job.id]) == 1, executions[job.id]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r4_dead_workers_job_is_reclaimed_within_lease_plus_sweep(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_r4_dead_workers_job_is_reclaimed_within_lease_plus_sweep(backend: str, make_project: Callable[..., Project]) -> None:
     lease, sweep = 1.0, 0.25
-    project = Project(tmp_path / "proj", backend, lease_secs=lease, sweep_interval_secs=sweep)
+    project = make_project(backend, lease_secs=lease, sweep_interval_secs=sweep)
     try:
         first = project.start_worker(concurrency=1)
         first.wait_ready()
@@ -67,9 +75,9 @@ def test_r4_dead_workers_job_is_reclaimed_within_lease_plus_sweep(backend: str, 
     assert (final.attempts, final.lease_expiries) == (1, 1)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r4_stale_token_is_refused(backend: str, tmp_path: Path) -> None:
-    project = Project(tmp_path / "proj", backend)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_r4_stale_token_is_refused(backend: str, make_project: Callable[..., Project]) -> None:
+    project = make_project(backend)
     queue = project.app.queue
     try:
         job = queue.enqueue(Job(task="rel.work", args=[1], max_retries=3))
@@ -100,11 +108,11 @@ def _completion(job_id: str, token: int, result: str) -> Completion:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r5_graceful_restarts_lose_nothing_and_run_nothing_twice(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_r5_graceful_restarts_lose_nothing_and_run_nothing_twice(backend: str, make_project: Callable[..., Project]) -> None:
     rng, seed = make_rng(f"R5[{backend}]")
-    jobs, restarts = size(2000, 10_000), size(10, 50)
-    project = Project(tmp_path / "proj", backend)
+    jobs, restarts = size(2000, 10_000, backend=backend, net=500), size(10, 50, backend=backend, net=4)
+    project = make_project(backend)
     started = time.monotonic()
     enqueued: list[str] = []
     stops: dict[str, float] = {}

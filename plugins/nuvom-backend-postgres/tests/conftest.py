@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the whole session (see ``_pg_server.py``), and
+"""A real PostgreSQL server for the whole session (see ``tests/netservers``), and
 backends on a schema emptied before each test.
 
 ``NUVOM_TEST_POSTGRES_URL`` points the tests at an existing server.  When no
@@ -9,48 +9,19 @@ server can be started, the tests are skipped with the reason; with
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from nuvom_backend_postgres import PostgresBackend
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _pg_server import PgServer, ServerUnavailable  # noqa: E402
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("NUVOM_CI") == "1":
-        pytest.fail(f"NUVOM_CI=1 and no PostgreSQL server for the tests: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer | None]:
-    """The server this session started (``None`` with ``NUVOM_TEST_POSTGRES_URL``)."""
-    if os.environ.get("NUVOM_TEST_POSTGRES_URL"):
-        yield None
-        return
-    try:
-        server = PgServer()
-        server.start()
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
-        return
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture(scope="session")
-def pg_url(pg_server: PgServer | None) -> str:
-    return pg_server.url if pg_server is not None else os.environ["NUVOM_TEST_POSTGRES_URL"]
+# pg_server and pg_url: the session's server, from tests/netservers/fixtures.py
+# (registered by the repository's root conftest.py)
 
 
 @pytest.fixture
-def own_server(pg_server: PgServer | None) -> PgServer:
+def own_server(pg_server: Any) -> Any:
     """Tests that restart the server need one this session started."""
     if pg_server is None:
         pytest.skip("restarts the server: not done to the server NUVOM_TEST_POSTGRES_URL names")

@@ -120,6 +120,30 @@ def test_a_claim_takes_over_an_expired_lease_without_a_sweeper(make_backend: Mak
     assert dead_worker.sweep() == 0
 
 
+def test_the_history_mover_waits_for_enqueues_in_flight_and_skips_a_long_one(
+        make_backend: Make, pg_url: str, schema: str) -> None:
+    """An enqueue in a caller's transaction holds the id lock: the mover waits a
+    moment for it (under steady enqueue traffic it would never find the lock
+    free), then skips the round rather than block producers behind it."""
+    b = make_backend(keep_hot_secs=0.0)
+    b.enqueue_many([Job(task="t") for _ in range(3)])
+    for c in b.claim(["default"], 3, 30, "w", start_now=3):
+        assert b.finish(c.id, c.token or 0, Outcome(kind="succeeded"))
+    with psycopg.connect(pg_url) as caller:
+        with in_transaction(caller):
+            b.enqueue(Job(task="t"))  # its transaction stays open: the lock is held
+        assert b.maintain()["moved"] == 0  # gave up after a short wait instead of hanging
+        release = threading.Timer(0.05, caller.commit)  # an enqueue that commits in a moment
+        release.start()
+        try:
+            with in_transaction(caller):
+                b.enqueue(Job(task="t"))
+            assert b.maintain()["moved"] == 3  # waited for it, then moved
+        finally:
+            release.cancel()
+            caller.commit()
+
+
 def test_finished_jobs_move_to_history_and_expire(make_backend: Make, pg_url: str, schema: str) -> None:
     b = make_backend(keep_hot_secs=0.0, retention_secs=3600.0)
     jobs = b.enqueue_many([Job(task="t", args=[i]) for i in range(5)])

@@ -1,8 +1,8 @@
 """Real Redis and PostgreSQL servers for the scheduler's multi-process tests.
 
-The backend plugins' own test helpers start them (no second copy of that
-code): ``plugins/nuvom-backend-redis/tests/conftest.py`` (``start_server``,
-``NUVOM_TEST_REDIS_URL``) and ``plugins/nuvom-backend-postgres/tests/_pg_server.py``
+The repository's shared test servers start them (no second copy of that
+code): ``tests/netservers/redis_server.py`` (``start_server``,
+``NUVOM_TEST_REDIS_URL``) and ``tests/netservers/pg_server.py``
 (``PgServer``, ``NUVOM_TEST_POSTGRES_URL``).  Without a server the test is
 skipped with the reason, or fails under ``NUVOM_CI=1``, as those plugins'
 tests do.  Each run gets its own Redis namespace / PostgreSQL schema, and
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-PLUGINS = Path(__file__).resolve().parents[2]
+NETSERVERS = Path(__file__).resolve().parents[3] / "tests" / "netservers"
 
 
 def _unavailable(reason: str) -> None:
@@ -57,7 +57,7 @@ class Servers:
     def redis_url(self) -> str:
         if self._redis_url is None:
             pytest.importorskip("nuvom_backend_redis")
-            helpers = _load(PLUGINS / "nuvom-backend-redis" / "tests" / "conftest.py", "nuvom_sched_redis_helpers")
+            helpers = _load(NETSERVERS / "redis_server.py", "netservers.redis_server")
             self._redis = helpers.start_server(self.directory / "redis")
             self._redis_url = str(self._redis.url)
         return self._redis_url
@@ -65,7 +65,7 @@ class Servers:
     def postgres_url(self) -> str:
         if self._pg_url is None:
             pytest.importorskip("nuvom_backend_postgres")
-            helpers = _load(PLUGINS / "nuvom-backend-postgres" / "tests" / "_pg_server.py", "nuvom_sched_pg_helpers")
+            helpers = _load(NETSERVERS / "pg_server.py", "netservers.pg_server")
             try:
                 server = helpers.PgServer()
                 server.start()

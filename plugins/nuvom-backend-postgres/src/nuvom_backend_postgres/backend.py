@@ -131,7 +131,7 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
         self._sql: dict[str, str] = {}
         key = f"nuvom-ids:{self.schema}"
         self._ids_lock_shared = f"SELECT pg_advisory_xact_lock_shared(hashtext('{key}'))"
-        self._ids_lock_try = f"SELECT pg_try_advisory_xact_lock(hashtext('{key}'))"
+        self._ids_lock = f"SELECT pg_advisory_xact_lock(hashtext('{key}'))"
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.db.where!r}, schema={self.schema!r})"
@@ -217,7 +217,7 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
         for _ in range(10):
             params = transpose([insert_values(jobs[i]) for i in todo])
             with conn.pipeline():  # lock + insert (+ the wake-up) in one round trip
-                conn.execute(self._ids_lock_shared)  # the history mover waits for no one: see admin.maintain
+                conn.execute(self._ids_lock_shared)  # excludes the history mover: see admin.maintain
                 cursor = conn.execute(self.q(INSERT_SQL), params)
                 if notify:  # delivered only if the transaction commits; duplicates fold into one
                     conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
