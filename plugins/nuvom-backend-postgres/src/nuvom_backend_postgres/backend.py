@@ -23,6 +23,7 @@ import psycopg
 from nuvom_backend_postgres import queries
 from nuvom_backend_postgres.admin import AdminMixin
 from nuvom_backend_postgres.db import Database
+from nuvom_backend_postgres.idle import NEXT_DUE_SQL, IdlePolls, due_time
 from nuvom_backend_postgres.rows import (
     INSERT_COLUMNS,
     INSERT_TYPES,
@@ -105,6 +106,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         retention_secs: float | None = 7 * 86400.0,
         keep_hot_secs: float = 60.0,
         maintenance_secs: float = 30.0,
+        idle_poll_secs: float = 10.0,
         connect_timeout: float = 10.0,
         retry_secs: float = 3.0,
         empty_on_open: bool = False,
@@ -130,7 +132,14 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         self._sql: dict[str, str] = {}
         key = f"nuvom-ids:{self.schema}"
         self._ids_lock_shared = f"SELECT pg_advisory_xact_lock_shared(hashtext('{key}'))"
-        self._ids_lock_try = f"SELECT pg_try_advisory_xact_lock(hashtext('{key}'))"
+        self._ids_lock_key = key
+        #: idle claims answered without a query while LISTEN is healthy (see :mod:`.idle`)
+        self.idle = IdlePolls(idle_poll_secs if wakeups == "notify" else 0.0, self._listening)
+        self.doorbell.subscribe(self.idle.ring)
+
+    def _listening(self) -> bool:
+        listener = self._listener
+        return listener is not None and listener.listening.is_set()
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.db.where!r}, schema={self.schema!r})"
@@ -206,13 +215,16 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         result, ready = self.db.run(txn)
         if ready:
             self.doorbell.ring()
+        else:
+            self.idle.ring()  # a scheduled job: the next claim asks when it is due
         return result
 
     def _enqueue_in(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> tuple[list[Job], bool]:
         result = list(jobs)
         todo = list(range(len(jobs)))
         ready = False
-        notify = self.wakeups == "notify" and any(job.state == JobState.QUEUED for job in jobs)
+        # scheduled jobs too: idle workers of other processes learn when they come due
+        notify = self.wakeups == "notify" and any(job.state in (JobState.QUEUED, JobState.SCHEDULED) for job in jobs)
         for _ in range(10):
             params = transpose([insert_values(jobs[i]) for i in todo])
             with conn.pipeline():  # lock + insert (+ the wake-up) in one round trip
@@ -319,7 +331,24 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         claim = ({"queues": wanted, "limit": limit, "lease": float(lease_secs), "worker": worker_id,
                   "start_now": start_now} if wanted else None)
 
+        key = tuple(wanted)
+        only_claim = claim is not None and not finish and not start
+        if only_claim and self.idle.may_skip(key, self.db.now()):
+            return Exchanged([], [], set())
+        ask_due = only_claim and self.idle.wants_next_due(key)
+        due: list[Any] = []
+
         def txn(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+            if only_claim:  # one statement, its own transaction (no BEGIN/COMMIT round)
+                if not ask_due:
+                    return [], [], conn.execute(self.q(queries.CLAIM_SQL), claim).fetchall()
+                before = time.time()
+                with conn.pipeline():
+                    claiming = conn.execute(self.q(queries.CLAIM_SQL), claim)
+                    asking = conn.execute(self.q(NEXT_DUE_SQL), {"queues": wanted})
+                    rows = claiming.fetchall()
+                    due[:] = [before, asking.fetchone(), time.time()]
+                return [], [], rows
             with conn.pipeline():
                 with conn.transaction():
                     fc = conn.execute(self.q(queries.FINISH_SQL), finish) if finish else None
@@ -327,12 +356,21 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
                     cc = conn.execute(self.q(queries.CLAIM_SQL), claim) if claim else None
                 return (fc.fetchall() if fc else [], sc.fetchall() if sc else [], cc.fetchall() if cc else [])
 
+        sent = self.idle.before_claim() if claim is not None else None
         finished, started_rows, claimed_rows = self._run(txn)
+        if sent is not None:
+            next_due = None
+            if due and due[1] is not None:
+                before, (server, first_due), after = due
+                self.db.observe_clock(before, float(server), after)
+                next_due = due_time(first_due)
+            self.idle.after_claim(key, sent, len(claimed_rows), next_due)
         accepted = [False] * len(completions)
         requeued = False
         for ordinal, new_state in finished:
             accepted[ordinal] = True
-            requeued = requeued or new_state == "queued"
+            # a delayed retry too: other processes' idle workers learn when it is due
+            requeued = requeued or new_state in ("queued", "scheduled")
         claimed: list[Job] = []
         corrupt: list[tuple[str, str]] = []
         for row in sorted(claimed_rows, key=lambda r: r[0]):
@@ -457,6 +495,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         with self._ready_lock:
             listener, self._listener = self._listener, None
             self._ready = False
+        self.idle.forget()
         if listener is not None:
             listener.stop()
         self.db.close()

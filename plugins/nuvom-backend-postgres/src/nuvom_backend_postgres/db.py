@@ -86,6 +86,8 @@ class Database:
         self._lock = threading.Lock()
         #: server clock minus this host's clock, measured at open and by each sweep
         self.clock_offset = 0.0
+        #: time.monotonic() of the last measurement (0: never)
+        self.clock_read_at = 0.0
 
     def open(self) -> None:
         with self._lock:
@@ -129,8 +131,13 @@ class Database:
             return before, float(row[0]) if row else before, time.time()
 
         before, server, after = self.run(read)
-        self.clock_offset = server - (before + after) / 2
+        self.observe_clock(before, server, after)
         return server
+
+    def observe_clock(self, before: float, server: float, after: float) -> None:
+        """The server read ``server`` between this host's ``before`` and ``after``."""
+        self.clock_offset = server - (before + after) / 2
+        self.clock_read_at = time.monotonic()
 
     def now(self) -> float:
         """This host's estimate of the server clock (exact to the round trip)."""

@@ -188,17 +188,34 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, data = excl
 """
 
 #: Move finished jobs from the hot table to the history table, a batch at a
-#: time; skipped while an enqueue of an explicit id might race with it.
+#: time, in ONE statement: only when the id lock is free (an enqueue of an
+#: explicit id might race with the move otherwise); returns (lock taken, moved).
 MOVE_SQL = f"""
-WITH moved AS (
-    DELETE FROM {{s}}.jobs WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE state IN ('succeeded','failed','cancelled','dead') AND finished_at < %(before)s
-        ORDER BY finished_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+WITH {NOW_CTE},
+lk AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext(%(lock)s)) AS ok),
+moved AS (
+    DELETE FROM {{s}}.jobs WHERE (SELECT ok FROM lk) AND id IN (
+        SELECT id FROM {{s}}.jobs, t WHERE state IN ('succeeded','failed','cancelled','dead')
+        AND finished_at < t.now - %(keep)s
+        ORDER BY finished_at LIMIT %(batch)s FOR UPDATE OF jobs SKIP LOCKED)
     RETURNING *
+),
+ins AS (
+    INSERT INTO {{s}}.jobs_done SELECT * FROM moved
+    ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c.strip().split('::')[0]} = excluded.{c.strip().split('::')[0]}" for c in JOB_COLUMNS.split(",") if c.strip() != "id")},
+        queue = excluded.queue, priority = excluded.priority, ready_at = excluded.ready_at,
+        created_at = excluded.created_at, unique_key = excluded.unique_key,
+        max_lease_expiries = excluded.max_lease_expiries, store_result = excluded.store_result
+    RETURNING 1
 )
-INSERT INTO {{s}}.jobs_done SELECT * FROM moved
-ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c.strip().split('::')[0]} = excluded.{c.strip().split('::')[0]}" for c in JOB_COLUMNS.split(",") if c.strip() != "id")},
-    queue = excluded.queue, priority = excluded.priority, ready_at = excluded.ready_at,
-    created_at = excluded.created_at, unique_key = excluded.unique_key,
-    max_lease_expiries = excluded.max_lease_expiries, store_result = excluded.store_result
+SELECT (SELECT ok FROM lk), (SELECT count(*) FROM ins)
+"""
+
+#: Delete history past the retention (``retention`` NULL: none) a batch at a
+#: time, and registrations of workers silent for a day: one statement.
+EXPIRE_SQL = f"""
+WITH {NOW_CTE},
+gone AS (DELETE FROM {{s}}.workers w USING t WHERE w.heartbeat_at < t.now - 86400 RETURNING 1)
+DELETE FROM {{s}}.jobs_done WHERE id IN (
+    SELECT id FROM {{s}}.jobs_done, t WHERE finished_at < t.now - %(retention)s::float8 LIMIT %(batch)s)
 """
