@@ -84,6 +84,12 @@ def _insert_sql() -> str:
 
 INSERT_SQL = _insert_sql()
 
+#: Claims start at the last claimed job's place in the claim index, except one
+#: from the front at least this often per queue set: jobs released, requeued
+#: or come due behind that place wait at most this long (plus when a claim
+#: from the floor finds nothing, which looks from the front at once).
+FRONT_EVERY_SECS = 1.0
+
 
 class PostgresBackend(AdminMixin, QueueBackendBase):
     """Queue, job store, results and worker registry in one PostgreSQL schema.
@@ -136,6 +142,10 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         #: idle claims answered without a query while LISTEN is healthy (see :mod:`.idle`)
         self.idle = IdlePolls(idle_poll_secs if wakeups == "notify" else 0.0, self._listening)
         self.doorbell.subscribe(self.idle.ring)
+        #: per queue: (priority, ready_at, id) of the last job claimed in claim order
+        self._floor: dict[str, tuple[int, float, str]] = {}
+        #: per queue set: time.monotonic() of the last claim from the front
+        self._front_at: dict[tuple[str, ...], float] = {}
 
     def _listening(self) -> bool:
         listener = self._listener
@@ -323,6 +333,20 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
     ) -> Exchanged:
         """Finish ``completions``, start ``starts`` and claim up to ``limit``
         jobs: one transaction, its statements pipelined into one round trip."""
+        return self._exchange(completions, queues, limit, lease_secs, worker_id, starts, start_now, False)
+
+    def _floors(self, key: tuple[str, ...]) -> dict[str, list[Any]] | None:
+        """Where the next claim of ``key`` may start (see :data:`queries.CLAIM_FROM_FLOOR_SQL`),
+        or ``None``: claim from the front (every :data:`FRONT_EVERY_SECS`, or no floor yet)."""
+        if time.monotonic() - self._front_at.get(key, -FRONT_EVERY_SECS) >= FRONT_EVERY_SECS:
+            return None
+        floors = [self._floor.get(q) for q in key]
+        if any(f is None for f in floors):
+            return None
+        return {"fp": [f[0] for f in floors if f], "fr": [f[1] for f in floors if f], "fi": [f[2] for f in floors if f]}
+
+    def _exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int, lease_secs: float,
+                  worker_id: str, starts: Mapping[str, int] | None, start_now: int, front: bool) -> Exchanged:
         wanted = list(dict.fromkeys(queues)) if limit > 0 else []
         if not completions and not starts and not wanted:
             return Exchanged([], [], set())
@@ -337,14 +361,21 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
             return Exchanged([], [], set())
         ask_due = only_claim and self.idle.wants_next_due(key)
         due: list[Any] = []
+        claim_sql = queries.CLAIM_SQL
+        floors = None if claim is None or ask_due or front else self._floors(key)
+        if floors is not None:
+            claim_sql = queries.CLAIM_FROM_FLOOR_SQL
+            claim = {**claim, **floors}  # type: ignore[dict-item]
+        elif claim is not None:
+            self._front_at[key] = time.monotonic()
 
         def txn(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any], list[Any]]:
             if only_claim:  # one statement, its own transaction (no BEGIN/COMMIT round)
                 if not ask_due:
-                    return [], [], conn.execute(self.q(queries.CLAIM_SQL), claim).fetchall()
+                    return [], [], conn.execute(self.q(claim_sql), claim).fetchall()
                 before = time.time()
                 with conn.pipeline():
-                    claiming = conn.execute(self.q(queries.CLAIM_SQL), claim)
+                    claiming = conn.execute(self.q(claim_sql), claim)
                     asking = conn.execute(self.q(NEXT_DUE_SQL), {"queues": wanted})
                     rows = claiming.fetchall()
                     due[:] = [before, asking.fetchone(), time.time()]
@@ -353,7 +384,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
                 with conn.transaction():
                     fc = conn.execute(self.q(queries.FINISH_SQL), finish) if finish else None
                     sc = conn.execute(self.q(queries.START_SQL), start) if start else None
-                    cc = conn.execute(self.q(queries.CLAIM_SQL), claim) if claim else None
+                    cc = conn.execute(self.q(claim_sql), claim) if claim else None
                 return (fc.fetchall() if fc else [], sc.fetchall() if sc else [], cc.fetchall() if cc else [])
 
         sent = self.idle.before_claim() if claim is not None else None
@@ -376,15 +407,24 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         for row in sorted(claimed_rows, key=lambda r: r[0]):
             if row[1]:  # dies: its lease expired once too often
                 continue
+            queue, floor = row[2], (row[3], row[4], row[5])
+            known = self._floor.get(queue)
+            if known is None or (-floor[0], floor[1], floor[2]) > (-known[0], known[1], known[2]):
+                self._floor[queue] = floor
             try:
-                claimed.append(decode(row[2:]))
+                claimed.append(decode(row[5:]))
             except CorruptJobError as exc:
-                corrupt.append((row[2], str(exc)))
+                corrupt.append((row[5], str(exc)))
         if corrupt:
             self._bury(corrupt)
         if requeued:
             self._wake_others()
-        return Exchanged(accepted, claimed, {row[0] for row in started_rows})
+        started = {row[0] for row in started_rows}
+        if floors is not None and not claimed_rows:
+            # nothing from the floor on: look from the front (released, requeued and due jobs)
+            again = self._exchange((), wanted, limit, lease_secs, worker_id, None, start_now, True)
+            return Exchanged(accepted, again.claimed, started)
+        return Exchanged(accepted, claimed, started)
 
     def _bury(self, corrupt: list[tuple[str, str]]) -> None:
         """Claimed rows that cannot be decoded: ``dead`` with the reason, never retried."""
