@@ -114,7 +114,7 @@ def test_a_held_back_xmin_keeps_70_percent_of_the_throughput(project: PgProject)
     describe({"property": "xmin horizon held", "backend": "postgres", "seed": seed, "phase_s": phase,
               "clean_jobs_per_s": round(clean), "held_jobs_per_s": round(held), "ratio": round(ratio, 2),
               "xmin_age_at_end": horizon[0] if horizon else None, "hot_dead_tuples": dead[0] if dead else None})
-    assert horizon is not None and horizon[0] is not None and int(horizon[0]) > 1000, (
+    assert horizon is not None and horizon[0] is not None and int(horizon[0]) > 100, (
         f"the holding transaction did not hold the horizon back: {horizon}")
     assert ratio >= 0.7, f"throughput with xmin held back {held:.0f}/s vs clean {clean:.0f}/s ({ratio:.0%})"
     project.stop_all()

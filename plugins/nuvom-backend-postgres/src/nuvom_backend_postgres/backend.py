@@ -86,8 +86,8 @@ INSERT_SQL = _insert_sql()
 
 #: Claims start at the last claimed job's place in the claim index, except one
 #: from the front at least this often per queue set: jobs released, requeued
-#: or come due behind that place wait at most this long (plus when a claim
-#: from the floor finds nothing, which looks from the front at once).
+#: or come due behind that place wait at most this long (a claim that finds
+#: nothing from that place looks from the front in the same statement).
 FRONT_EVERY_SECS = 1.0
 
 
@@ -219,8 +219,24 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
             return result
 
         def txn(conn: psycopg.Connection[Any]) -> tuple[list[Job], bool]:
-            with conn.pipeline(), conn.transaction():  # BEGIN travels with the first statements
-                return self._enqueue_in(conn, jobs)
+            inserted = self._insert_at_once(conn, jobs)
+            result: list[Job | None] = []
+            rest: list[Job] = []
+            for job in jobs:  # the first of each inserted id is stored as given
+                if job.id in inserted:
+                    inserted.discard(job.id)
+                    result.append(job)
+                else:
+                    result.append(None)
+                    rest.append(job)
+            ready = any(job is not None and job.state == JobState.QUEUED for job in result)
+            if rest:  # an id already stored, or a unique key held: settle those in a transaction
+                with conn.pipeline(), conn.transaction():  # BEGIN travels with the first statements
+                    settled, more = self._enqueue_in(conn, rest)
+                ready = ready or more
+                others = iter(settled)
+                result = [job if job is not None else next(others) for job in result]
+            return [job for job in result if job is not None], ready
 
         result, ready = self.db.run(txn)
         if ready:
@@ -228,6 +244,20 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         else:
             self.idle.ring()  # a scheduled job: the next claim asks when it is due
         return result
+
+    def _insert_at_once(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> set[str]:
+        """The id lock, the insert and the wake-up in ONE round trip: pipelined
+        without a Sync in between, they form one implicit transaction that the
+        Sync at the end commits (each statement with its own snapshot, so the
+        insert sees what the history mover committed before the lock was
+        granted).  Returns the ids inserted (an id already stored is not)."""
+        notify = self.wakeups == "notify" and any(job.state in (JobState.QUEUED, JobState.SCHEDULED) for job in jobs)
+        with conn.pipeline():
+            conn.execute(self._ids_lock_shared)
+            cursor = conn.execute(self.q(INSERT_SQL), transpose([insert_values(job) for job in jobs]))
+            if notify:
+                conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+        return {row[0] for row in cursor.fetchall()}  # read after the Sync: one round trip in all
 
     def _enqueue_in(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> tuple[list[Job], bool]:
         result = list(jobs)
@@ -333,7 +363,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
     ) -> Exchanged:
         """Finish ``completions``, start ``starts`` and claim up to ``limit``
         jobs: one transaction, its statements pipelined into one round trip."""
-        return self._exchange(completions, queues, limit, lease_secs, worker_id, starts, start_now, False)
+        return self._exchange(completions, queues, limit, lease_secs, worker_id, starts, start_now)
 
     def _floors(self, key: tuple[str, ...]) -> dict[str, list[Any]] | None:
         """Where the next claim of ``key`` may start (see :data:`queries.CLAIM_FROM_FLOOR_SQL`),
@@ -346,7 +376,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         return {"fp": [f[0] for f in floors if f], "fr": [f[1] for f in floors if f], "fi": [f[2] for f in floors if f]}
 
     def _exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int, lease_secs: float,
-                  worker_id: str, starts: Mapping[str, int] | None, start_now: int, front: bool) -> Exchanged:
+                  worker_id: str, starts: Mapping[str, int] | None, start_now: int) -> Exchanged:
         wanted = list(dict.fromkeys(queues)) if limit > 0 else []
         if not completions and not starts and not wanted:
             return Exchanged([], [], set())
@@ -362,7 +392,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
         ask_due = only_claim and self.idle.wants_next_due(key)
         due: list[Any] = []
         claim_sql = queries.CLAIM_SQL
-        floors = None if claim is None or ask_due or front else self._floors(key)
+        floors = None if claim is None or ask_due else self._floors(key)
         if floors is not None:
             claim_sql = queries.CLAIM_FROM_FLOOR_SQL
             claim = {**claim, **floors}  # type: ignore[dict-item]
@@ -419,12 +449,7 @@ class PostgresBackend(AdminMixin, QueueBackendBase):
             self._bury(corrupt)
         if requeued:
             self._wake_others()
-        started = {row[0] for row in started_rows}
-        if floors is not None and not claimed_rows:
-            # nothing from the floor on: look from the front (released, requeued and due jobs)
-            again = self._exchange((), wanted, limit, lease_secs, worker_id, None, start_now, True)
-            return Exchanged(accepted, again.claimed, started)
-        return Exchanged(accepted, claimed, started)
+        return Exchanged(accepted, claimed, {row[0] for row in started_rows})
 
     def _bury(self, corrupt: list[tuple[str, str]]) -> None:
         """Claimed rows that cannot be decoded: ``dead`` with the reason, never retried."""

@@ -71,6 +71,12 @@ class Database:
         except psycopg.ProgrammingError:
             raise ConfigError("invalid PostgreSQL connection string (not shown: it may hold a password)") from None
         params.setdefault("application_name", "nuvom")  # operators find (and tests kill) our connections by it
+        if prepare:
+            # the hot statements are big CTEs: planning one costs several times running it, and
+            # PostgreSQL's "auto" mode keeps re-planning them; their plans do not depend on the values
+            options = str(params.get("options") or "")
+            if "plan_cache_mode" not in options:
+                params["options"] = (options + " -c plan_cache_mode=force_generic_plan").strip()
         self.conninfo = conninfo = pg_conninfo.make_conninfo("", **params)
         self.where = describe(conninfo)
         self.retry_secs = retry_secs

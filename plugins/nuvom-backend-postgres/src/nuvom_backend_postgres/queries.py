@@ -90,6 +90,22 @@ picked AS MATERIALIZED ({picks}
 {_CLAIM_UPDATE}"""
 
 
+def _claim_from_floor() -> str:
+    """From the floor; only if that finds nothing, from the front (with expired
+    leases) in the same statement: the front scan sits under a one-time filter."""
+    return f"""
+WITH {NOW_CTE},
+fl AS MATERIALIZED ({_FROM_FLOOR}
+),
+picked AS MATERIALIZED (
+    SELECT * FROM fl
+    UNION ALL
+    SELECT f.* FROM ({_FROM_FRONT}{_EXPIRED}
+    ) f WHERE NOT EXISTS (SELECT 1 FROM fl)
+),
+{_CLAIM_UPDATE}"""
+
+
 _CLAIM_UPDATE = f"""ranked AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.dies ORDER BY r.priority DESC, r.ready_at, r.id) AS n
     FROM (SELECT p.*, (p.state = 'running' AND p.lease_expiries + 1 > p.max_lease_expiries) AS dies FROM picked p) r
@@ -128,9 +144,10 @@ RETURNING x.n, x.dies, j.queue, j.priority, j.ready_at, {columns('j')}
 CLAIM_SQL = _claim(_FROM_FRONT + _EXPIRED)
 
 #: :data:`CLAIM_SQL` from each queue's floor (``fp``, ``fr``, ``fi`` arrays
-#: parallel to ``queues``), without the expired-lease branch: the claims a
-#: worker makes between two :data:`CLAIM_SQL` (see ``PostgresBackend.exchange``).
-CLAIM_FROM_FLOOR_SQL = _claim(_FROM_FLOOR)
+#: parallel to ``queues``); when nothing is found from there, the whole of
+#: :data:`CLAIM_SQL` (front and expired leases) in the same statement.  The
+#: claims a worker makes between two :data:`CLAIM_SQL` (see ``PostgresBackend.exchange``).
+CLAIM_FROM_FLOOR_SQL = _claim_from_floor()
 
 #: Return expired leases to the queue (or to ``dead``), ``sweep_update`` in SQL.
 SWEEP_SQL = f"""
