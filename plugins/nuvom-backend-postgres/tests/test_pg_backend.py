@@ -269,3 +269,20 @@ def test_a_schema_at_version_1_gains_the_schedules_table(pg_url: str) -> None:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_claims_start_at_their_floor_and_still_find_jobs_behind_it(make_backend: Make) -> None:
+    """Claims walk the claim index from the last claimed job on (dead index entries of
+    claimed jobs are not walked again while the xmin horizon is held back); higher
+    priorities, and jobs released behind the floor, are still found."""
+    b = make_backend()
+    jobs = b.enqueue_many([Job(task="t", args=[i]) for i in range(4)])
+    first, second = b.claim(["default"], 2, 30, "w")
+    assert [first.id, second.id] == [jobs[0].id, jobs[1].id]
+    urgent = b.enqueue(Job(task="t", priority=5))
+    [top] = b.claim(["default"], 1, 30, "w")
+    assert top.id == urgent.id  # a higher priority than the floor's comes first
+    assert b.release(first.id, first.token or 0)  # now behind the floor
+    found = {j.id for j in b.claim(["default"], 5, 30, "w")}
+    found |= {j.id for j in b.claim(["default"], 5, 30, "w")}  # nothing from the floor on: from the front
+    assert found == {jobs[2].id, jobs[3].id, first.id}

@@ -9,6 +9,7 @@ the whole row back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +64,10 @@ class AdminMixin:
     doorbell: Doorbell
     retention_secs: float | None
     keep_hot_secs: float
+    maintenance_secs: float
     _ids_lock_shared: str
     _ids_lock: str
+    _ids_lock_key: str
 
     # provided by the backend class
     q: Callable[[str], str]
@@ -253,35 +256,31 @@ class AdminMixin:
         the lock once the enqueues in flight commit; enqueues then wait for one
         batch move at most."""
         moved = deleted = 0
-        now = self.db.server_now()
+        if time.monotonic() - self.db.clock_read_at >= self.maintenance_secs:
+            self.db.server_now()  # keep the clock estimate fresh (idle claims refresh it too)
+        params = {"lock": self._ids_lock_key, "keep": float(self.keep_hot_secs), "batch": _BATCH}
         while True:
-            def move(conn: psycopg.Connection[Any]) -> int:
+            def move(conn: psycopg.Connection[Any]) -> Any:
                 try:
                     with conn.transaction():
                         conn.execute(f"SET LOCAL lock_timeout = '{_MOVE_LOCK_WAIT_MS}ms'")
-                        conn.execute(self._ids_lock)
-                        return conn.execute(self.q(queries.MOVE_SQL),
-                                            {"before": now - self.keep_hot_secs, "batch": _BATCH}).rowcount
+                        conn.execute(self._ids_lock)  # held here, MOVE_SQL's try-lock re-enters it
+                        return conn.execute(self.q(queries.MOVE_SQL), params).fetchone()
                 except psycopg.errors.LockNotAvailable:  # a long caller transaction holds it: next round
-                    return -1
+                    return None
 
-            count = self._run(move)
-            if count < 0:
+            row = self._run(move)
+            if not row or not row[0]:
                 break
-            moved += count
+            moved += int(row[1])
+            if row[1] < _BATCH:
+                break
+        expire = {"retention": self.retention_secs, "batch": _BATCH}
+        while True:
+            count = self._run(lambda conn: conn.execute(self.q(queries.EXPIRE_SQL), expire).rowcount)
+            deleted += count
             if count < _BATCH:
                 break
-        if self.retention_secs is not None:
-            statement = self.q(
-                "DELETE FROM {s}.jobs_done WHERE id IN (SELECT id FROM {s}.jobs_done WHERE finished_at < %(before)s "
-                f"LIMIT {_BATCH})")
-            while True:
-                count = self._run(lambda conn: conn.execute(statement, {"before": now - (self.retention_secs or 0)}).rowcount)
-                deleted += count
-                if count < _BATCH:
-                    break
-        self._run(lambda conn: conn.execute(self.q(
-            "DELETE FROM {s}.workers WHERE heartbeat_at < %s"), (now - 86400.0,)))
         return {"moved": moved, "deleted": deleted}
 
     # -- workers -----------------------------------------------------------------

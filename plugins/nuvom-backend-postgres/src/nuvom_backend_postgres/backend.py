@@ -23,6 +23,7 @@ import psycopg
 from nuvom_backend_postgres import queries
 from nuvom_backend_postgres.admin import AdminMixin
 from nuvom_backend_postgres.db import Database
+from nuvom_backend_postgres.idle import NEXT_DUE_SQL, IdlePolls, due_time
 from nuvom_backend_postgres.rows import (
     INSERT_COLUMNS,
     INSERT_TYPES,
@@ -84,6 +85,12 @@ def _insert_sql() -> str:
 
 INSERT_SQL = _insert_sql()
 
+#: Claims start at the last claimed job's place in the claim index, except one
+#: from the front at least this often per queue set: jobs released, requeued
+#: or come due behind that place wait at most this long (a claim that finds
+#: nothing from that place looks from the front in the same statement).
+FRONT_EVERY_SECS = 1.0
+
 
 class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
     """Queue, job store, results, worker registry and schedules in one PostgreSQL schema.
@@ -106,6 +113,7 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
         retention_secs: float | None = 7 * 86400.0,
         keep_hot_secs: float = 60.0,
         maintenance_secs: float = 30.0,
+        idle_poll_secs: float = 10.0,
         connect_timeout: float = 10.0,
         retry_secs: float = 3.0,
         empty_on_open: bool = False,
@@ -132,6 +140,18 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
         key = f"nuvom-ids:{self.schema}"
         self._ids_lock_shared = f"SELECT pg_advisory_xact_lock_shared(hashtext('{key}'))"
         self._ids_lock = f"SELECT pg_advisory_xact_lock(hashtext('{key}'))"
+        self._ids_lock_key = key
+        #: idle claims answered without a query while LISTEN is healthy (see :mod:`.idle`)
+        self.idle = IdlePolls(idle_poll_secs if wakeups == "notify" else 0.0, self._listening)
+        self.doorbell.subscribe(self.idle.ring)
+        #: per queue: (priority, ready_at, id) of the last job claimed in claim order
+        self._floor: dict[str, tuple[int, float, str]] = {}
+        #: per queue set: time.monotonic() of the last claim from the front
+        self._front_at: dict[tuple[str, ...], float] = {}
+
+    def _listening(self) -> bool:
+        listener = self._listener
+        return listener is not None and listener.listening.is_set()
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.db.where!r}, schema={self.schema!r})"
@@ -201,19 +221,52 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
             return result
 
         def txn(conn: psycopg.Connection[Any]) -> tuple[list[Job], bool]:
-            with conn.pipeline(), conn.transaction():  # BEGIN travels with the first statements
-                return self._enqueue_in(conn, jobs)
+            inserted = self._insert_at_once(conn, jobs)
+            result: list[Job | None] = []
+            rest: list[Job] = []
+            for job in jobs:  # the first of each inserted id is stored as given
+                if job.id in inserted:
+                    inserted.discard(job.id)
+                    result.append(job)
+                else:
+                    result.append(None)
+                    rest.append(job)
+            ready = any(job is not None and job.state == JobState.QUEUED for job in result)
+            if rest:  # an id already stored, or a unique key held: settle those in a transaction
+                with conn.pipeline(), conn.transaction():  # BEGIN travels with the first statements
+                    settled, more = self._enqueue_in(conn, rest)
+                ready = ready or more
+                others = iter(settled)
+                result = [job if job is not None else next(others) for job in result]
+            return [job for job in result if job is not None], ready
 
         result, ready = self.db.run(txn)
         if ready:
             self.doorbell.ring()
+        else:
+            self.idle.ring()  # a scheduled job: the next claim asks when it is due
         return result
+
+    def _insert_at_once(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> set[str]:
+        """The id lock, the insert and the wake-up in ONE round trip: pipelined
+        without a Sync in between, they form one implicit transaction that the
+        Sync at the end commits (each statement with its own snapshot, so the
+        insert sees what the history mover committed before the lock was
+        granted).  Returns the ids inserted (an id already stored is not)."""
+        notify = self.wakeups == "notify" and any(job.state in (JobState.QUEUED, JobState.SCHEDULED) for job in jobs)
+        with conn.pipeline():
+            conn.execute(self._ids_lock_shared)
+            cursor = conn.execute(self.q(INSERT_SQL), transpose([insert_values(job) for job in jobs]))
+            if notify:
+                conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+        return {row[0] for row in cursor.fetchall()}  # read after the Sync: one round trip in all
 
     def _enqueue_in(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> tuple[list[Job], bool]:
         result = list(jobs)
         todo = list(range(len(jobs)))
         ready = False
-        notify = self.wakeups == "notify" and any(job.state == JobState.QUEUED for job in jobs)
+        # scheduled jobs too: idle workers of other processes learn when they come due
+        notify = self.wakeups == "notify" and any(job.state in (JobState.QUEUED, JobState.SCHEDULED) for job in jobs)
         for _ in range(10):
             params = transpose([insert_values(jobs[i]) for i in todo])
             with conn.pipeline():  # lock + insert (+ the wake-up) in one round trip
@@ -312,6 +365,20 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
     ) -> Exchanged:
         """Finish ``completions``, start ``starts`` and claim up to ``limit``
         jobs: one transaction, its statements pipelined into one round trip."""
+        return self._exchange(completions, queues, limit, lease_secs, worker_id, starts, start_now)
+
+    def _floors(self, key: tuple[str, ...]) -> dict[str, list[Any]] | None:
+        """Where the next claim of ``key`` may start (see :data:`queries.CLAIM_FROM_FLOOR_SQL`),
+        or ``None``: claim from the front (every :data:`FRONT_EVERY_SECS`, or no floor yet)."""
+        if time.monotonic() - self._front_at.get(key, -FRONT_EVERY_SECS) >= FRONT_EVERY_SECS:
+            return None
+        floors = [self._floor.get(q) for q in key]
+        if any(f is None for f in floors):
+            return None
+        return {"fp": [f[0] for f in floors if f], "fr": [f[1] for f in floors if f], "fi": [f[2] for f in floors if f]}
+
+    def _exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int, lease_secs: float,
+                  worker_id: str, starts: Mapping[str, int] | None, start_now: int) -> Exchanged:
         wanted = list(dict.fromkeys(queues)) if limit > 0 else []
         if not completions and not starts and not wanted:
             return Exchanged([], [], set())
@@ -320,29 +387,66 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
         claim = ({"queues": wanted, "limit": limit, "lease": float(lease_secs), "worker": worker_id,
                   "start_now": start_now} if wanted else None)
 
+        key = tuple(wanted)
+        only_claim = claim is not None and not finish and not start
+        if only_claim and self.idle.may_skip(key, self.db.now()):
+            return Exchanged([], [], set())
+        ask_due = only_claim and self.idle.wants_next_due(key)
+        due: list[Any] = []
+        claim_sql = queries.CLAIM_SQL
+        floors = None if claim is None or ask_due else self._floors(key)
+        if floors is not None:
+            claim_sql = queries.CLAIM_FROM_FLOOR_SQL
+            claim = {**claim, **floors}  # type: ignore[dict-item]
+        elif claim is not None:
+            self._front_at[key] = time.monotonic()
+
         def txn(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+            if only_claim:  # one statement, its own transaction (no BEGIN/COMMIT round)
+                if not ask_due:
+                    return [], [], conn.execute(self.q(claim_sql), claim).fetchall()
+                before = time.time()
+                with conn.pipeline():
+                    claiming = conn.execute(self.q(claim_sql), claim)
+                    asking = conn.execute(self.q(NEXT_DUE_SQL), {"queues": wanted})
+                    rows = claiming.fetchall()
+                    due[:] = [before, asking.fetchone(), time.time()]
+                return [], [], rows
             with conn.pipeline():
                 with conn.transaction():
                     fc = conn.execute(self.q(queries.FINISH_SQL), finish) if finish else None
                     sc = conn.execute(self.q(queries.START_SQL), start) if start else None
-                    cc = conn.execute(self.q(queries.CLAIM_SQL), claim) if claim else None
+                    cc = conn.execute(self.q(claim_sql), claim) if claim else None
                 return (fc.fetchall() if fc else [], sc.fetchall() if sc else [], cc.fetchall() if cc else [])
 
+        sent = self.idle.before_claim() if claim is not None else None
         finished, started_rows, claimed_rows = self._run(txn)
+        if sent is not None:
+            next_due = None
+            if due and due[1] is not None:
+                before, (server, first_due), after = due
+                self.db.observe_clock(before, float(server), after)
+                next_due = due_time(first_due)
+            self.idle.after_claim(key, sent, len(claimed_rows), next_due)
         accepted = [False] * len(completions)
         requeued = False
         for ordinal, new_state in finished:
             accepted[ordinal] = True
-            requeued = requeued or new_state == "queued"
+            # a delayed retry too: other processes' idle workers learn when it is due
+            requeued = requeued or new_state in ("queued", "scheduled")
         claimed: list[Job] = []
         corrupt: list[tuple[str, str]] = []
         for row in sorted(claimed_rows, key=lambda r: r[0]):
             if row[1]:  # dies: its lease expired once too often
                 continue
+            queue, floor = row[2], (row[3], row[4], row[5])
+            known = self._floor.get(queue)
+            if known is None or (-floor[0], floor[1], floor[2]) > (-known[0], known[1], known[2]):
+                self._floor[queue] = floor
             try:
-                claimed.append(decode(row[2:]))
+                claimed.append(decode(row[5:]))
             except CorruptJobError as exc:
-                corrupt.append((row[2], str(exc)))
+                corrupt.append((row[5], str(exc)))
         if corrupt:
             self._bury(corrupt)
         if requeued:
@@ -458,6 +562,7 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
         with self._ready_lock:
             listener, self._listener = self._listener, None
             self._ready = False
+        self.idle.forget()
         if listener is not None:
             listener.stop()
         self.db.close()

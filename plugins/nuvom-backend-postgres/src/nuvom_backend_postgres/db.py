@@ -71,6 +71,12 @@ class Database:
         except psycopg.ProgrammingError:
             raise ConfigError("invalid PostgreSQL connection string (not shown: it may hold a password)") from None
         params.setdefault("application_name", "nuvom")  # operators find (and tests kill) our connections by it
+        if prepare:
+            # the hot statements are big CTEs: planning one costs several times running it, and
+            # PostgreSQL's "auto" mode keeps re-planning them; their plans do not depend on the values
+            options = str(params.get("options") or "")
+            if "plan_cache_mode" not in options:
+                params["options"] = (options + " -c plan_cache_mode=force_generic_plan").strip()
         self.conninfo = conninfo = pg_conninfo.make_conninfo("", **params)
         self.where = describe(conninfo)
         self.retry_secs = retry_secs
@@ -86,6 +92,8 @@ class Database:
         self._lock = threading.Lock()
         #: server clock minus this host's clock, measured at open and by each sweep
         self.clock_offset = 0.0
+        #: time.monotonic() of the last measurement (0: never)
+        self.clock_read_at = 0.0
 
     def open(self) -> None:
         with self._lock:
@@ -129,8 +137,13 @@ class Database:
             return before, float(row[0]) if row else before, time.time()
 
         before, server, after = self.run(read)
-        self.clock_offset = server - (before + after) / 2
+        self.observe_clock(before, server, after)
         return server
+
+    def observe_clock(self, before: float, server: float, after: float) -> None:
+        """The server read ``server`` between this host's ``before`` and ``after``."""
+        self.clock_offset = server - (before + after) / 2
+        self.clock_read_at = time.monotonic()
 
     def now(self) -> float:
         """This host's estimate of the server clock (exact to the round trip)."""

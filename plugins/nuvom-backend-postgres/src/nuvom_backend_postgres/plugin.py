@@ -44,6 +44,10 @@ class PostgresOptions(BaseModel):
     wakeups: Literal["notify", "poll"] = Field(
         "notify", description="notify: LISTEN/NOTIFY wake idle workers at once; poll: polling only and no prepared "
         "statements, for PgBouncer in transaction mode.")
+    idle_poll_secs: float = Field(
+        10.0, ge=0, le=3600, allow_inf_nan=False,
+        description="notify mode: an idle worker whose LISTEN connection is up asks the server for work only this "
+        "often, when woken, or when a scheduled job comes due (0: at every poll_interval_secs).")
     migrate: bool = Field(True, description="Create and migrate the schema when a backend opens (under an advisory "
                                             "lock); false: run `nuvom postgres migrate` yourself.")
     retention_days: float | None = Field(
@@ -73,7 +77,7 @@ def backend_from(opts: PostgresOptions) -> PostgresBackend:
     return PostgresBackend(
         conninfo, schema=opts.schema, pool_size=opts.pool_size, wakeups=opts.wakeups, migrate=opts.migrate,
         retention_secs=None if opts.retention_days is None else opts.retention_days * 86400.0,
-        keep_hot_secs=opts.keep_hot_secs, connect_timeout=opts.connect_timeout_secs, retry_secs=opts.retry_secs,
+        keep_hot_secs=opts.keep_hot_secs, idle_poll_secs=opts.idle_poll_secs, connect_timeout=opts.connect_timeout_secs, retry_secs=opts.retry_secs,
         empty_on_open=opts.empty_on_open,
     )
 

@@ -43,35 +43,70 @@ def _expiry_entry(x: str) -> str:
 _PICK_COLUMNS = ("j.id, j.state, j.priority, j.ready_at, j.lease_expiries, j.max_lease_expiries, "
                  "j.worker_id AS old_worker")
 
-#: Claim up to ``limit`` jobs of ``queues`` in ONE statement: the best
-#: claimable jobs of each queue (walking the claim index in order, skipping
-#: rows other claims hold) and any job of these queues whose lease expired
-#: (its worker died), ranked by priority then readiness.  An expired job is
-#: first swept (``sweep_update``: requeued without charging the attempt) and
-#: then claimed, so no separate sweeper is needed for it to run again.  A job
-#: whose lease-expiry budget is spent is left to :data:`SWEEP_SQL`, which makes
-#: it ``dead`` and reports it (``Swept.dead``) to the worker that swept; the
-#: ``dies`` branches below are kept so the statement stays ``sweep_update``
-#: even for such a row.  The first ``start_now`` are started (``start_update``).
-CLAIM_SQL = f"""
-WITH {NOW_CTE},
-picked AS MATERIALIZED (
+def _pick(where: str, order: str) -> str:
+    """The best claimable jobs of queue ``q`` matching ``where``, walking the claim index."""
+    return (f"SELECT {_PICK_COLUMNS} FROM {{s}}.jobs j "
+            f"WHERE j.queue = q.name AND j.state IN ('queued','scheduled') AND (j.state = 'queued' OR j.ready_at <= t.now) "
+            f"AND {where} ORDER BY {order} LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED")
+
+
+_ORDER = "j.priority DESC, j.ready_at, j.id"
+
+#: Every claimable job of a queue, from the front of the claim index.
+_FROM_FRONT = f"""
     SELECT p.* FROM unnest(%(queues)s::text[]) AS q(name) CROSS JOIN t
+    CROSS JOIN LATERAL ({_pick("true", _ORDER)}) p"""
+
+#: The same, starting at each queue's floor (priority ``fp``, then ``(ready_at, id) >= (fr, fi)``):
+#: the jobs before it were claimed already, and with the xmin horizon held back
+#: their dead index entries would be walked again by every claim.  Three range
+#: scans per queue: higher priorities, the floor's priority from the floor on,
+#: lower priorities.
+_FROM_FLOOR = f"""
+    SELECT p.* FROM unnest(%(queues)s::text[], %(fp)s::int4[], %(fr)s::float8[], %(fi)s::text[])
+        AS q(name, fp, fr, fi) CROSS JOIN t
     CROSS JOIN LATERAL (
-        SELECT {_PICK_COLUMNS} FROM {{s}}.jobs j
-        WHERE j.queue = q.name AND j.state IN ('queued','scheduled') AND (j.state = 'queued' OR j.ready_at <= t.now)
-        ORDER BY j.priority DESC, j.ready_at, j.id
-        LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
-    ) p
+        SELECT * FROM ({_pick("j.priority > q.fp", _ORDER)}) hi
+        UNION ALL SELECT * FROM ({_pick("j.priority = q.fp AND (j.ready_at, j.id) >= (q.fr, q.fi)", "j.ready_at, j.id")}) eq
+        UNION ALL SELECT * FROM ({_pick("j.priority < q.fp", _ORDER)}) lo
+    ) p"""
+
+#: Jobs of ``queues`` whose lease expired (their worker died).
+_EXPIRED = f"""
     UNION ALL
     SELECT e.* FROM (
         SELECT {_PICK_COLUMNS} FROM {{s}}.jobs j, t
         WHERE j.state IN ('claimed','running') AND j.lease_expires_at < t.now AND j.queue = ANY(%(queues)s::text[])
           AND NOT (j.state = 'running' AND j.lease_expiries + 1 > j.max_lease_expiries)
         LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
-    ) e
+    ) e"""
+
+
+def _claim(picks: str) -> str:
+    return f"""
+WITH {NOW_CTE},
+picked AS MATERIALIZED ({picks}
 ),
-ranked AS (
+{_CLAIM_UPDATE}"""
+
+
+def _claim_from_floor() -> str:
+    """From the floor; only if that finds nothing, from the front (with expired
+    leases) in the same statement: the front scan sits under a one-time filter."""
+    return f"""
+WITH {NOW_CTE},
+fl AS MATERIALIZED ({_FROM_FLOOR}
+),
+picked AS MATERIALIZED (
+    SELECT * FROM fl
+    UNION ALL
+    SELECT f.* FROM ({_FROM_FRONT}{_EXPIRED}
+    ) f WHERE NOT EXISTS (SELECT 1 FROM fl)
+),
+{_CLAIM_UPDATE}"""
+
+
+_CLAIM_UPDATE = f"""ranked AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.dies ORDER BY r.priority DESC, r.ready_at, r.id) AS n
     FROM (SELECT p.*, (p.state = 'running' AND p.lease_expiries + 1 > p.max_lease_expiries) AS dies FROM picked p) r
 ),
@@ -92,8 +127,27 @@ UPDATE {{s}}.jobs j SET
         WHEN x.n <= %(start_now)s THEN {_entry("'running'", "'attempt ' || (greatest(0, j.attempts - (x.state = 'running')::int) + 1) || ' by ' || %(worker)s")}
         ELSE {_entry("'claimed'", "'claimed by ' || %(worker)s")} END
 FROM x, t WHERE j.id = x.id
-RETURNING x.n, x.dies, {columns('j')}
+RETURNING x.n, x.dies, j.queue, j.priority, j.ready_at, {columns('j')}
 """
+
+#: Claim up to ``limit`` jobs of ``queues`` in ONE statement: the best
+#: claimable jobs of each queue (walking the claim index in order, skipping
+#: rows other claims hold) and any job of these queues whose lease expired
+#: (its worker died), ranked by priority then readiness.  An expired job is
+#: first swept (``sweep_update``: requeued without charging the attempt) and
+#: then claimed, so no separate sweeper is needed for it to run again.  A job
+#: whose lease-expiry budget is spent is left to :data:`SWEEP_SQL`, which makes
+#: it ``dead`` and reports it (``Swept.dead``) to the worker that swept; the
+#: ``dies`` branches below are kept so the statement stays ``sweep_update``
+#: even for such a row.  The first ``start_now`` are started (``start_update``).
+#: Returns ``n, dies, queue, priority, ready_at`` and the job's columns.
+CLAIM_SQL = _claim(_FROM_FRONT + _EXPIRED)
+
+#: :data:`CLAIM_SQL` from each queue's floor (``fp``, ``fr``, ``fi`` arrays
+#: parallel to ``queues``); when nothing is found from there, the whole of
+#: :data:`CLAIM_SQL` (front and expired leases) in the same statement.  The
+#: claims a worker makes between two :data:`CLAIM_SQL` (see ``PostgresBackend.exchange``).
+CLAIM_FROM_FLOOR_SQL = _claim_from_floor()
 
 #: Return expired leases to the queue (or to ``dead``), ``sweep_update`` in SQL.
 SWEEP_SQL = f"""
@@ -188,17 +242,34 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, data = excl
 """
 
 #: Move finished jobs from the hot table to the history table, a batch at a
-#: time; skipped while an enqueue of an explicit id might race with it.
+#: time, in ONE statement: only when the id lock is free (an enqueue of an
+#: explicit id might race with the move otherwise); returns (lock taken, moved).
 MOVE_SQL = f"""
-WITH moved AS (
-    DELETE FROM {{s}}.jobs WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE state IN ('succeeded','failed','cancelled','dead') AND finished_at < %(before)s
-        ORDER BY finished_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+WITH {NOW_CTE},
+lk AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext(%(lock)s)) AS ok),
+moved AS (
+    DELETE FROM {{s}}.jobs WHERE (SELECT ok FROM lk) AND id IN (
+        SELECT id FROM {{s}}.jobs, t WHERE state IN ('succeeded','failed','cancelled','dead')
+        AND finished_at < t.now - %(keep)s
+        ORDER BY finished_at LIMIT %(batch)s FOR UPDATE OF jobs SKIP LOCKED)
     RETURNING *
+),
+ins AS (
+    INSERT INTO {{s}}.jobs_done SELECT * FROM moved
+    ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c.strip().split('::')[0]} = excluded.{c.strip().split('::')[0]}" for c in JOB_COLUMNS.split(",") if c.strip() != "id")},
+        queue = excluded.queue, priority = excluded.priority, ready_at = excluded.ready_at,
+        created_at = excluded.created_at, unique_key = excluded.unique_key,
+        max_lease_expiries = excluded.max_lease_expiries, store_result = excluded.store_result
+    RETURNING 1
 )
-INSERT INTO {{s}}.jobs_done SELECT * FROM moved
-ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c.strip().split('::')[0]} = excluded.{c.strip().split('::')[0]}" for c in JOB_COLUMNS.split(",") if c.strip() != "id")},
-    queue = excluded.queue, priority = excluded.priority, ready_at = excluded.ready_at,
-    created_at = excluded.created_at, unique_key = excluded.unique_key,
-    max_lease_expiries = excluded.max_lease_expiries, store_result = excluded.store_result
+SELECT (SELECT ok FROM lk), (SELECT count(*) FROM ins)
+"""
+
+#: Delete history past the retention (``retention`` NULL: none) a batch at a
+#: time, and registrations of workers silent for a day: one statement.
+EXPIRE_SQL = f"""
+WITH {NOW_CTE},
+gone AS (DELETE FROM {{s}}.workers w USING t WHERE w.heartbeat_at < t.now - 86400 RETURNING 1)
+DELETE FROM {{s}}.jobs_done WHERE id IN (
+    SELECT id FROM {{s}}.jobs_done, t WHERE finished_at < t.now - %(retention)s::float8 LIMIT %(batch)s)
 """
