@@ -23,10 +23,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_pg_reliability import REPO_TESTS, PgProject  # noqa: E402
+from test_pg_reliability import REPO_TESTS  # noqa: E402
 
 sys.path.insert(0, str(REPO_TESTS))
-from reliability.harness import describe, make_rng, size  # noqa: E402
+from reliability.harness import Project, describe, make_rng, size  # noqa: E402
 
 #: Jobs kept waiting: enough that the worker never runs dry between top-ups.
 BACKLOG = 2000
@@ -55,15 +55,15 @@ class Ends:
 
 
 @pytest.fixture
-def project(tmp_path: Path, pg_url: str, schema: str) -> Iterator[PgProject]:
+def project(tmp_path: Path, pg_url: str, schema: str) -> Iterator[Project]:
     # the default poll and sweep intervals (the harness polls and sweeps faster)
-    p = PgProject(tmp_path / "proj", "postgres", pg_url=pg_url, pg_schema=schema, sweep_interval_secs=5.0,
-                  settings={"poll_interval_secs": "1.0"})
+    p = Project(tmp_path / "proj", "postgres", sweep_interval_secs=5.0, settings={"poll_interval_secs": "1.0"},
+                plugin_env={"NUVOM_POSTGRES__URL": pg_url, "NUVOM_POSTGRES__SCHEMA": schema})
     yield p
     p.close()
 
 
-def test_a_held_back_xmin_keeps_70_percent_of_the_throughput(project: PgProject) -> None:
+def test_a_held_back_xmin_keeps_70_percent_of_the_throughput(project: Project) -> None:
     rng, seed = make_rng("xmin horizon [postgres]")
     phase = float(size(15, 60))
     worker = project.start_worker(concurrency=4)
@@ -96,16 +96,16 @@ def test_a_held_back_xmin_keeps_70_percent_of_the_throughput(project: PgProject)
     try:
         stop.wait(3.0)  # warm up: connections, prepared statements, a steady backlog
         clean = measure()
-        with psycopg.connect(project.pg_url, autocommit=False) as holder:
+        with psycopg.connect(project.plugin_env["NUVOM_POSTGRES__URL"], autocommit=False) as holder:
             holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             holder.execute("SELECT txid_current()")  # an assigned xid and a snapshot: xmin is held here
             held = measure()
-            with psycopg.connect(project.pg_url, autocommit=True) as observer:
+            with psycopg.connect(project.plugin_env["NUVOM_POSTGRES__URL"], autocommit=True) as observer:
                 horizon = observer.execute("SELECT age(backend_xmin) FROM pg_stat_activity WHERE pid = %s",
                                            (holder.info.backend_pid,)).fetchone()
                 dead = observer.execute(
                     "SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'jobs'",
-                    (project.pg_schema,)).fetchone()
+                    (project.plugin_env["NUVOM_POSTGRES__SCHEMA"],)).fetchone()
             holder.rollback()
     finally:
         stop.set()
