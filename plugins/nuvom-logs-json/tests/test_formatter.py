@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,22 @@ def test_a_backend_error_is_one_line_with_its_traceback(tmp_path: Path, host_jso
     assert (error["level"], error["worker_id"], error["backend"]) == ("error", worker.id, "memory")
     assert (error["error_type"], error["error_message"]) == ("OSError", "disk full")
     assert error["traceback"].startswith("Traceback") and error["delay"] > 0
+
+
+def test_a_job_dead_lettered_by_a_sweep_is_one_job_dead_line(tmp_path: Path, host_json_logs: io.StringIO) -> None:
+    """The worker that ran it died; another worker's sweep spends its lease-expiry budget and says so once."""
+    app = make_app("memory", tmp_path)
+    with use_app(app):
+        job = app.enqueue(Job(task="never.registered", max_lease_expiries=0))
+        [claimed] = app.queue.claim(["default"], 1, 0.3, "killed-worker", start_now=1)  # type: ignore[attr-defined]
+        assert claimed.id == job.id
+        with running_worker(app, concurrency=1, queues=["other"]) as worker:  # sweeps, runs nothing itself
+            deadline = time.monotonic() + 30
+            while not any(e["event"] == "job.dead" for e in events_in(host_json_logs)):
+                assert time.monotonic() < deadline, events_in(host_json_logs)
+                time.sleep(0.05)
+            time.sleep(0.6)  # a few more sweeps: nothing is said twice
+    [dead] = [e for e in events_in(host_json_logs) if e.get("job_id") == job.id and e["event"] != "job.enqueued"]
+    assert (dead["event"], dead["level"], dead["state"], dead["task"]) == ("job.dead", "error", "dead", "never.registered")
+    assert dead["worker_id"] == "killed-worker" and "lease expired 1 times" in dead["reason"]
+    assert worker.id != "killed-worker"
