@@ -115,8 +115,10 @@ class QueueBackend(Protocol):
       (higher ``priority`` first, then oldest first), moves them to
       ``claimed``, gives each a new ``token`` (strictly greater than any
       earlier token of that job) and a lease until ``now + lease_secs``.  The
-      first ``start_now`` of them are started at once (below).  Two concurrent
-      claims never return the same job.
+      first ``start_now`` of them are started at once (below), except a job
+      whose lease already expired while it ran (``lease_expiries > 0``): it is
+      only claimed, so a worker dying before it runs it costs it nothing
+      (``starts_at_claim``).  Two concurrent claims never return the same job.
     - ``start`` moves ``claimed`` jobs whose token matches to ``running``,
       counting the attempt (``attempts += 1``, ``started_at``).  A worker
       starts a job only after the store recorded the start, so a job that

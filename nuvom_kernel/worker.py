@@ -172,30 +172,31 @@ class Worker(JobFlow):
         return self._avg_run_secs is not None and self._avg_run_secs < _SHORT_SECS
 
     def _buffer_target(self) -> int:
-        """How many claimed-but-unstarted jobs to keep at hand.
-
-        Short jobs: none; they are claimed and started in one step, as many as
-        the start budget allows.  Long jobs (or unknown yet): just enough to
-        refill the free slots, so one worker does not hoard work another idle
-        worker could run.
-        """
+        """How many claimed-but-unstarted jobs to keep at hand.  Short jobs: none (claimed
+        and started in one step, as the start budget allows).  Long jobs (or unknown yet):
+        enough to refill the free slots, so one worker does not hoard work another could run."""
         if self._short_jobs():
             return 0
         return max(1, min(self.settings.batch_size, self.concurrency))
 
     def _start_budget(self, at_risk: int) -> int:
-        """How many jobs the next round trip may start.
-
-        Attempts at risk if this process is killed now — started (running or
-        waiting for a slot) or ended with the outcome unrecorded — stay within
-        ``concurrency`` plus, for short jobs, ``max_unrecorded``: a killed
-        worker re-runs at most that many jobs.  ``at_risk`` leaves out the
-        outcomes the round trip records: a backend records finishes before
-        starts.  Long jobs start only on free slots, so the store never shows
-        more running than run.
-        """
+        """How many jobs the next round trip may start.  Attempts at risk if this process is
+        killed now (started, running or waiting for a slot, or ended with the outcome
+        unrecorded) stay within ``concurrency`` plus, for short jobs, ``max_unrecorded``: a
+        killed worker re-runs at most that many.  ``at_risk`` leaves out the outcomes the
+        round trip records (a backend records finishes before starts).  Long jobs start only
+        on free slots, so the store never shows more running than run."""
         ahead = self._max_unrecorded if self._short_jobs() else 0
         return max(0, self.concurrency + ahead - at_risk)
+
+    def _take_starts(self, budget: int, free: int) -> list[Held]:
+        """Buffered claims to start next, in claim order, up to ``budget``; a job whose lease
+        expired while it ran only on a free slot (a worker killed before running it must not
+        spend its lease-expiry budget)."""
+        starts: list[Held] = []
+        while self._buffer and len(starts) < budget and not (self._buffer[0].job.lease_expiries and len(starts) >= free):
+            starts.append(self._buffer.popleft())
+        return starts
 
     def _loop(self) -> None:
         queue = self.app.queue
@@ -235,7 +236,7 @@ class Worker(JobFlow):
             starts: list[Held] = []
             room = 0
             if due and budget > 0:
-                starts = [self._buffer.popleft() for _ in range(min(budget, len(self._buffer)))]
+                starts = self._take_starts(budget, self.concurrency - at_risk)
                 budget -= len(starts)
                 target = self._buffer_target() + budget
                 room = max(0, min(batch, target - len(self._buffer)))

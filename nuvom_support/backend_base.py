@@ -62,13 +62,26 @@ def claim_update(job: Job, token: int, lease_secs: float, worker_id: str, at: fl
 
     The attempt is not counted until the worker starts it (:func:`start_update`);
     ``start=True`` claims and starts in one step (the worker has a free slot).
+    A job whose lease already expired while it ran (``lease_expiries > 0``) is
+    never started at claim time: only claimed, so that the worker starts it
+    when a slot is free and a worker killed before running it does not spend
+    its lease-expiry budget (see :func:`starts_at_claim`).
     """
     at = now() if at is None else at
     set_fields(job, token=token, lease_expires_at=at + lease_secs, worker_id=worker_id)
-    if start:
+    if start and starts_at_claim(job):
         return start_update(job, at)
     job.record(JobState.CLAIMED, at, f"claimed by {worker_id}")
     return job
+
+
+def starts_at_claim(job: Job) -> bool:
+    """May a claim start this job in the same step (``start_now``)?  Not once
+    its lease expired while it ran: a worker that claims a batch and starts it
+    ahead of its free slots may die before it runs them, and that death must
+    not count against the job's ``max_lease_expiries``.  Such a job is claimed
+    and started by the worker only on a free slot (``start``)."""
+    return job.lease_expiries == 0
 
 
 def can_start(job: Job, token: int) -> bool:

@@ -338,11 +338,36 @@ class QueueBackendContract:
         assert requeued is not None and requeued.state == JobState.QUEUED
         assert (requeued.attempts, requeued.lease_expiries) == (0, 1)
         [c2] = peer.claim(["default"], 1, self.lease, "w2", start_now=1)
-        assert c2.id == job.id and (c2.token or 0) > (c1.token or 0) and c2.attempts == 1
+        # redelivered after a lease expiry: claimed, not started ahead; started on a free slot
+        assert c2.id == job.id and (c2.token or 0) > (c1.token or 0) and c2.state == JobState.CLAIMED
+        assert peer.start({job.id: c2.token or 0}) == {job.id}
         assert backend.finish(job.id, c1.token or 0, succeed("stale")) is False
         assert backend.finish(job.id, c2.token or 0, succeed("fresh")) is True
         done = backend.get(job.id)
-        assert done is not None and done.result == "fresh"
+        assert done is not None and done.result == "fresh" and done.attempts == 1
+
+    def test_a_redelivered_job_is_never_started_at_claim_time(self, backend: StorageBackend, peer: StorageBackend) -> None:
+        """``start_now`` starts only jobs whose lease never expired while they ran: a
+        worker that starts a batch ahead of its free slots and dies before running
+        them must not spend a job's lease-expiry budget twice."""
+        again = backend.enqueue(make_job(max_lease_expiries=1))
+        [c] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
+        assert c.id == again.id and c.state == JobState.RUNNING
+        wait_for(lambda: peer.sweep() > 0)
+        fresh = backend.enqueue(make_job())
+        claimed = peer.claim(["default"], 2, 1.0, "w2", start_now=2)
+        assert [(j.id, j.state) for j in claimed] == [(again.id, JobState.CLAIMED), (fresh.id, JobState.RUNNING)]
+        # its claim lapsing before it ran costs nothing ...
+        assert peer.finish(fresh.id, claimed[1].token or 0, succeed(1))
+        wait_for(lambda: backend.sweep() > 0)
+        back = backend.get(again.id)
+        assert back is not None and (back.state, back.attempts, back.lease_expiries) == (JobState.QUEUED, 0, 1)
+        # ... and started on a free slot it counts like any start
+        [c] = peer.claim(["default"], 1, self.lease, "w3", start_now=1)
+        assert c.state == JobState.CLAIMED and peer.start({c.id: c.token or 0}) == {c.id}
+        assert peer.finish(c.id, c.token or 0, succeed(2))
+        done = backend.get(again.id)
+        assert done is not None and (done.state, done.attempts, done.lease_expiries) == (JobState.SUCCEEDED, 1, 1)
 
     def test_an_expired_claim_that_never_started_costs_nothing(self, backend: StorageBackend) -> None:
         job = backend.enqueue(make_job(max_retries=0, max_lease_expiries=0))
@@ -359,7 +384,10 @@ class QueueBackendContract:
         reports: list[Any] = []
         for expected in (JobState.QUEUED, JobState.DEAD):
             [c] = backend.claim(["default"], 1, 0.2, "dead-worker", start_now=1)
-            assert c.id == job.id and c.attempts == 1
+            if expected == JobState.DEAD:  # redelivered: only claimed, started on a free slot
+                assert c.state == JobState.CLAIMED and backend.start({c.id: c.token or 0}) == {c.id}
+            running = backend.get(job.id)
+            assert c.id == job.id and running is not None and running.attempts == 1
 
             def swept() -> bool:
                 result = backend.sweep()

@@ -58,7 +58,9 @@ def test_r1_random_kills_lose_nothing_and_every_duplicate_is_explained(
     finally:
         project.close()
     duration = time.monotonic() - started
-    odd = [(j.id, j.state.value, j.attempts, j.lease_expiries, j.reason, [(t.state.value, t.note) for t in j.history])
+    # a job that did not succeed: its history, and where its code really ran (pid, token, ended)
+    odd = [(j.id, j.state.value, j.attempts, j.lease_expiries, j.reason, [(t.state.value, t.note) for t in j.history],
+            [(e.pid, e.token, e.ended_at is not None) for e in executions.get(j.id, [])])
            for j in final.values() if j is not None and j.state.value != "succeeded"]
     describe({"property": "R1", "backend": backend, "seed": seed, "jobs": len(enqueued), "kills": len(project.kills),
               "lost": len(report.lost), "duplicates": report.duplicate_count, "unexplained": len(report.unexplained),

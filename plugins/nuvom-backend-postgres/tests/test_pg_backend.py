@@ -105,9 +105,11 @@ def test_a_claim_takes_over_an_expired_lease_without_a_sweeper(make_backend: Mak
     [first] = dead_worker.claim(["default"], 1, 0.2, "dead", start_now=1)
     [again] = wait_for(lambda: live_worker.claim(["default"], 1, 0.2, "live", start_now=1))
     assert again.id == job.id and (again.token or 0) > (first.token or 0)
-    assert (again.attempts, again.lease_expiries) == (1, 1)  # the dead attempt is not charged
+    # the dead attempt is not charged; redelivered, it is only claimed (started on a free slot)
+    assert (again.state, again.attempts, again.lease_expiries) == (JobState.CLAIMED, 0, 1)
     notes = [t.note or "" for t in again.history]
-    assert any("lease expired while running (worker dead)" in n for n in notes) and notes[-1] == "attempt 1 by live"
+    assert any("lease expired while running (worker dead)" in n for n in notes) and notes[-1] == "claimed by live"
+    assert live_worker.start({job.id: again.token or 0}) == {job.id}
     assert dead_worker.finish(job.id, first.token or 0, Outcome(kind="succeeded")) is False
     # past its lease-expiry budget a claim leaves it alone; the sweep makes it dead and reports it once
     wait_for(lambda: live_worker.get(job.id).lease_expires_at < live_worker.now())  # type: ignore[union-attr]

@@ -210,7 +210,9 @@ def test_sweep_requeues_expired_leases_and_kills_exhausted_jobs(backend: SqliteB
     assert stored is not None and stored.state == JobState.QUEUED
     assert (stored.attempts, stored.lease_expiries) == (0, 1)  # the worker's death used no retry
     assert not backend.finish("retryable", expired[0].token or 0, OK)  # the stale worker is fenced off
-    backend.claim(["default"], 1, -1, "w-dead", start_now=1000)
+    [again] = backend.claim(["default"], 1, -1, "w-dead", start_now=1000)
+    # redelivered after a lease expiry: claimed only, started by the worker on a free slot
+    assert again.state == JobState.CLAIMED and backend.start({"retryable": again.token or 0}) == {"retryable"}
     assert backend.sweep() == 1
     dead = backend.get("retryable")
     assert dead is not None and dead.state == JobState.DEAD and "lease expired" in (dead.reason or "")

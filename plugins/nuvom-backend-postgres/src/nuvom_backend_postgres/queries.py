@@ -110,21 +110,25 @@ _CLAIM_UPDATE = f"""ranked AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.dies ORDER BY r.priority DESC, r.ready_at, r.id) AS n
     FROM (SELECT p.*, (p.state = 'running' AND p.lease_expiries + 1 > p.max_lease_expiries) AS dies FROM picked p) r
 ),
-x AS (SELECT * FROM ranked WHERE dies OR n <= %(limit)s)
+x AS (
+    -- go: started at claim time, unless its lease already expired while it ran (starts_at_claim)
+    SELECT *, (NOT dies AND n <= %(start_now)s AND lease_expiries + (state = 'running')::int = 0) AS go
+    FROM ranked WHERE dies OR n <= %(limit)s
+)
 UPDATE {{s}}.jobs j SET
-    state = CASE WHEN x.dies THEN 'dead' WHEN x.n <= %(start_now)s THEN 'running' ELSE 'claimed' END,
+    state = CASE WHEN x.dies THEN 'dead' WHEN x.go THEN 'running' ELSE 'claimed' END,
     token = CASE WHEN x.dies THEN NULL ELSE nextval('{{s}}.token_seq') END,
     lease_expires_at = CASE WHEN x.dies THEN NULL ELSE t.now + %(lease)s END,
     worker_id = CASE WHEN x.dies THEN NULL ELSE %(worker)s END,
-    attempts = greatest(0, j.attempts - (x.state = 'running')::int) + (NOT x.dies AND x.n <= %(start_now)s)::int,
+    attempts = greatest(0, j.attempts - (x.state = 'running')::int) + x.go::int,
     lease_expiries = j.lease_expiries + (x.state = 'running')::int,
-    started_at = CASE WHEN NOT x.dies AND x.n <= %(start_now)s THEN t.now ELSE j.started_at END,
+    started_at = CASE WHEN x.go THEN t.now ELSE j.started_at END,
     finished_at = CASE WHEN x.dies THEN t.now ELSE j.finished_at END,
     reason = CASE WHEN x.dies THEN {_dead_reason('x')} ELSE j.reason END,
     updated_at = t.now,
     history = j.history || {_expiry_entry('x')} || CASE
         WHEN x.dies THEN {_entry("'dead'", _dead_reason('x'))}
-        WHEN x.n <= %(start_now)s THEN {_entry("'running'", "'attempt ' || (greatest(0, j.attempts - (x.state = 'running')::int) + 1) || ' by ' || %(worker)s")}
+        WHEN x.go THEN {_entry("'running'", "'attempt ' || (greatest(0, j.attempts - (x.state = 'running')::int) + 1) || ' by ' || %(worker)s")}
         ELSE {_entry("'claimed'", "'claimed by ' || %(worker)s")} END
 FROM x, t WHERE j.id = x.id
 RETURNING x.n, x.dies, j.queue, j.priority, j.ready_at, {columns('j')}
@@ -139,7 +143,8 @@ RETURNING x.n, x.dies, j.queue, j.priority, j.ready_at, {columns('j')}
 #: whose lease-expiry budget is spent is left to :data:`SWEEP_SQL`, which makes
 #: it ``dead`` and reports it (``Swept.dead``) to the worker that swept; the
 #: ``dies`` branches below are kept so the statement stays ``sweep_update``
-#: even for such a row.  The first ``start_now`` are started (``start_update``).
+#: even for such a row.  The first ``start_now`` are started (``start_update``),
+#: except a job whose lease expired while it ran (``starts_at_claim``).
 #: Returns ``n, dies, queue, priority, ready_at`` and the job's columns.
 CLAIM_SQL = _claim(_FROM_FRONT + _EXPIRED)
 

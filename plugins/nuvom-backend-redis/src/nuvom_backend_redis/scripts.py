@@ -163,7 +163,7 @@ local function recover(now, max, deadly)
   if woke then wake() end
   return moved, dead
 end
--- claim_update (+ start_update for the first `start_now`): best first across `queues`
+-- claim_update (+ start_update for the first `start_now` never redelivered after a lease expiry): best first across `queues`
 local function claim(queues, limit, lease_secs, worker, start_now, now)
   local at = fmt(now)
   local candidates = {}
@@ -199,7 +199,8 @@ local function claim(queues, limit, lease_secs, worker, start_now, now)
         redis.call('HSET', key, 'token', string.format('%d', first + i - 1), 'lease', lease, 'worker', worker)
         redis.call('ZADD', P .. ':leases', lease, id)
         local to = 'claimed'
-        if i <= start_now then
+        -- a job whose lease expired while it ran is only claimed (starts_at_claim)
+        if i <= start_now and tonumber(redis.call('HGET', key, 'lexp') or '0') == 0 then
           to = 'running'
           local attempts = redis.call('HINCRBY', key, 'attempts', 1)
           redis.call('HSET', key, 'started', at)

@@ -251,7 +251,8 @@ class SqliteBackend(SqliteSchedules, AdminMixin, QueueBackendBase):
     def _claim_statement(conn: sqlite3.Connection, sub: str, params: list[Any], at: float, lease_secs: float,
                          worker_id: str, start_now: int) -> list[Any]:
         """ONE statement: rank the candidates in claim order, then the first
-        ``start_now`` are started (``start_update``) and the others claimed
+        ``start_now`` are started (``start_update``; not a job whose lease
+        expired while it ran, ``starts_at_claim``) and the others claimed
         (``claim_update``); the token of the n-th is the counter + n.  The
         history entries are made by the model, so they are the same as on
         every other backend, to the last digit of the time."""
@@ -259,7 +260,9 @@ class SqliteBackend(SqliteSchedules, AdminMixin, QueueBackendBase):
         running = history_json([Transition(state=JobState.RUNNING, at=at, note=f"attempt {_ATTEMPT} by {worker_id}")])
         before, after = running.split(_ATTEMPT, 1)  # the first: the worker id comes after
         k = len(params)
-        start, entry = f"c.n <= ?{k + 1}", f"CASE WHEN c.n <= ?{k + 1} THEN ?{k + 6} || (attempts + 1) || ?{k + 7} ELSE ?{k + 5} END"
+        # a job whose lease expired while it ran is only claimed (starts_at_claim)
+        start = f"(c.n <= ?{k + 1} AND jobs.lease_expiries = 0)"
+        entry = f"CASE WHEN {start} THEN ?{k + 6} || (attempts + 1) || ?{k + 7} ELSE ?{k + 5} END"
         sql = (
             f"WITH c AS (SELECT id, row_number() OVER (ORDER BY priority DESC, ready_at, id) AS n "
             f"FROM jobs WHERE id IN ({sub})) "
