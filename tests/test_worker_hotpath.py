@@ -4,6 +4,7 @@ the jobs at risk of running twice after a kill never exceed the crash bound."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,12 @@ from nuvom_kernel.worker_jobs import Held
 
 @task(name="hot.noop")
 def noop(i: int) -> int:
+    return i
+
+
+@task(name="hot.nap")
+def nap(i: int) -> int:
+    time.sleep(0.005)
     return i
 
 
@@ -141,5 +148,49 @@ def test_a_lease_lost_by_an_ended_attempt_is_not_reported_by_the_heartbeat(
             worker._heartbeat.beat(renew=True)
         lost = [r.getMessage() for r in caplog.records if "lost the lease" in r.getMessage()]
         assert lost == [f"worker {worker.id} lost the lease of job {running.job.id}; its outcome will be refused"]
+    finally:
+        app.close()
+
+
+class StartWatchingBackend(MemoryBackend):
+    """Applies each round trip's finishes first, then looks at what the worker
+    asks to start: a job whose lease expired while it ran must be started only
+    while fewer than ``concurrency`` of the worker's jobs are running in the store."""
+
+    def __init__(self, concurrency: int) -> None:
+        super().__init__()
+        self.concurrency = concurrency
+        self.redelivered_starts: list[int] = []  # running jobs in the store when one was started
+
+    def exchange(self, completions: Sequence[Completion], queues: Sequence[str], limit: int,
+                 lease_secs: float, worker_id: str, *, starts: Mapping[str, int] | None = None,
+                 start_now: int = 0) -> Exchanged:
+        with self._lock:
+            done = super().exchange(completions, queues, 0, lease_secs, worker_id)
+            running = sum(1 for job in self._jobs.values() if job.state == JobState.RUNNING)
+            reply = super().exchange((), queues, limit, lease_secs, worker_id, starts=starts, start_now=start_now)
+            for jid in reply.started:
+                if self._jobs[jid].lease_expiries:
+                    self.redelivered_starts.append(running)
+            assert not any(j.state == JobState.RUNNING and j.lease_expiries for j in reply.claimed)
+        return Exchanged(done.accepted, reply.claimed, reply.started)
+
+
+def test_a_redelivered_job_starts_only_on_a_free_slot(tmp_path: Path) -> None:
+    """Short jobs are started ahead of free slots (within the crash bound), but a
+    job whose lease already expired while it ran is not: a worker killed before
+    running it would spend its lease-expiry budget for nothing."""
+    store = StartWatchingBackend(concurrency=2)
+    app = Nuvom(root=tmp_path, environ={}, queue=store, results=store, queue_backend="memory",
+                result_backend="memory", log_level="WARNING", max_unrecorded=8)
+    try:
+        jobs = [Job(task="hot.nap", args=[i], lease_expiries=1 if i % 5 == 0 else 0) for i in range(400)]
+        handles = app.enqueue_many(jobs)
+        stats = Worker(app, concurrency=2, burst=True).run()
+        assert stats.succeeded == 400
+        done = [app.get_job(h.id) for h in handles]
+        assert all(j is not None and j.state == JobState.SUCCEEDED and j.attempts == 1 for j in done)
+        assert len(store.redelivered_starts) == 80  # each started by the worker, none at claim time
+        assert max(store.redelivered_starts) < 2, store.redelivered_starts
     finally:
         app.close()
