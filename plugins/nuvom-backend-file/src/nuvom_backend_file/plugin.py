@@ -6,14 +6,16 @@ for every role; two apps on one directory are independent objects.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from nuvom_backend_file.backend import FileBackend
 from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
+
+if TYPE_CHECKING:  # the implementation is imported when a backend is made, not when the plugin loads
+    from nuvom_backend_file.backend import FileBackend
 
 NAME = "file"
 _DESCRIPTION = "Jobs and results as files in a directory (Maildir protocol); multi-process, no server."
@@ -58,6 +60,8 @@ def make_backend(settings: NuvomSettings, options: FileOptions | dict[str, Any])
     """A new backend for the configured directory (the app owns and closes it);
     the app uses it for both the queue and result roles, so finishing a job
     and storing its result is one write."""
+    from nuvom_backend_file.backend import FileBackend
+
     opts = options_model(options)
     root = settings.resolve_path(opts.dir).resolve()
     return FileBackend(

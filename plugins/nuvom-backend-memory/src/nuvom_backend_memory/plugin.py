@@ -10,10 +10,12 @@ another.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nuvom_backend_memory.backend import MemoryBackend
 from nuvom_kernel import hookimpl
+
+if TYPE_CHECKING:  # the implementation is imported when a backend is made, not when the plugin loads
+    from nuvom_backend_memory.backend import MemoryBackend
 
 _instances: dict[tuple[str, str], MemoryBackend] = {}
 _lock = threading.Lock()
@@ -23,6 +25,8 @@ def make_backend(settings: Any, options: dict[str, Any]) -> MemoryBackend:
     """One store per process, project root and ``instance`` option: every app
     of one project in the process (producer and worker) sees the same jobs,
     and another project root starts empty."""
+    from nuvom_backend_memory.backend import MemoryBackend
+
     key = (str(settings.resolve_path(".").resolve()), str(options.get("instance", "default")))
     with _lock:
         if key not in _instances:

@@ -6,6 +6,13 @@ and point it at a database with ``NUVOM_POSTGRES__URL``.  See ``docs/backend-pos
 
 from __future__ import annotations
 
-from nuvom_backend_postgres.backend import PostgresBackend, in_transaction
+from typing import TYPE_CHECKING
+
+from nuvom_support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nuvom_backend_postgres.backend import PostgresBackend, in_transaction
 
 __all__ = ["PostgresBackend", "in_transaction"]
+
+__getattr__ = lazy_exports(__name__, {"PostgresBackend": "backend", "in_transaction": "backend"})

@@ -8,15 +8,16 @@ cache: each app creates one object for every role and closes it.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from nuvom_backend_postgres.backend import PostgresBackend
-from nuvom_backend_postgres.db import parse_conninfo
 from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
+
+if TYPE_CHECKING:  # the implementation is imported when a backend is made, not when the plugin loads
+    from nuvom_backend_postgres.backend import PostgresBackend
 
 ROLES = ("queue", "jobs", "results", "workers", "schedules")
 _DESCRIPTION = "PostgreSQL for queue, jobs, results, workers and schedules; many worker hosts (psycopg 3, SKIP LOCKED)."
@@ -68,6 +69,8 @@ def options_model(options: PostgresOptions | dict[str, Any]) -> PostgresOptions:
 
 
 def backend_from(opts: PostgresOptions) -> PostgresBackend:
+    from nuvom_backend_postgres.backend import PostgresBackend
+    from nuvom_backend_postgres.db import parse_conninfo
     from nuvom_kernel.errors import ConfigError
 
     if opts.empty_on_open and opts.schema == "nuvom":

@@ -7,7 +7,14 @@ Install ``nuvom[redis]`` and select it with ``NUVOM_QUEUE_BACKEND=redis`` and
 
 from __future__ import annotations
 
-from nuvom_backend_redis.backend import RedisBackend
-from nuvom_backend_redis.connection import ConnectionSettings, RedisUnavailableError, redact
+from typing import TYPE_CHECKING
+
+from nuvom_support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nuvom_backend_redis.backend import RedisBackend
+    from nuvom_backend_redis.connection import ConnectionSettings, RedisUnavailableError, redact
 
 __all__ = ["ConnectionSettings", "RedisBackend", "RedisUnavailableError", "redact"]
+
+__getattr__ = lazy_exports(__name__, {"RedisBackend": "backend", "ConnectionSettings": "connection", "RedisUnavailableError": "connection", "redact": "connection"})

@@ -9,15 +9,18 @@ and every message shows the url with its password replaced by ``***``.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from nuvom_backend_redis.backend import RedisBackend
-from nuvom_backend_redis.connection import ConnectionSettings
 from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
+
+if TYPE_CHECKING:  # the implementation (and redis-py) is imported when a backend is made
+    from nuvom_backend_redis.backend import RedisBackend
+
+ROLES = ("jobs", "queue", "results", "schedules", "workers")
 
 _DESCRIPTION = "Redis (one namespace, Lua scripts): queue, job store, results, workers, schedules; many hosts."
 
@@ -60,6 +63,9 @@ def namespace_for(template: str, settings: NuvomSettings) -> str:
 
 
 def make_backend(settings: NuvomSettings, options: RedisOptions | dict[str, Any]) -> RedisBackend:
+    from nuvom_backend_redis.backend import RedisBackend
+    from nuvom_backend_redis.connection import ConnectionSettings
+
     opts = options_model(options)
     connection = ConnectionSettings(
         url=opts.url.get_secret_value(), username=opts.username,
@@ -79,4 +85,4 @@ def nuvom_register_settings(register: Any) -> None:
 
 @hookimpl
 def nuvom_register_storage(register: Any) -> None:
-    register("redis", make_backend, roles=tuple(sorted(RedisBackend.capabilities)), description=_DESCRIPTION)
+    register("redis", make_backend, roles=ROLES, description=_DESCRIPTION)

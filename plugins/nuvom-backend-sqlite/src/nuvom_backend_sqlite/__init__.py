@@ -6,8 +6,15 @@ Install it and select it with ``NUVOM_QUEUE_BACKEND=sqlite`` and
 
 from __future__ import annotations
 
-from nuvom_backend_sqlite.backend import SqliteBackend
-from nuvom_backend_sqlite.database import DatabaseBusyError
-from nuvom_backend_sqlite.netshare import network_share_reason
+from typing import TYPE_CHECKING
+
+from nuvom_support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nuvom_backend_sqlite.backend import SqliteBackend
+    from nuvom_backend_sqlite.database import DatabaseBusyError
+    from nuvom_backend_sqlite.netshare import network_share_reason
 
 __all__ = ["SqliteBackend", "DatabaseBusyError", "network_share_reason"]
+
+__getattr__ = lazy_exports(__name__, {"SqliteBackend": "backend", "DatabaseBusyError": "database", "network_share_reason": "netshare"})

@@ -8,14 +8,16 @@ independent objects over the same data.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nuvom_backend_sqlite.backend import SqliteBackend
 from nuvom_kernel import hookimpl
 from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
+
+if TYPE_CHECKING:  # the implementation is imported when a backend is made, not when the plugin loads
+    from nuvom_backend_sqlite.backend import SqliteBackend
 
 ROLES = ("queue", "jobs", "results", "workers", "schedules")
 _DESCRIPTION = "One SQLite file (WAL) for queue and results; several worker processes on one host."
@@ -51,6 +53,8 @@ def options_model(options: SqliteOptions | dict[str, Any]) -> SqliteOptions:
 
 def make_backend(settings: NuvomSettings, options: SqliteOptions | dict[str, Any]) -> SqliteBackend:
     """A new backend for the configured database file (the app owns and closes it)."""
+    from nuvom_backend_sqlite.backend import SqliteBackend
+
     opts = options_model(options)
     path = settings.resolve_path(opts.path).resolve()
     return SqliteBackend(path, synchronous=opts.synchronous, busy_timeout_secs=opts.busy_timeout_secs)

@@ -4,6 +4,13 @@ manager, so every plugin (this one included) adds its commands through the
 
 from __future__ import annotations
 
-from nuvom_cli.app import build_app, main
+from typing import TYPE_CHECKING
+
+from nuvom_support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nuvom_cli.app import build_app, main
 
 __all__ = ["build_app", "main"]
+
+__getattr__ = lazy_exports(__name__, {"build_app": "app", "main": "app"})

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
-
-from nuvom_cli.commands import (
-    core,
-    jobs,
-    listing,
-    plugin_tools,
-    plugins,
-    produce,
-    testworker,
-    worker,
-)
 from nuvom_kernel import hookimpl
 
 
 @hookimpl
 def nuvom_register_commands(app: Any) -> None:
+    # typer, rich and the command modules load when a command line is built,
+    # not in every process that loads the plugins (a worker, a web app)
+    import typer
+
+    from nuvom_cli.commands import (
+        core,
+        jobs,
+        listing,
+        plugin_tools,
+        plugins,
+        produce,
+        testworker,
+        worker,
+    )
+
     core.register(app)
     worker.register(app)
     worker.register_stop(app)

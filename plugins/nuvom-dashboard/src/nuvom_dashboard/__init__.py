@@ -8,7 +8,14 @@ Embed it in a host application with :func:`create_app`::
 
 from __future__ import annotations
 
-from nuvom_dashboard.options import DashboardOptions
-from nuvom_dashboard.web import create_app
+from typing import TYPE_CHECKING
+
+from nuvom_support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nuvom_dashboard.options import DashboardOptions
+    from nuvom_dashboard.web import create_app
 
 __all__ = ["DashboardOptions", "create_app"]
+
+__getattr__ = lazy_exports(__name__, {"DashboardOptions": "options", "create_app": "web"})

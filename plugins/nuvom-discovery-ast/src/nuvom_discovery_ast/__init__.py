@@ -4,6 +4,13 @@ source, never importing it, plus the ``nuvom discover tasks`` and
 
 from __future__ import annotations
 
-from nuvom_discovery_ast.discoverer import AstDiscoverer
+from typing import TYPE_CHECKING
+
+from nuvom_support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nuvom_discovery_ast.discoverer import AstDiscoverer
 
 __all__ = ["AstDiscoverer"]
+
+__getattr__ = lazy_exports(__name__, {"AstDiscoverer": "discoverer"})

@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from nuvom_discovery_ast.discoverer import AstDiscoverer
 from nuvom_kernel.components import CommandContext
 from nuvom_kernel.errors import NuvomError
 from nuvom_kernel.settings import LoadedSettings, load_settings
@@ -151,7 +150,11 @@ def _discoverer(loaded: LoadedSettings) -> Any:
     from nuvom_support.loader import pick_discoverer
 
     found = pick_discoverer(Nuvom(loaded.settings, root=loaded.root))
-    return found if found is not None else AstDiscoverer()
+    if found is not None:
+        return found
+    from nuvom_discovery_ast.discoverer import AstDiscoverer  # the parser only when a scan runs
+
+    return AstDiscoverer()
 
 
 def _print_diff(console: Console, diff: ManifestDiff) -> None:

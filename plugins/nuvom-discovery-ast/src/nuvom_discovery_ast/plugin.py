@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nuvom_discovery_ast.discoverer import AstDiscoverer
 from nuvom_kernel import hookimpl
 from nuvom_kernel.errors import ConfigError
 
 if TYPE_CHECKING:
+    from nuvom_discovery_ast.discoverer import AstDiscoverer
     from nuvom_kernel.hookspecs import Register
     from nuvom_kernel.settings import NuvomSettings
 
@@ -21,6 +21,8 @@ def make_discoverer(settings: NuvomSettings, options: dict[str, Any]) -> AstDisc
             "remove them from [plugins.settings.nuvom-discovery-ast] in .nuvom_plugins.toml "
             "(filters belong in .nuvomignore or --include/--exclude)"
         )
+    from nuvom_discovery_ast.discoverer import AstDiscoverer
+
     return AstDiscoverer()
 
 

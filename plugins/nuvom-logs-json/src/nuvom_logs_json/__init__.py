@@ -6,7 +6,14 @@ application, attach :class:`JsonFormatter` to a handler yourself
 (docs/observability.md).
 """
 
-from nuvom_logs_json.formatter import FIELDS, JsonFormatter
-from nuvom_logs_json.options import JsonLogsOptions, make_handler
+from typing import TYPE_CHECKING
+
+from nuvom_support.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nuvom_logs_json.formatter import FIELDS, JsonFormatter
+    from nuvom_logs_json.options import JsonLogsOptions, make_handler
 
 __all__ = ["FIELDS", "JsonFormatter", "JsonLogsOptions", "make_handler"]
+
+__getattr__ = lazy_exports(__name__, {"FIELDS": "formatter", "JsonFormatter": "formatter", "JsonLogsOptions": "options", "make_handler": "options"})

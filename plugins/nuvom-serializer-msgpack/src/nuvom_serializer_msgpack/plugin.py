@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nuvom_kernel import hookimpl
-from nuvom_serializer_msgpack.serializer import MsgpackSerializer
+
+if TYPE_CHECKING:  # msgpack is imported when the serializer is made, not when the plugin loads
+    from nuvom_serializer_msgpack.serializer import MsgpackSerializer
 
 
 def make_serializer(settings: Any, options: dict[str, Any]) -> MsgpackSerializer:
+    from nuvom_serializer_msgpack.serializer import MsgpackSerializer
+
     return MsgpackSerializer()
 
 
