@@ -87,6 +87,8 @@ def test_r4_stale_token_is_refused(backend: str, make_project: Callable[..., Pro
         assert first.id == second.id == job.id
         old, new = first.token, second.token
         assert old is not None and new is not None and new > old
+        # redelivered after its lease expired: claimed only, started by its worker on a free slot
+        assert second.state == JobState.CLAIMED and queue.start({job.id: new}) == {job.id}
         assert queue.finish(job.id, old, Outcome(kind="succeeded", result="stale")) is False
         assert queue.renew({job.id: old}, 30.0) == {job.id}
         assert queue.set_progress(job.id, old, {"stale": True}) is False
