@@ -258,6 +258,24 @@ def test_scaffold_kinds_aliases_and_overwrite(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "queue-backend" in bad.stderr
 
 
+def test_scaffold_copies_no_byte_code_an_installed_template_carries(tmp_path: Path) -> None:
+    """pip byte-compiles the template's modules when it installs nuvom-cli; a
+    rendered plugin must not ship the template's ``__pycache__``."""
+    from nuvom_cli.commands.plugin_scaffold import TEMPLATE_DIR
+
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE_DIR, template)
+    for package in (template / "{{cookiecutter.project_slug}}" / "src").iterdir():
+        (package / "__pycache__").mkdir()
+        (package / "__pycache__" / "plugin.cpython-311.pyc").write_bytes(b"\x00compiled")
+    out = run_nuvom(["plugin", "scaffold", "cached", "--kind", "executor", "--template", str(template),
+                     "--out", str(tmp_path / "out")], tmp_path)
+    assert out.returncode == 0, out.stderr
+    project = tmp_path / "out" / "nuvom-cached"
+    assert (project / "src" / "nuvom_cached" / "executor.py").is_file()
+    assert list(project.rglob("__pycache__")) == []
+
+
 # -- docs/plugins.md: every hook has an example, and every example runs --------------------
 
 DOC = ROOT / "docs" / "plugins.md"

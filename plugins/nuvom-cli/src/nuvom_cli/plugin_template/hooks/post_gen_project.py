@@ -1,7 +1,8 @@
-"""Keep only the modules and tests of the chosen kind."""
+"""Keep only the modules and tests of the chosen kind, and no byte code."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 KIND = "{{ cookiecutter.kind }}"
@@ -21,3 +22,7 @@ for kind, module in MODULES.items():
         (PACKAGE / module).unlink()
 if KIND not in CONTRACT_KINDS:
     (Path("tests") / "test_{{ cookiecutter.package_name }}_contract.py").unlink()
+
+# an installed template may carry byte code compiled at install time: never copy it out
+for cache in sorted(Path(".").rglob("__pycache__")):
+    shutil.rmtree(cache)
