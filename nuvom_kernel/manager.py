@@ -19,14 +19,13 @@ from collections.abc import Collection
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
 from nuvom_kernel import hookspecs
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.hookcalls import guarded_plugin
-from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
 from nuvom_kernel.plugin_calls import KernelHooks
 from nuvom_kernel.plugin_settings import SettingsDeclaration
 from nuvom_kernel.plugin_sources import (
@@ -39,9 +38,6 @@ from nuvom_kernel.plugin_sources import (
 )
 from nuvom_kernel.registry import Registrations, Registries
 from nuvom_kernel.task_options import TaskOptionDeclaration
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("nuvom.plugins")
 ENTRY_POINT_GROUP = "nuvom"
@@ -68,7 +64,9 @@ class NuvomPluginManager(KernelHooks, Registrations):
         self.disabled: dict[str, str] = {}
         self.plugin_options: dict[str, dict[str, Any]] = {}
         self._registries: Registries | None = None
-        self._legacy: list[LegacyPluginAdapter] = []
+        #: while ``load`` runs: loaded objects without hook implementations, adapted
+        #: (``nuvom_adapt_plugin``) once every plugin, so every adapter, is loaded
+        self._unadapted: list[tuple[Any, PluginRecord]] | None = None
         self._originals: dict[str, Any] = {}
         self._implemented: dict[str, bool] = {}
         self._call_errors: list[tuple[str, BaseException]] | None = None
@@ -112,6 +110,7 @@ class NuvomPluginManager(KernelHooks, Registrations):
         disabled |= {_norm(n) for n in (_env_list("NUVOM_DISABLE_PLUGINS", self.environ) or [])}
         allow = _env_list("NUVOM_LOAD_PLUGINS", self.environ)
         allowed = None if allow is None else {_norm(n) for n in allow}
+        self._unadapted = []
         if only is not None:
             wanted = {_norm(n) for n in only}
             allowed = wanted if allowed is None else allowed & wanted
@@ -125,6 +124,9 @@ class NuvomPluginManager(KernelHooks, Registrations):
             if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
                 continue
             self._load_spec(spec, origin=f"{PLUGINS_FILE}")
+        unadapted, self._unadapted = self._unadapted, None
+        for obj, record in unadapted:
+            self._register(obj, record)
         self._validate_all()
         return self
 
@@ -170,9 +172,6 @@ class NuvomPluginManager(KernelHooks, Registrations):
                 raise
             self._fail(record, exc)
             return record
-        if name is None:
-            found = getattr(obj, "name", None) if is_protocol_plugin(obj) else None
-            record.name = str(found) if found else spec
         self._register(obj, record)
         return record
 
@@ -199,8 +198,13 @@ class NuvomPluginManager(KernelHooks, Registrations):
     def _register(self, obj: Any, record: PluginRecord) -> None:
         if record.name in self.records and self.records[record.name].loaded:
             return
+        if self._unadapted is not None and not _has_hookimpls(obj):
+            self._unadapted.append((obj, record))
+            return
         try:
-            plugin = self._as_plugin(obj, record)
+            plugin = obj if _has_hookimpls(obj) else self._adapt(obj, record)
+            if record.name in self.records and self.records[record.name].loaded:
+                return
             self._check_hook_names(plugin, record)
             impls = {}
             for attr in dir(plugin):
@@ -230,7 +234,7 @@ class NuvomPluginManager(KernelHooks, Registrations):
         self.records[record.name] = record
 
     def plugin(self, name: str) -> Any:
-        """The loaded plugin object (module, object or 0.11 adapter) named ``name``, or None."""
+        """The loaded plugin object (module, object, or what adapted it) named ``name``, or None."""
         return self._originals.get(name)
 
     def implementations(self, hook_name: str, name: str) -> list[Any]:
@@ -260,28 +264,22 @@ class NuvomPluginManager(KernelHooks, Registrations):
         log.error("plugin %s raised in %s (ignored)", plugin, hook_name,
                   exc_info=(type(exc), exc, exc.__traceback__))
 
-    def _as_plugin(self, obj: Any, record: PluginRecord) -> Any:
-        """Accept a module/object with hookimpls, or a 0.11 protocol plugin (class or instance)."""
-        if isinstance(obj, ModuleType):
-            if _has_hookimpls(obj):
-                return obj
-            candidates = [v for k, v in vars(obj).items() if not k.startswith("_") and is_protocol_plugin(v)
-                          and getattr(v, "__module__", obj.__name__) == obj.__name__]
-            if candidates:
-                obj = candidates[0]
-            else:
-                raise PluginError(
-                    f"plugin {record.name!r}: module {obj.__name__} defines no Nuvom hook implementations "
-                    "(functions decorated with @nuvom.hookimpl) and no plugin object (name, api_version, start, stop)"
-                )
-        if is_protocol_plugin(obj):
-            adapter = LegacyPluginAdapter(obj)
-            self._legacy.append(adapter)
-            record.name = adapter.name if record.origin != "entry point" else record.name
-            return adapter
-        if _has_hookimpls(obj):
-            return obj
-        raise PluginError(f"plugin {record.name!r}: {obj!r} has no Nuvom hook implementations")
+    def _adapt(self, obj: Any, record: PluginRecord) -> Any:
+        """The plugin some ``nuvom_adapt_plugin`` makes of ``obj``, which has no hook implementations.
+        Outside entry points, a ``name`` attribute (of the adapted object, else of ``obj``) names the plugin."""
+        if record.origin != "entry point" and isinstance(getattr(obj, "name", None), str) and obj.name:
+            record.name = obj.name  # so a refusal is recorded under the plugin's own name
+        adapted = self.pm.hook.nuvom_adapt_plugin(obj=obj)
+        if adapted is None or not _has_hookimpls(adapted):
+            what = f"module {obj.__name__}" if isinstance(obj, ModuleType) else repr(obj)
+            raise PluginError(
+                f"plugin {record.name!r}: {what} defines no Nuvom hook implementations (functions decorated "
+                "with @nuvom.hookimpl), and no loaded plugin adapts it (a Nuvom 0.11 plugin, with name, "
+                "api_version, start and stop, needs the nuvom-compat-011 plugin of nuvom-kernel: is it disabled?)"
+            )
+        if record.origin != "entry point" and getattr(adapted, "name", None):
+            record.name = str(adapted.name)
+        return adapted
 
     def _check_hook_names(self, plugin: Any, record: PluginRecord) -> None:
         known = [n for n in dir(hookspecs) if n.startswith("nuvom_")]
@@ -327,31 +325,10 @@ class NuvomPluginManager(KernelHooks, Registrations):
         return sorted(self.records.values(), key=lambda r: (r.origin != "entry point", r.name))
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 #: hooks whose implementations are not guarded: a failing historic nuvom_configure
-#: fails loading the plugin, as it did before hooks went through pm.hook
-_UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire", "nuvom_schedule_task"})
+#: fails loading the plugin, as it did before hooks went through pm.hook; so does an
+#: adapter's PluginError (nuvom_adapt_plugin) for the object it refuses
+_UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire", "nuvom_schedule_task", "nuvom_adapt_plugin"})
 
 
 def _trace_before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:
