@@ -6,7 +6,7 @@ embedders create their own and pass it (or install it with :func:`use_app`).
 
 Constructing an app never touches logging: the library logs to ``nuvom.*``
 loggers and leaves handlers and levels to the host application; only the
-``nuvom`` command configures logging (:func:`~nuvom_kernel.settings.apply_log_level`).
+``nuvom`` command configures logging (``nuvom_cli.state.apply_log_level``).
 """
 
 from __future__ import annotations

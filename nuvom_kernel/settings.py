@@ -277,18 +277,3 @@ def load_settings(
             _LOGGED_NOTES.add(note)
             logging.getLogger("nuvom.settings").warning("%s", note)
     return LoadedSettings(settings=settings, sources=sources, warnings=notes, root=root_path, plugins=plugin_settings)
-
-
-def apply_log_level(settings: NuvomSettings, handler: logging.Handler | None = None) -> None:
-    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger, with a handler
-    of its own (``handler``, e.g. from a ``nuvom_log_handler`` plugin, or a text
-    one).  Called by the ``nuvom`` command only: as a library, Nuvom never
-    configures logging (its ``nuvom.*`` records reach the host's handlers)."""
-    logger = logging.getLogger("nuvom")
-    logger.setLevel(settings.log_level)
-    if not logger.handlers:
-        if handler is None:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
