@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -123,7 +123,7 @@ class NuvomPluginManager(KernelHooks, Registrations):
         for spec in config.modules:
             if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
                 continue
-            self._load_spec(spec, origin=f"{PLUGINS_FILE}")
+            self.load_spec(spec, origin=PLUGINS_FILE)
         unadapted, self._unadapted = self._unadapted, None
         for obj, record in unadapted:
             self._register(obj, record)
@@ -131,48 +131,28 @@ class NuvomPluginManager(KernelHooks, Registrations):
         return self
 
     def _entry_points(self) -> list[metadata.EntryPoint]:
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-        seen: set[str] = set()
-        out = []
-        for ep in sorted(eps, key=lambda e: e.name):
-            if ep.name in seen:  # the same distribution found twice on sys.path
-                continue
-            seen.add(ep.name)
-            out.append(ep)
-        return out
+        unique: dict[str, metadata.EntryPoint] = {}
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            unique.setdefault(ep.name, ep)  # the same distribution may be found twice on sys.path
+        return list(unique.values())
 
     def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
         dist = getattr(ep, "dist", None)
-        record = PluginRecord(
-            name=ep.name,
-            origin="entry point",
-            distribution=getattr(dist, "name", None) or ep.name,
-            version=getattr(dist, "version", None),
-            module=ep.value,
-        )
-        try:
-            obj = ep.load()
-        except BaseException as exc:  # a plugin may raise anything on import, even SystemExit
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self._fail(record, exc)
-            return
-        self._register(obj, record)
+        self._load(ep.load, PluginRecord(name=ep.name, origin="entry point", module=ep.value,
+                                         distribution=getattr(dist, "name", None) or ep.name,
+                                         version=getattr(dist, "version", None)))
 
     def load_spec(self, spec: str, origin: str = "explicit", name: str | None = None) -> PluginRecord:
         """Load one plugin from a dotted module, ``module:attr`` or a ``.py`` path."""
-        return self._load_spec(spec, origin=origin, name=name)
+        return self._load(lambda: self._import_spec(spec), PluginRecord(name=name or spec, origin=origin, module=spec))
 
-    def _load_spec(self, spec: str, origin: str, name: str | None = None) -> PluginRecord:
-        record = PluginRecord(name=name or spec, origin=origin, module=spec)
+    def _load(self, load: Callable[[], Any], record: PluginRecord) -> PluginRecord:
         try:
-            obj = self._import_spec(spec)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            obj = load()
+        except BaseException as exc:  # a plugin may raise anything on import, even SystemExit
             self._fail(record, exc)
-            return record
-        self._register(obj, record)
+        else:
+            self._register(obj, record)
         return record
 
     def _import_spec(self, spec: str) -> Any:
@@ -205,25 +185,11 @@ class NuvomPluginManager(KernelHooks, Registrations):
             plugin = obj if _has_hookimpls(obj) else self._adapt(obj, record)
             if record.name in self.records and self.records[record.name].loaded:
                 return
-            self._check_hook_names(plugin, record)
-            impls = {}
-            for attr in dir(plugin):
-                opts = self.pm.parse_hookimpl_opts(plugin, attr)
-                if opts is not None:
-                    impls[attr] = (opts.get("specname") or attr, dict(opts))
-            for hook_name, hook_opts in impls.values():
-                if hook_name in hookspecs.WRAPPER_ONLY_HOOKS and not (
-                        hook_opts.get("wrapper") or hook_opts.get("hookwrapper")):
-                    raise PluginError(
-                        f"plugin {record.name!r} implements {hook_name} without wrapper=True: the kernel calls "
-                        f"the task itself; declare it as @hookimpl(wrapper=True) and `yield` (see docs/hooks.md)"
-                    )
-            proxy = guarded_plugin(plugin, record.name, impls, self._hook_failed, unguarded=_UNGUARDED)
+            proxy = guarded_plugin(plugin, record.name, self._hookimpls(plugin, record), self._hook_failed,
+                                   unguarded=_UNGUARDED)
             self.pm.register(proxy, name=record.name)
             self._implemented.clear()
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
             self._fail(record, exc)
             return
         self._originals[record.name] = plugin
@@ -249,9 +215,7 @@ class NuvomPluginManager(KernelHooks, Registrations):
         if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name in (
                 hookspecs.STORAGE_HOOK, "nuvom_register_commands", "nuvom_register_settings", "nuvom_register_task_options"):
             record = self.records.get(plugin) or PluginRecord(name=plugin, origin="?")
-            record.error = f"{type(exc).__name__}: {exc}"
-            record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            self.records[plugin] = record
+            self._record_error(record, exc)
             if hook_name == "nuvom_register_commands":
                 log.error("plugin %s failed to add its commands: %s", plugin, exc)
                 if self._call_errors is not None:
@@ -281,21 +245,30 @@ class NuvomPluginManager(KernelHooks, Registrations):
             record.name = str(adapted.name)
         return adapted
 
-    def _check_hook_names(self, plugin: Any, record: PluginRecord) -> None:
-        known = [n for n in dir(hookspecs) if n.startswith("nuvom_")]
+    def _hookimpls(self, plugin: Any, record: PluginRecord) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``{attribute: (hook name, pluggy options)}`` of ``plugin``; a misspelled hook
+        name or a wrapper-only hook implemented without ``wrapper=True`` is refused."""
+        known = self.hook_names()
+        impls = {}
         for attr in dir(plugin):
-            if not attr.startswith("nuvom_"):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
                 continue
-            fn = getattr(plugin, attr, None)
-            if self.pm.parse_hookimpl_opts(plugin, attr) is None or fn is None:
-                continue
-            if attr not in known:
+            if attr.startswith("nuvom_") and attr not in known:
                 close = difflib.get_close_matches(attr, known, n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise PluginError(
                     f"plugin {record.name!r} implements unknown hook {attr!r}{hint} "
                     "(see docs/hooks.md for the hook names)"
                 )
+            hook_name = opts.get("specname") or attr
+            if hook_name in hookspecs.WRAPPER_ONLY_HOOKS and not (opts.get("wrapper") or opts.get("hookwrapper")):
+                raise PluginError(
+                    f"plugin {record.name!r} implements {hook_name} without wrapper=True: the kernel calls "
+                    f"the task itself; declare it as @hookimpl(wrapper=True) and `yield` (see docs/hooks.md)"
+                )
+            impls[attr] = (hook_name, dict(opts))
+        return impls
 
     def _validate_all(self) -> None:
         try:
@@ -303,11 +276,17 @@ class NuvomPluginManager(KernelHooks, Registrations):
         except pluggy.PluginValidationError as exc:  # pragma: no cover - caught per plugin above
             raise PluginError(str(exc)) from exc
 
-    def _fail(self, record: PluginRecord, exc: BaseException) -> None:
-        record.loaded = False
+    def _record_error(self, record: PluginRecord, exc: BaseException) -> None:
         record.error = f"{type(exc).__name__}: {exc}"
         record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self.records[record.name] = record
+
+    def _fail(self, record: PluginRecord, exc: BaseException) -> None:
+        """``record``'s plugin failed to load (``KeyboardInterrupt`` is re-raised, not recorded)."""
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        record.loaded = False
+        self._record_error(record, exc)
         log.warning("plugin %s (%s) failed to load: %s", record.name, record.origin, record.error,
                     extra={"event": "plugin.load_error", "plugin": record.name, "error_type": type(exc).__name__,
                            "error_message": str(exc), "traceback": record.traceback})
