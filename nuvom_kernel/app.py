@@ -174,45 +174,42 @@ class Nuvom(PayloadCodec):
             assert self._results is not None
             return self._results
 
-    def _role(self, capability: str, what: str) -> Any:
+    def _roles(self) -> frozenset[str]:
+        """The roles the queue backend's object provides (looked up once per object)."""
         queue = self.queue
-        caps = self._caps
-        if caps is None or caps[0] is not queue:
-            caps = self._caps = (queue, capabilities_of(queue))
-        if capability in caps[1]:
-            return queue
+        if self._caps is None or self._caps[0] is not queue:
+            self._caps = (queue, capabilities_of(queue))
+        return self._caps[1]
+
+    def _role(self, capability: str, what: str) -> Any:
+        roles = self._roles()
+        if capability in roles:
+            return self.queue
         raise CapabilityError(
             f"the {self.settings.queue_backend!r} queue backend provides no {what} "
-            f"(it declares: {', '.join(sorted(caps[1])) or 'nothing'}); "
+            f"(it declares: {', '.join(sorted(roles)) or 'nothing'}); "
             "use a backend that does (memory, file, sqlite) or a plugin that adds the role"
         )
 
     def provides(self, capability: str) -> bool:
         """True if the queue backend provides ``capability`` (see ``CAPABILITIES``)."""
-        try:
-            self._role(capability, capability)
-        except CapabilityError:
-            return False
-        return True
+        return capability in self._roles()
 
     @property
     def jobs(self) -> JobStore:
         """The job store (get, list, counts, cancel, retry, purge, progress); the
         queue backend's object when it provides the role, else ``CapabilityError``."""
-        store: JobStore = self._role("jobs", "job store (needed to read, list, cancel or retry jobs)")
-        return store
+        return self._role("jobs", "job store (needed to read, list, cancel or retry jobs)")
 
     @property
     def workers(self) -> WorkerRegistry:
         """The worker registry; ``CapabilityError`` when the queue backend has none."""
-        registry: WorkerRegistry = self._role("workers", "worker registry (needed to list workers)")
-        return registry
+        return self._role("workers", "worker registry (needed to list workers)")
 
     @property
     def schedules(self) -> ScheduleStore:
         """The schedule store; ``CapabilityError`` when the queue backend has none."""
-        store: ScheduleStore = self._role("schedules", "schedule store (needed by task.schedule() and the scheduler)")
-        return store
+        return self._role("schedules", "schedule store (needed by task.schedule() and the scheduler)")
 
     @property
     def shares_storage(self) -> bool:
