@@ -349,19 +349,6 @@ def nuvom_schedule_fired(schedule: Schedule, jobs: list[Job], missed: int, coale
     """
 
 
-#: Hooks whose calls are isolated: one failing implementation is logged and skipped.
-OBSERVER_HOOKS = (
-    "nuvom_startup",
-    "nuvom_shutdown",
-    "nuvom_job_enqueued",
-    "nuvom_job_started",
-    "nuvom_job_finished",
-    "nuvom_job_retrying",
-    "nuvom_job_dead",
-    "nuvom_leases_expired",
-    "nuvom_schedule_fired",
-    "nuvom_execute_job",
-)
 #: Hooks a plugin may implement only as a wrapper (the kernel makes the call itself).
 WRAPPER_ONLY_HOOKS = ("nuvom_execute_job",)
 REGISTRATION_HOOKS = {

@@ -157,10 +157,6 @@ def read_tool_nuvom(path: Path) -> dict[str, Any]:
     return table
 
 
-def _pyproject_tables(root: Path) -> dict[str, Any]:
-    return read_tool_nuvom(root / "pyproject.toml")
-
-
 def resolve(declarations: list[SettingsDeclaration], root: Path, environ: Mapping[str, str],
             dotenv: Mapping[str, str], plugins_file: Mapping[str, Mapping[str, Any]],
             notes: list[str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, PluginSettings]:
@@ -173,7 +169,7 @@ def resolve(declarations: list[SettingsDeclaration], root: Path, environ: Mappin
     An unknown ``NUVOM_<SECTION>__<KEY>`` variable is appended to ``notes``
     (a warning with a suggestion); an unknown key in a file is an error.
     """
-    pyproject = _pyproject_tables(root)
+    pyproject = read_tool_nuvom(root / "pyproject.toml")
     out: dict[str, PluginSettings] = {}
     for decl in declarations:
         out[decl.section] = _resolve_one(decl, pyproject, environ, dotenv, plugins_file, notes, overrides or {})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,11 +29,6 @@ from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
 
 if TYPE_CHECKING:
     from nuvom_kernel.manager import NuvomPluginManager
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on 3.10 only
-    pass
 
 ENV_PREFIX = "NUVOM_"
 
