@@ -12,7 +12,6 @@ loggers and leaves handlers and levels to the host application; only the
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -377,13 +376,3 @@ def set_default_app(app: Nuvom | None) -> None:
     global _default_app
     with _default_lock:
         _default_app = app
-
-
-def get_settings() -> NuvomSettings:
-    """The effective settings of the default app (environment, .env, pyproject)."""
-    return get_app().settings
-
-
-def get_logger(name: str = "nuvom") -> logging.Logger:
-    """A logger under ``nuvom`` (its level follows ``NUVOM_LOG_LEVEL``)."""
-    return logging.getLogger(name if name == "nuvom" or name.startswith("nuvom.") else f"nuvom.{name}")

@@ -1,7 +1,9 @@
-"""Nuvom 0.11's plugin protocol, adapted onto the lifecycle hooks: the plugin
-``nuvom-compat-011``, an entry point of the ``nuvom-kernel`` distribution
-(the kernel itself knows nothing of 0.11 plugins; it asks ``nuvom_adapt_plugin``
-about any loaded object that has no hook implementations).
+"""Nuvom 0.11 compatibility: its package exports ``get_settings`` and
+``get_logger`` (re-exported by ``nuvom``), and its plugin protocol, adapted
+onto the lifecycle hooks by the plugin ``nuvom-compat-011``, an entry point
+of the ``nuvom-kernel`` distribution (the kernel itself knows nothing of 0.11
+plugins; it asks ``nuvom_adapt_plugin`` about any loaded object that has no
+hook implementations).
 
 A 0.11 plugin is an object (or class) with ``name``, ``api_version``,
 ``provides``, optional ``requires``, ``start(settings)`` and ``stop()``.  The
@@ -14,17 +16,31 @@ kernel's is refused.
 from __future__ import annotations
 
 import inspect
+import logging
 from abc import ABC, abstractmethod
 from types import ModuleType
 from typing import Any
 
 from nuvom_kernel import PLUGIN_API_VERSION
+from nuvom_kernel.app import get_app
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.hookspecs import hookimpl
+from nuvom_kernel.settings import NuvomSettings
 
 #: The entry point (in group ``nuvom``) that loads this module as a plugin.
 PLUGIN_NAME = "nuvom-compat-011"
 _REQUIRED = ("name", "api_version", "start", "stop")
+
+
+
+def get_settings() -> NuvomSettings:
+    """The effective settings of the current app (``use_app``, else the default one)."""
+    return get_app().settings
+
+
+def get_logger(name: str = "nuvom") -> logging.Logger:
+    """A logger under ``nuvom`` (its level follows ``NUVOM_LOG_LEVEL`` when the ``nuvom`` command runs)."""
+    return logging.getLogger(name if name == "nuvom" or name.startswith("nuvom.") else f"nuvom.{name}")
 
 
 class Plugin(ABC):
