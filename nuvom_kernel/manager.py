@@ -110,21 +110,23 @@ class NuvomPluginManager(KernelHooks, Registrations):
         disabled |= {_norm(n) for n in (_env_list("NUVOM_DISABLE_PLUGINS", self.environ) or [])}
         allow = _env_list("NUVOM_LOAD_PLUGINS", self.environ)
         allowed = None if allow is None else {_norm(n) for n in allow}
-        self._unadapted = []
         if only is not None:
             wanted = {_norm(n) for n in only}
             allowed = wanted if allowed is None else allowed & wanted
-        if entry_points:
-            for ep in self._entry_points():
-                if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
-                    self.disabled[ep.name] = _why_disabled(ep.name, config.disabled, allowed)
+        self._unadapted = []
+        try:
+            if entry_points:
+                for ep in self._entry_points():
+                    if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
+                        self.disabled[ep.name] = _why_disabled(ep.name, config.disabled, allowed)
+                        continue
+                    self._load_entry_point(ep)
+            for spec in config.modules:
+                if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
                     continue
-                self._load_entry_point(ep)
-        for spec in config.modules:
-            if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
-                continue
-            self.load_spec(spec, origin=PLUGINS_FILE)
-        unadapted, self._unadapted = self._unadapted, None
+                self.load_spec(spec, origin=PLUGINS_FILE)
+        finally:  # a strict-mode failure must not leave later load_spec calls deferred
+            unadapted, self._unadapted = self._unadapted, None
         for obj, record in unadapted:
             self._register(obj, record)
         self._validate_all()
@@ -168,12 +170,10 @@ class NuvomPluginManager(KernelHooks, Registrations):
             finally:
                 if added and str(self.root) in sys.path:
                     sys.path.remove(str(self.root))
-        if attr:
-            obj: Any = module
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-            return obj
-        return module
+        obj: Any = module
+        for part in attr.split(".") if attr else ():
+            obj = getattr(obj, part)
+        return obj
 
     def _register(self, obj: Any, record: PluginRecord) -> None:
         if record.name in self.records and self.records[record.name].loaded:
