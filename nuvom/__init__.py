@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from nuvom_kernel import PLUGIN_API_VERSION, __version__, hookimpl
-from nuvom_kernel.app import Nuvom, get_app, get_logger, get_settings, set_default_app, use_app
+from nuvom_kernel.app import Nuvom, get_app, set_default_app, use_app
 from nuvom_kernel.context import JobContext, current_job
 from nuvom_kernel.errors import (
     JobCancelledError,
@@ -25,6 +25,7 @@ from nuvom_kernel.models import Job, JobState
 from nuvom_kernel.settings import NuvomSettings
 from nuvom_kernel.task import JobHandle, Task, get_task, task
 from nuvom_kernel.worker import Worker
+from nuvom_support.legacy import get_logger, get_settings  # Nuvom 0.11's exports
 
 __all__ = [
     "PLUGIN_API_VERSION",

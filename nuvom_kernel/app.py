@@ -6,13 +6,12 @@ embedders create their own and pass it (or install it with :func:`use_app`).
 
 Constructing an app never touches logging: the library logs to ``nuvom.*``
 loggers and leaves handlers and levels to the host application; only the
-``nuvom`` command configures logging (:func:`~nuvom_kernel.settings.apply_log_level`).
+``nuvom`` command configures logging (``nuvom_cli.state.apply_log_level``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -174,45 +173,42 @@ class Nuvom(PayloadCodec):
             assert self._results is not None
             return self._results
 
-    def _role(self, capability: str, what: str) -> Any:
+    def _roles(self) -> frozenset[str]:
+        """The roles the queue backend's object provides (looked up once per object)."""
         queue = self.queue
-        caps = self._caps
-        if caps is None or caps[0] is not queue:
-            caps = self._caps = (queue, capabilities_of(queue))
-        if capability in caps[1]:
-            return queue
+        if self._caps is None or self._caps[0] is not queue:
+            self._caps = (queue, capabilities_of(queue))
+        return self._caps[1]
+
+    def _role(self, capability: str, what: str) -> Any:
+        roles = self._roles()
+        if capability in roles:
+            return self.queue
         raise CapabilityError(
             f"the {self.settings.queue_backend!r} queue backend provides no {what} "
-            f"(it declares: {', '.join(sorted(caps[1])) or 'nothing'}); "
+            f"(it declares: {', '.join(sorted(roles)) or 'nothing'}); "
             "use a backend that does (memory, file, sqlite) or a plugin that adds the role"
         )
 
     def provides(self, capability: str) -> bool:
         """True if the queue backend provides ``capability`` (see ``CAPABILITIES``)."""
-        try:
-            self._role(capability, capability)
-        except CapabilityError:
-            return False
-        return True
+        return capability in self._roles()
 
     @property
     def jobs(self) -> JobStore:
         """The job store (get, list, counts, cancel, retry, purge, progress); the
         queue backend's object when it provides the role, else ``CapabilityError``."""
-        store: JobStore = self._role("jobs", "job store (needed to read, list, cancel or retry jobs)")
-        return store
+        return self._role("jobs", "job store (needed to read, list, cancel or retry jobs)")
 
     @property
     def workers(self) -> WorkerRegistry:
         """The worker registry; ``CapabilityError`` when the queue backend has none."""
-        registry: WorkerRegistry = self._role("workers", "worker registry (needed to list workers)")
-        return registry
+        return self._role("workers", "worker registry (needed to list workers)")
 
     @property
     def schedules(self) -> ScheduleStore:
         """The schedule store; ``CapabilityError`` when the queue backend has none."""
-        store: ScheduleStore = self._role("schedules", "schedule store (needed by task.schedule() and the scheduler)")
-        return store
+        return self._role("schedules", "schedule store (needed by task.schedule() and the scheduler)")
 
     @property
     def shares_storage(self) -> bool:
@@ -380,13 +376,3 @@ def set_default_app(app: Nuvom | None) -> None:
     global _default_app
     with _default_lock:
         _default_app = app
-
-
-def get_settings() -> NuvomSettings:
-    """The effective settings of the default app (environment, .env, pyproject)."""
-    return get_app().settings
-
-
-def get_logger(name: str = "nuvom") -> logging.Logger:
-    """A logger under ``nuvom`` (its level follows ``NUVOM_LOG_LEVEL``)."""
-    return logging.getLogger(name if name == "nuvom" or name.startswith("nuvom.") else f"nuvom.{name}")

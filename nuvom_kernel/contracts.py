@@ -244,30 +244,31 @@ class WorkerRegistry(Protocol):
 @runtime_checkable
 class ScheduleStore(Protocol):
     """Stored schedules, and the atomic fire that makes leaderless schedulers
-    fire each occurrence once (see :mod:`nuvom_kernel.schedules`).
+    fire each occurrence once (see :mod:`nuvom_kernel.schedules`; the rules
+    every store applies are in :mod:`nuvom_support.schedules`).
 
     Rules every implementation keeps (``ScheduleStoreContract`` checks each):
 
     - ``add_schedule`` stores a copy.  If the id is taken, nothing is added
       and the stored schedule is returned; with ``replace=True`` a changed
-      definition is written over it as :func:`~nuvom_kernel.schedules.merge_schedule`
+      definition is written over it as :func:`~nuvom_support.schedules.merge_schedule`
       says (state and counters kept).
     - ``due_schedules(at, limit)``: ``active`` schedules whose
       ``next_fire_at <= at``, earliest first, at most ``limit``.
     - ``fire_schedule(id, expected_next, jobs, next_fire_at, ...)`` is one
       atomic step: if the schedule is ``active`` and its ``next_fire_at`` is
-      still ``expected_next`` (:func:`~nuvom_kernel.schedules.can_fire`), it
+      still ``expected_next`` (:func:`~nuvom_support.schedules.can_fire`), it
       enqueues ``jobs`` (as ``enqueue_many`` does: an id already stored stays
       one job) and advances the schedule
-      (:func:`~nuvom_kernel.schedules.apply_fire`), then returns ``True``;
+      (:func:`~nuvom_support.schedules.apply_fire`), then returns ``True``;
       otherwise it changes nothing and returns ``False``.  Two racing calls
       for the same occurrence, from any processes, never both return ``True``.
     - ``set_schedule_state`` changes only the state and returns the schedule
       after the change (``None`` for an unknown id).
     - ``purge_schedules(states, older_than, include_code)`` deletes the
-      schedules :func:`~nuvom_kernel.schedules.purgeable` accepts (ended
+      schedules :func:`~nuvom_support.schedules.purgeable` accepts (ended
       ones: ``done``/``cancelled``, never active or paused; ``states``
-      checked by :func:`~nuvom_kernel.schedules.purge_states`) and returns
+      checked by :func:`~nuvom_support.schedules.purge_states`) and returns
       how many; their fired jobs are jobs like any other (``purge``).
     """
 

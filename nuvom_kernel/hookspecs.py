@@ -187,6 +187,22 @@ def nuvom_log_handler(app: Nuvom) -> logging.Handler | None:
     """
 
 
+@hookspec(firstresult=True)
+def nuvom_adapt_plugin(obj: Any) -> Any | None:
+    """Make a plugin of a loaded object that has no Nuvom hook implementations.
+
+    Called while plugins load, once every plugin is loaded, for each entry
+    point, ``.nuvom_plugins.toml`` spec or ``load_spec`` target that is a
+    module or object without ``@hookimpl`` functions.  Return an object with
+    hook implementations to register in its place (its ``name`` attribute,
+    if any, names a plugin that is not an entry point), or ``None`` if
+    ``obj`` is not yours; raise :class:`~nuvom_kernel.errors.PluginError` to
+    refuse it with a reason (recorded for that plugin).  The first answer
+    wins.  ``nuvom-compat-011`` (part of ``nuvom-kernel``) adapts Nuvom 0.11
+    protocol plugins this way.
+    """
+
+
 # -- lifecycle -----------------------------------------------------------------
 
 @hookspec(historic=True)
@@ -333,19 +349,6 @@ def nuvom_schedule_fired(schedule: Schedule, jobs: list[Job], missed: int, coale
     """
 
 
-#: Hooks whose calls are isolated: one failing implementation is logged and skipped.
-OBSERVER_HOOKS = (
-    "nuvom_startup",
-    "nuvom_shutdown",
-    "nuvom_job_enqueued",
-    "nuvom_job_started",
-    "nuvom_job_finished",
-    "nuvom_job_retrying",
-    "nuvom_job_dead",
-    "nuvom_leases_expired",
-    "nuvom_schedule_fired",
-    "nuvom_execute_job",
-)
 #: Hooks a plugin may implement only as a wrapper (the kernel makes the call itself).
 WRAPPER_ONLY_HOOKS = ("nuvom_execute_job",)
 REGISTRATION_HOOKS = {

@@ -15,18 +15,17 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
 from nuvom_kernel import hookspecs
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.hookcalls import guarded_plugin
-from nuvom_kernel.legacy import LegacyPluginAdapter, is_protocol_plugin
 from nuvom_kernel.plugin_calls import KernelHooks
 from nuvom_kernel.plugin_settings import SettingsDeclaration
 from nuvom_kernel.plugin_sources import (
@@ -39,9 +38,6 @@ from nuvom_kernel.plugin_sources import (
 )
 from nuvom_kernel.registry import Registrations, Registries
 from nuvom_kernel.task_options import TaskOptionDeclaration
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("nuvom.plugins")
 ENTRY_POINT_GROUP = "nuvom"
@@ -68,7 +64,9 @@ class NuvomPluginManager(KernelHooks, Registrations):
         self.disabled: dict[str, str] = {}
         self.plugin_options: dict[str, dict[str, Any]] = {}
         self._registries: Registries | None = None
-        self._legacy: list[LegacyPluginAdapter] = []
+        #: while ``load`` runs: loaded objects without hook implementations, adapted
+        #: (``nuvom_adapt_plugin``) once every plugin, so every adapter, is loaded
+        self._unadapted: list[tuple[Any, PluginRecord]] | None = None
         self._originals: dict[str, Any] = {}
         self._implemented: dict[str, bool] = {}
         self._call_errors: list[tuple[str, BaseException]] | None = None
@@ -115,65 +113,48 @@ class NuvomPluginManager(KernelHooks, Registrations):
         if only is not None:
             wanted = {_norm(n) for n in only}
             allowed = wanted if allowed is None else allowed & wanted
-        if entry_points:
-            for ep in self._entry_points():
-                if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
-                    self.disabled[ep.name] = _why_disabled(ep.name, config.disabled, allowed)
+        self._unadapted = []
+        try:
+            if entry_points:
+                for ep in self._entry_points():
+                    if _norm(ep.name) in disabled or (allowed is not None and _norm(ep.name) not in allowed):
+                        self.disabled[ep.name] = _why_disabled(ep.name, config.disabled, allowed)
+                        continue
+                    self._load_entry_point(ep)
+            for spec in config.modules:
+                if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
                     continue
-                self._load_entry_point(ep)
-        for spec in config.modules:
-            if _norm(spec) in disabled or (only is not None and _norm(spec) not in wanted):
-                continue
-            self._load_spec(spec, origin=f"{PLUGINS_FILE}")
+                self.load_spec(spec, origin=PLUGINS_FILE)
+        finally:  # a strict-mode failure must not leave later load_spec calls deferred
+            unadapted, self._unadapted = self._unadapted, None
+        for obj, record in unadapted:
+            self._register(obj, record)
         self._validate_all()
         return self
 
     def _entry_points(self) -> list[metadata.EntryPoint]:
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-        seen: set[str] = set()
-        out = []
-        for ep in sorted(eps, key=lambda e: e.name):
-            if ep.name in seen:  # the same distribution found twice on sys.path
-                continue
-            seen.add(ep.name)
-            out.append(ep)
-        return out
+        unique: dict[str, metadata.EntryPoint] = {}
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            unique.setdefault(ep.name, ep)  # the same distribution may be found twice on sys.path
+        return list(unique.values())
 
     def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
         dist = getattr(ep, "dist", None)
-        record = PluginRecord(
-            name=ep.name,
-            origin="entry point",
-            distribution=getattr(dist, "name", None) or ep.name,
-            version=getattr(dist, "version", None),
-            module=ep.value,
-        )
-        try:
-            obj = ep.load()
-        except BaseException as exc:  # a plugin may raise anything on import, even SystemExit
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self._fail(record, exc)
-            return
-        self._register(obj, record)
+        self._load(ep.load, PluginRecord(name=ep.name, origin="entry point", module=ep.value,
+                                         distribution=getattr(dist, "name", None) or ep.name,
+                                         version=getattr(dist, "version", None)))
 
     def load_spec(self, spec: str, origin: str = "explicit", name: str | None = None) -> PluginRecord:
         """Load one plugin from a dotted module, ``module:attr`` or a ``.py`` path."""
-        return self._load_spec(spec, origin=origin, name=name)
+        return self._load(lambda: self._import_spec(spec), PluginRecord(name=name or spec, origin=origin, module=spec))
 
-    def _load_spec(self, spec: str, origin: str, name: str | None = None) -> PluginRecord:
-        record = PluginRecord(name=name or spec, origin=origin, module=spec)
+    def _load(self, load: Callable[[], Any], record: PluginRecord) -> PluginRecord:
         try:
-            obj = self._import_spec(spec)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            obj = load()
+        except BaseException as exc:  # a plugin may raise anything on import, even SystemExit
             self._fail(record, exc)
-            return record
-        if name is None:
-            found = getattr(obj, "name", None) if is_protocol_plugin(obj) else None
-            record.name = str(found) if found else spec
-        self._register(obj, record)
+        else:
+            self._register(obj, record)
         return record
 
     def _import_spec(self, spec: str) -> Any:
@@ -189,37 +170,26 @@ class NuvomPluginManager(KernelHooks, Registrations):
             finally:
                 if added and str(self.root) in sys.path:
                     sys.path.remove(str(self.root))
-        if attr:
-            obj: Any = module
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-            return obj
-        return module
+        obj: Any = module
+        for part in attr.split(".") if attr else ():
+            obj = getattr(obj, part)
+        return obj
 
     def _register(self, obj: Any, record: PluginRecord) -> None:
         if record.name in self.records and self.records[record.name].loaded:
             return
+        if self._unadapted is not None and not _has_hookimpls(obj):
+            self._unadapted.append((obj, record))
+            return
         try:
-            plugin = self._as_plugin(obj, record)
-            self._check_hook_names(plugin, record)
-            impls = {}
-            for attr in dir(plugin):
-                opts = self.pm.parse_hookimpl_opts(plugin, attr)
-                if opts is not None:
-                    impls[attr] = (opts.get("specname") or attr, dict(opts))
-            for hook_name, hook_opts in impls.values():
-                if hook_name in hookspecs.WRAPPER_ONLY_HOOKS and not (
-                        hook_opts.get("wrapper") or hook_opts.get("hookwrapper")):
-                    raise PluginError(
-                        f"plugin {record.name!r} implements {hook_name} without wrapper=True: the kernel calls "
-                        f"the task itself; declare it as @hookimpl(wrapper=True) and `yield` (see docs/hooks.md)"
-                    )
-            proxy = guarded_plugin(plugin, record.name, impls, self._hook_failed, unguarded=_UNGUARDED)
+            plugin = obj if _has_hookimpls(obj) else self._adapt(obj, record)
+            if record.name in self.records and self.records[record.name].loaded:
+                return
+            proxy = guarded_plugin(plugin, record.name, self._hookimpls(plugin, record), self._hook_failed,
+                                   unguarded=_UNGUARDED)
             self.pm.register(proxy, name=record.name)
             self._implemented.clear()
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
             self._fail(record, exc)
             return
         self._originals[record.name] = plugin
@@ -230,7 +200,7 @@ class NuvomPluginManager(KernelHooks, Registrations):
         self.records[record.name] = record
 
     def plugin(self, name: str) -> Any:
-        """The loaded plugin object (module, object or 0.11 adapter) named ``name``, or None."""
+        """The loaded plugin object (module, object, or what adapted it) named ``name``, or None."""
         return self._originals.get(name)
 
     def implementations(self, hook_name: str, name: str) -> list[Any]:
@@ -245,9 +215,7 @@ class NuvomPluginManager(KernelHooks, Registrations):
         if hook_name in hookspecs.REGISTRATION_HOOKS or hook_name in (
                 hookspecs.STORAGE_HOOK, "nuvom_register_commands", "nuvom_register_settings", "nuvom_register_task_options"):
             record = self.records.get(plugin) or PluginRecord(name=plugin, origin="?")
-            record.error = f"{type(exc).__name__}: {exc}"
-            record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            self.records[plugin] = record
+            self._record_error(record, exc)
             if hook_name == "nuvom_register_commands":
                 log.error("plugin %s failed to add its commands: %s", plugin, exc)
                 if self._call_errors is not None:
@@ -260,44 +228,47 @@ class NuvomPluginManager(KernelHooks, Registrations):
         log.error("plugin %s raised in %s (ignored)", plugin, hook_name,
                   exc_info=(type(exc), exc, exc.__traceback__))
 
-    def _as_plugin(self, obj: Any, record: PluginRecord) -> Any:
-        """Accept a module/object with hookimpls, or a 0.11 protocol plugin (class or instance)."""
-        if isinstance(obj, ModuleType):
-            if _has_hookimpls(obj):
-                return obj
-            candidates = [v for k, v in vars(obj).items() if not k.startswith("_") and is_protocol_plugin(v)
-                          and getattr(v, "__module__", obj.__name__) == obj.__name__]
-            if candidates:
-                obj = candidates[0]
-            else:
-                raise PluginError(
-                    f"plugin {record.name!r}: module {obj.__name__} defines no Nuvom hook implementations "
-                    "(functions decorated with @nuvom.hookimpl) and no plugin object (name, api_version, start, stop)"
-                )
-        if is_protocol_plugin(obj):
-            adapter = LegacyPluginAdapter(obj)
-            self._legacy.append(adapter)
-            record.name = adapter.name if record.origin != "entry point" else record.name
-            return adapter
-        if _has_hookimpls(obj):
-            return obj
-        raise PluginError(f"plugin {record.name!r}: {obj!r} has no Nuvom hook implementations")
+    def _adapt(self, obj: Any, record: PluginRecord) -> Any:
+        """The plugin some ``nuvom_adapt_plugin`` makes of ``obj``, which has no hook implementations.
+        Outside entry points, a ``name`` attribute (of the adapted object, else of ``obj``) names the plugin."""
+        if record.origin != "entry point" and isinstance(getattr(obj, "name", None), str) and obj.name:
+            record.name = obj.name  # so a refusal is recorded under the plugin's own name
+        adapted = self.pm.hook.nuvom_adapt_plugin(obj=obj)
+        if adapted is None or not _has_hookimpls(adapted):
+            what = f"module {obj.__name__}" if isinstance(obj, ModuleType) else repr(obj)
+            raise PluginError(
+                f"plugin {record.name!r}: {what} defines no Nuvom hook implementations (functions decorated "
+                "with @nuvom.hookimpl), and no loaded plugin adapts it (a Nuvom 0.11 plugin, with name, "
+                "api_version, start and stop, needs the nuvom-compat-011 plugin of nuvom-kernel: is it disabled?)"
+            )
+        if record.origin != "entry point" and getattr(adapted, "name", None):
+            record.name = str(adapted.name)
+        return adapted
 
-    def _check_hook_names(self, plugin: Any, record: PluginRecord) -> None:
-        known = [n for n in dir(hookspecs) if n.startswith("nuvom_")]
+    def _hookimpls(self, plugin: Any, record: PluginRecord) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``{attribute: (hook name, pluggy options)}`` of ``plugin``; a misspelled hook
+        name or a wrapper-only hook implemented without ``wrapper=True`` is refused."""
+        known = self.hook_names()
+        impls = {}
         for attr in dir(plugin):
-            if not attr.startswith("nuvom_"):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
                 continue
-            fn = getattr(plugin, attr, None)
-            if self.pm.parse_hookimpl_opts(plugin, attr) is None or fn is None:
-                continue
-            if attr not in known:
+            if attr.startswith("nuvom_") and attr not in known:
                 close = difflib.get_close_matches(attr, known, n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise PluginError(
                     f"plugin {record.name!r} implements unknown hook {attr!r}{hint} "
                     "(see docs/hooks.md for the hook names)"
                 )
+            hook_name = opts.get("specname") or attr
+            if hook_name in hookspecs.WRAPPER_ONLY_HOOKS and not (opts.get("wrapper") or opts.get("hookwrapper")):
+                raise PluginError(
+                    f"plugin {record.name!r} implements {hook_name} without wrapper=True: the kernel calls "
+                    f"the task itself; declare it as @hookimpl(wrapper=True) and `yield` (see docs/hooks.md)"
+                )
+            impls[attr] = (hook_name, dict(opts))
+        return impls
 
     def _validate_all(self) -> None:
         try:
@@ -305,11 +276,17 @@ class NuvomPluginManager(KernelHooks, Registrations):
         except pluggy.PluginValidationError as exc:  # pragma: no cover - caught per plugin above
             raise PluginError(str(exc)) from exc
 
-    def _fail(self, record: PluginRecord, exc: BaseException) -> None:
-        record.loaded = False
+    def _record_error(self, record: PluginRecord, exc: BaseException) -> None:
         record.error = f"{type(exc).__name__}: {exc}"
         record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self.records[record.name] = record
+
+    def _fail(self, record: PluginRecord, exc: BaseException) -> None:
+        """``record``'s plugin failed to load (``KeyboardInterrupt`` is re-raised, not recorded)."""
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        record.loaded = False
+        self._record_error(record, exc)
         log.warning("plugin %s (%s) failed to load: %s", record.name, record.origin, record.error,
                     extra={"event": "plugin.load_error", "plugin": record.name, "error_type": type(exc).__name__,
                            "error_message": str(exc), "traceback": record.traceback})
@@ -327,31 +304,10 @@ class NuvomPluginManager(KernelHooks, Registrations):
         return sorted(self.records.values(), key=lambda r: (r.origin != "entry point", r.name))
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 #: hooks whose implementations are not guarded: a failing historic nuvom_configure
-#: fails loading the plugin, as it did before hooks went through pm.hook
-_UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire", "nuvom_schedule_task"})
+#: fails loading the plugin, as it did before hooks went through pm.hook; so does an
+#: adapter's PluginError (nuvom_adapt_plugin) for the object it refuses
+_UNGUARDED = frozenset({"nuvom_configure", "nuvom_schedule_next_fire", "nuvom_schedule_task", "nuvom_adapt_plugin"})
 
 
 def _trace_before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:

@@ -33,7 +33,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -46,7 +46,6 @@ else:  # pragma: no cover
 
 ENV_PREFIX = "NUVOM_"
 _SECTION = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-M = TypeVar("M", bound=BaseModel)
 _REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -157,10 +156,6 @@ def read_tool_nuvom(path: Path) -> dict[str, Any]:
     return table
 
 
-def _pyproject_tables(root: Path) -> dict[str, Any]:
-    return read_tool_nuvom(root / "pyproject.toml")
-
-
 def resolve(declarations: list[SettingsDeclaration], root: Path, environ: Mapping[str, str],
             dotenv: Mapping[str, str], plugins_file: Mapping[str, Mapping[str, Any]],
             notes: list[str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, PluginSettings]:
@@ -173,7 +168,7 @@ def resolve(declarations: list[SettingsDeclaration], root: Path, environ: Mappin
     An unknown ``NUVOM_<SECTION>__<KEY>`` variable is appended to ``notes``
     (a warning with a suggestion); an unknown key in a file is an error.
     """
-    pyproject = _pyproject_tables(root)
+    pyproject = read_tool_nuvom(root / "pyproject.toml")
     out: dict[str, PluginSettings] = {}
     for decl in declarations:
         out[decl.section] = _resolve_one(decl, pyproject, environ, dotenv, plugins_file, notes, overrides or {})
@@ -232,23 +227,10 @@ def _resolve_one(decl: SettingsDeclaration, pyproject: Mapping[str, Any], enviro
     try:
         model = decl.model.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(_explain(decl, exc, {**values, **templates}, sources, shown)) from None
+        raise ConfigError(explain(decl, exc, {**values, **templates}, sources, shown)) from None
     for key in decl.model.model_fields:
         sources.setdefault(key, "default")
     return PluginSettings(decl, model, sources, templates)
-
-
-def coerce_options(model: type[M], options: M | Mapping[str, Any], owner: str) -> M:
-    """A factory's ``options``: the validated model the kernel passes, or a plain
-    table (``nuvom plugin test --option``) validated here with the same messages."""
-    if isinstance(options, model):
-        return options
-    values = dict(options)  # type: ignore[arg-type]
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        decl = SettingsDeclaration(owner, model, owner)
-        raise ConfigError(_explain(decl, exc, values, {k: "options" for k in values}, {})) from None
 
 
 def _template(raw: Any) -> Any:
@@ -258,8 +240,11 @@ def _template(raw: Any) -> Any:
     return raw
 
 
-def _explain(decl: SettingsDeclaration, exc: ValidationError, values: dict[str, Any], sources: dict[str, str],
+def explain(decl: SettingsDeclaration, exc: ValidationError, values: dict[str, Any], sources: dict[str, str],
              shown: dict[str, str]) -> str:
+    """The :class:`ConfigError` message for options that failed validation: each
+    problem names the key, the value (secrets masked), where it came from and
+    what is allowed."""
     problems = []
     for err in exc.errors():
         key = str(err["loc"][0]) if err["loc"] else "?"

@@ -5,7 +5,7 @@ shows for each plugin."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,8 @@ class PluginRecord:
     loaded: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "distribution": self.distribution,
-            "origin": self.origin,
-            "module": self.module,
-            "loaded": self.loaded,
-            "hooks": self.hooks,
-            "provides": self.provides,
-            "error": self.error,
-        }
+        """Every field but the traceback (``plugin status --json``)."""
+        return {k: v for k, v in asdict(self).items() if k != "traceback"}
 
 
 @dataclass

@@ -20,20 +20,12 @@ KINDS = ("queue_backends", "result_backends", "executors", "discoverers", "seria
 
 #: Which distribution provides a well-known component, for "not installed" errors.
 KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
-    ("queue_backends", "memory"): "nuvom-backend-memory",
-    ("result_backends", "memory"): "nuvom-backend-memory",
-    ("queue_backends", "sqlite"): "nuvom-backend-sqlite",
-    ("result_backends", "sqlite"): "nuvom-backend-sqlite",
-    ("queue_backends", "file"): "nuvom-backend-file",
-    ("result_backends", "file"): "nuvom-backend-file",
+    **{(kind, name): f"nuvom-backend-{name}"  # each backend plugin serves both roles
+       for kind in ("queue_backends", "result_backends") for name in ("memory", "sqlite", "file", "postgres", "redis")},
     ("executors", "thread"): "nuvom-executor-thread",
     ("executors", "process"): "nuvom-executor-process",
     ("discoverers", "ast"): "nuvom-discovery-ast",
     ("serializers", "msgpack"): "nuvom-serializer-msgpack",
-    ("queue_backends", "postgres"): "nuvom-backend-postgres",
-    ("result_backends", "postgres"): "nuvom-backend-postgres",
-    ("queue_backends", "redis"): "nuvom-backend-redis",
-    ("result_backends", "redis"): "nuvom-backend-redis",
 }
 
 #: Distributions that `pip install nuvom` does not include: their extra of ``nuvom``.
@@ -223,21 +215,14 @@ class Registrations:
 
                 def register(name: str, factory: Any, description: str | None = None,
                              _kind: str = kind, _hook: str = hook_name) -> None:
-                    plugin = current_plugin.get()
-                    if plugin is None:
-                        raise PluginError(f"register({name!r}) was called outside of {_hook}: "
-                                          "call it only while the hook runs")
-                    registries[_kind].register(name, factory, description, plugin=plugin)
+                    registries[_kind].register(name, factory, description, plugin=_registering(name, _hook))
 
                 getattr(self.pm.hook, hook_name)(register=register)
 
             def register_storage(name: str, factory: Any, *, roles: Any,
                                  description: str | None = None) -> None:
-                plugin = current_plugin.get()
-                if plugin is None:
-                    raise PluginError(f"register({name!r}) was called outside of {hookspecs.STORAGE_HOOK}: "
-                                      "call it only while the hook runs")
-                registries.register_storage(name, factory, roles, description, plugin=plugin)
+                registries.register_storage(name, factory, roles, description,
+                                            plugin=_registering(name, hookspecs.STORAGE_HOOK))
 
             getattr(self.pm.hook, hookspecs.STORAGE_HOOK)(register=register_storage)
             for name, record in self.records.items():
@@ -252,9 +237,7 @@ class Registrations:
             found: list[SettingsDeclaration] = []
 
             def register(section: str, model: Any, *, env: Any = None) -> None:
-                plugin = current_plugin.get()
-                if plugin is None:
-                    raise PluginError(f"register({section!r}) was called outside of nuvom_register_settings")
+                plugin = _registering(section, "nuvom_register_settings")
                 decl = declaration(section, model, plugin, env)
                 for other in found:
                     if other.section == decl.section or other.plugin == decl.plugin:
@@ -275,9 +258,7 @@ class Registrations:
             found: dict[str, TaskOptionDeclaration] = {}
 
             def register(name: str, annotation: Any = Any, *, description: str | None = None) -> None:
-                plugin = current_plugin.get()
-                if plugin is None:
-                    raise PluginError(f"register({name!r}) was called outside of nuvom_register_task_options")
+                plugin = _registering(name, "nuvom_register_task_options")
                 decl = task_option(name, annotation, plugin, description)
                 if decl.name in found:
                     raise PluginError(f"task option {decl.name!r} is declared by two plugins: "
@@ -287,3 +268,12 @@ class Registrations:
             self.pm.hook.nuvom_register_task_options(register=register)
             self._task_options = found
         return self._task_options
+
+
+def _registering(name: str, hook: str) -> str:
+    """The plugin whose ``hook`` implementation is calling ``register(name, ...)``;
+    a ``register`` kept and called after its hook returned is refused."""
+    plugin = current_plugin.get()
+    if plugin is None:
+        raise PluginError(f"register({name!r}) was called outside of {hook}: call it only while the hook runs")
+    return plugin

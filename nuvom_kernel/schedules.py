@@ -1,4 +1,4 @@
-"""Schedules: the stored record, and the rules every schedule store shares.
+"""Schedules: the stored record, and the id of an occurrence's job.
 
 A schedule says which task to run with which arguments, and when: once
 (``at``), every ``interval_secs`` seconds, or by a ``cron`` expression in an
@@ -9,8 +9,10 @@ one atomic store operation enqueues the occurrence's job, whose id is derived
 from (schedule id, fire time), and advances the schedule.  So any number of
 schedulers, racing, fire each occurrence once.
 
-The kernel only holds the record and the store protocol; the time arithmetic
-(cron, time zones, misfires) lives in the plugin, reached through the
+The kernel only holds the record and the store protocol; the rules every
+schedule store applies (merge, fire check, purge) are in
+:mod:`nuvom_support.schedules`, and the time arithmetic (cron, time zones,
+misfires) lives in the scheduler plugin, reached through the
 ``nuvom_schedule_next_fire`` hook.
 """
 
@@ -22,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nuvom_kernel.models import ID_PATTERN, now, validate_id
+from nuvom_kernel.models import now
 
 ScheduleKind = Literal["at", "interval", "cron"]
 Coalesce = Literal["latest", "earliest", "all"]
@@ -43,7 +45,7 @@ class ScheduleState(str, Enum):
 
 
 #: The fields that define *what* and *when*; a code-declared schedule whose
-#: definition changed is updated in place (see :func:`merge_schedule`).
+#: definition changed is updated in place (``nuvom_support.schedules.merge_schedule``).
 DEFINITION_FIELDS = (
     "task", "args", "kwargs", "kind", "at", "interval_secs", "cron", "timezone", "misfire_grace_secs",
     "coalesce", "catch_up_limit", "jitter_secs", "options", "plugin_options",
@@ -110,23 +112,6 @@ class Schedule(BaseModel):
         return cls.model_validate(data)
 
 
-def new_schedule_id(task: str) -> str:
-    """A fresh id: the task name when it is a safe id prefix, then random hex."""
-    import uuid
-
-    stem = "".join(c if c.isalnum() or c in "_.-" else "-" for c in task)[:30].strip("-_.") or "schedule"
-    candidate = f"{stem}-{uuid.uuid4().hex[:12]}"
-    return candidate if ID_PATTERN.match(candidate) else f"schedule-{uuid.uuid4().hex[:12]}"
-
-
-def periodic_schedule_id(task: str) -> str:
-    """The id of the schedule a ``@task(cron=...)``/``interval=`` declares: stable across processes."""
-    candidate = f"periodic.{task}"
-    if ID_PATTERN.match(candidate):
-        return candidate
-    return "periodic." + hashlib.blake2b(task.encode(), digest_size=12).hexdigest()
-
-
 def fire_job_id(schedule_id: str, fire_at: float) -> str:
     """The id of the job for the occurrence of ``schedule_id`` at ``fire_at``.
 
@@ -153,73 +138,3 @@ def _base36(value: int) -> str:
         out = digits[rest] + out
         if not value:
             return sign + out
-
-
-def merge_schedule(stored: Schedule, new: Schedule) -> Schedule | None:
-    """What ``add_schedule(new, replace=True)`` stores when ``stored`` exists:
-    ``None`` if the definition is unchanged (nothing to write); else the stored
-    schedule with the new definition and next fire time, keeping its state
-    (a paused schedule stays paused), counters and creation time."""
-    if stored.definition() == new.definition():
-        return None
-    merged = new.copy_()
-    merged.created_at, merged.last_fire_at = stored.created_at, stored.last_fire_at
-    merged.fire_count, merged.missed_count = stored.fire_count, stored.missed_count
-    merged.coalesced_count = stored.coalesced_count
-    if stored.state in (ScheduleState.PAUSED, ScheduleState.CANCELLED):
-        merged.state = stored.state
-    merged.updated_at = now()
-    return merged
-
-
-def apply_fire(schedule: Schedule, fired_at: float, fired: int, next_fire_at: float | None,
-               missed: int = 0, coalesced: int = 0, at: float | None = None) -> Schedule:
-    """Advance ``schedule`` after a fire (every store applies it the same way)."""
-    schedule.next_fire_at = next_fire_at
-    schedule.fire_count += fired
-    schedule.missed_count += missed
-    schedule.coalesced_count += coalesced
-    if fired:
-        schedule.last_fire_at = fired_at
-    if next_fire_at is None and schedule.state == ScheduleState.ACTIVE:
-        schedule.state = ScheduleState.DONE
-    schedule.updated_at = now() if at is None else at
-    return schedule
-
-
-def can_fire(schedule: Schedule | None, expected_next: float) -> bool:
-    """The fire check: the schedule is active and still at ``expected_next``."""
-    return (schedule is not None and schedule.state == ScheduleState.ACTIVE
-            and schedule.next_fire_at is not None and schedule.next_fire_at == expected_next)
-
-
-#: The states a schedule never leaves by firing; only these are ever purged.
-ENDED_STATES = frozenset({ScheduleState.DONE, ScheduleState.CANCELLED})
-
-
-def purge_states(states: Any = None) -> frozenset[ScheduleState]:
-    """The states ``purge_schedules(states=...)`` deletes: ``done`` and
-    ``cancelled`` (default both); ``ValueError`` naming any other."""
-    if states is None:
-        return ENDED_STATES
-    wanted = {ScheduleState(s) for s in ([states] if isinstance(states, (str, ScheduleState)) else states)}
-    live = sorted(s.value for s in wanted - ENDED_STATES)
-    if live:
-        raise ValueError(f"purging schedules never deletes {', '.join(live)} ones: cancel them first, "
-                         "or purge done or cancelled schedules")
-    return frozenset(wanted)
-
-
-def purgeable(schedule: Schedule, states: frozenset[ScheduleState], older_than: float | None,
-              include_code: bool) -> bool:
-    """The purge rule every store applies: an ended schedule in ``states`` that
-    ended (``updated_at``) before ``older_than``; a code-declared one (``@task(cron=...)``)
-    only with ``include_code``, since its record keeps a cancelled periodic task from
-    being stored again by the next scheduler."""
-    return (schedule.state in states and schedule.state in ENDED_STATES
-            and (older_than is None or schedule.updated_at < older_than)
-            and (include_code or schedule.origin != "code"))
-
-
-def check_schedule_id(schedule_id: str) -> str:
-    return validate_id(schedule_id, "schedule id")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,11 +29,6 @@ from nuvom_kernel.plugin_settings import resolve as resolve_plugin_settings
 
 if TYPE_CHECKING:
     from nuvom_kernel.manager import NuvomPluginManager
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on 3.10 only
-    pass
 
 ENV_PREFIX = "NUVOM_"
 
@@ -277,18 +271,3 @@ def load_settings(
             _LOGGED_NOTES.add(note)
             logging.getLogger("nuvom.settings").warning("%s", note)
     return LoadedSettings(settings=settings, sources=sources, warnings=notes, root=root_path, plugins=plugin_settings)
-
-
-def apply_log_level(settings: NuvomSettings, handler: logging.Handler | None = None) -> None:
-    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger, with a handler
-    of its own (``handler``, e.g. from a ``nuvom_log_handler`` plugin, or a text
-    one).  Called by the ``nuvom`` command only: as a library, Nuvom never
-    configures logging (its ``nuvom.*`` records reach the host's handlers)."""
-    logger = logging.getLogger("nuvom")
-    logger.setLevel(settings.log_level)
-    if not logger.handlers:
-        if handler is None:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False

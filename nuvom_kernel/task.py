@@ -11,9 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from nuvom_kernel.errors import (
-    TaskNotFoundError,
-)
+from nuvom_kernel.errors import TaskNotFoundError
 from nuvom_kernel.handles import JobHandle
 from nuvom_kernel.models import Job, now, validate_id
 from nuvom_kernel.task_options import CALL_OPTIONS, KERNEL_TASK_OPTIONS, validate_plugin_options

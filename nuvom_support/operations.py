@@ -26,9 +26,10 @@ from nuvom_kernel.models import (
     now,
     validate_id,
 )
-from nuvom_kernel.schedules import Schedule, ScheduleState, purge_states
+from nuvom_kernel.schedules import Schedule, ScheduleState
 from nuvom_kernel.task import JobHandle, job_from_options
 from nuvom_support import schedules as schedule_api
+from nuvom_support.schedules import purge_states
 
 #: Nuvom 0.11's status names, mapped onto this version's states.
 LEGACY_STATUS = {

@@ -62,3 +62,13 @@ def test_011_registry_import_says_what_replaces_it(tmp_path: Path) -> None:
     records = json.loads(nuvom(["plugin", "status", "--json"], tmp_path).stdout)
     error = next(r["error"] for r in records if r["name"] == "old_backend")
     assert "nuvom_register_queue_backends" in error and "nuvom.plugins.contracts.Plugin" in error
+
+
+def test_011_package_exports_get_settings_and_get_logger(tmp_path: Path) -> None:
+    import nuvom
+
+    app = nuvom.Nuvom(root=tmp_path, environ={"NUVOM_QUEUE_BACKEND": "memory"})
+    with nuvom.use_app(app):
+        assert nuvom.get_settings() is app.settings and nuvom.get_settings().queue_backend == "memory"
+    assert nuvom.get_logger().name == "nuvom"
+    assert nuvom.get_logger("worker").name == nuvom.get_logger("nuvom.worker").name == "nuvom.worker"

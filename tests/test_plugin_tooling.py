@@ -313,7 +313,8 @@ LIFECYCLE_OUTPUT = {
 }
 
 #: hooks whose example is run by a test of its own below
-OTHER_EXAMPLES = {"nuvom_log_handler", "nuvom_schedule_next_fire", "nuvom_schedule_task", "nuvom_schedule_fired"}
+OTHER_EXAMPLES = {"nuvom_log_handler", "nuvom_schedule_next_fire", "nuvom_schedule_task", "nuvom_schedule_fired",
+                  "nuvom_adapt_plugin"}
 
 _flaky_calls: list[int] = []
 
@@ -336,6 +337,32 @@ def test_every_hook_has_an_example_in_plugins_md() -> None:
     missing = hooks - set(hook_examples())
     assert not missing, f"hooks without an example in docs/plugins.md: {sorted(missing)}"
     assert set(REGISTRATION_CONTRACTS) | set(LIFECYCLE_OUTPUT) | OTHER_EXAMPLES == hooks
+
+
+def test_adapt_plugin_example_loads_another_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nuvom_kernel.manager import NuvomPluginManager
+
+    (tmp_path / "adapter.py").write_text(hook_examples()["nuvom_adapt_plugin"], encoding="utf-8")
+    (tmp_path / "watcher.py").write_text(textwrap.dedent("""\
+        class Watcher:
+            name = "watcher"
+
+            def on_finished(self, record):
+                print(f"watched: {record.task} {record.state}")
+
+        watcher = Watcher()
+        """), encoding="utf-8")
+    (tmp_path / "plain.py").write_text("x = 1\n", encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text(
+        '[plugins]\nmodules = ["./watcher.py:watcher", "./adapter.py", "./plain.py"]\n', encoding="utf-8")
+    pm = NuvomPluginManager(tmp_path, environ={"NUVOM_LOAD_PLUGINS": ""}).load()
+    status = {r.name: r for r in pm.plugin_status()}
+    assert status["watcher"].loaded and status["watcher"].hooks == ["nuvom_job_finished"]  # listed before its adapter
+    assert not status["./plain.py"].loaded and "no loaded plugin adapts it" in (status["./plain.py"].error or "")
+    job = Job(task="docs.double")
+    job.record(JobState.SUCCEEDED)
+    pm.job_finished(job, job)
+    assert "watched: docs.double succeeded" in capsys.readouterr().out
 
 
 def test_log_handler_example_carries_the_commands_logs(tmp_path: Path) -> None:

@@ -216,6 +216,19 @@ def test_011_plugin_with_incompatible_api_version_is_refused(tmp_path: Path) -> 
     assert not record.loaded and "plugin API 2.0" in (record.error or "") and "1.0" in (record.error or "")
 
 
+def test_011_plugins_are_adapted_by_the_compat_plugin_not_the_kernel(tmp_path: Path) -> None:
+    (tmp_path / "legacy_metrics.py").write_text(LEGACY_PLUGIN.format(version="1.0"), encoding="utf-8")
+    (tmp_path / ".nuvom_plugins.toml").write_text('[plugins]\nmodules = ["./legacy_metrics.py"]\n', encoding="utf-8")
+    pm = NuvomPluginManager(tmp_path, environ={}).load()
+    assert pm.records["nuvom-compat-011"].hooks == ["nuvom_adapt_plugin"]
+    assert pm.records["old-metrics"].loaded  # a module defining a 0.11 plugin class
+    alone = NuvomPluginManager(tmp_path, environ={"NUVOM_LOAD_PLUGINS": "nuvom-backend-memory"}).load()
+    record = alone.records["./legacy_metrics.py"]
+    assert not record.loaded and "needs the nuvom-compat-011 plugin" in (record.error or "")
+    both = NuvomPluginManager(tmp_path, environ={"NUVOM_LOAD_PLUGINS": "nuvom-compat-011"}).load()
+    assert both.records["old-metrics"].loaded
+
+
 def test_observer_hook_failures_are_isolated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "bad_observer.py").write_text(textwrap.dedent("""
         from nuvom_kernel import hookimpl

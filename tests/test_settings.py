@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from nuvom_cli.state import apply_log_level
 
 from nuvom_kernel.errors import ConfigError
-from nuvom_kernel.settings import NuvomSettings, apply_log_level, load_settings
+from nuvom_kernel.settings import NuvomSettings, load_settings
 
 
 def test_defaults(tmp_path: Path) -> None:

@@ -8,6 +8,6 @@ a worker (or any app) starts and ``stop()`` when it stops, and refuses an
 from __future__ import annotations
 
 from nuvom_kernel import PLUGIN_API_VERSION as API_VERSION
-from nuvom_kernel.legacy import Plugin
+from nuvom_support.legacy import Plugin
 
 __all__ = ["API_VERSION", "Plugin"]

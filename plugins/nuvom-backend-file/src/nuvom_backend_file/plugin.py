@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from nuvom_kernel import hookimpl
-from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.settings import NuvomSettings
+from nuvom_support.options import coerce_options
 
 if TYPE_CHECKING:  # the implementation is imported when a backend is made, not when the plugin loads
     from nuvom_backend_file.backend import FileBackend

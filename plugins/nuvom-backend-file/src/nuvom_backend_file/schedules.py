@@ -30,9 +30,8 @@ from nuvom_backend_file.layout import make_private_dir
 from nuvom_backend_file.locks import LockTable
 from nuvom_backend_file.records import retrying, write_file
 from nuvom_kernel.models import Job, now
-from nuvom_kernel.schedules import (
-    Schedule,
-    ScheduleState,
+from nuvom_kernel.schedules import Schedule, ScheduleState
+from nuvom_support.schedules import (
     apply_fire,
     can_fire,
     check_schedule_id,
@@ -146,7 +145,7 @@ class FileSchedules:
 
     def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
                         include_code: bool = False) -> int:
-        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`), each
+        """Delete ended schedules (:func:`~nuvom_support.schedules.purgeable`), each
         under its lock (checked again there), so a racing change is never lost."""
         wanted = purge_states(states)
         deleted = 0

@@ -12,9 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from nuvom_kernel.models import Job, now
-from nuvom_kernel.schedules import (
-    Schedule,
-    ScheduleState,
+from nuvom_kernel.schedules import Schedule, ScheduleState
+from nuvom_support.schedules import (
     apply_fire,
     can_fire,
     check_schedule_id,

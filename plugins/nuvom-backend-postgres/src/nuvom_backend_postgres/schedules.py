@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from nuvom_kernel.models import Job, now
-from nuvom_kernel.schedules import (
-    Schedule,
-    ScheduleState,
+from nuvom_kernel.schedules import Schedule, ScheduleState
+from nuvom_support.backend_base import enqueue_update
+from nuvom_support.schedules import (
     apply_fire,
     can_fire,
     check_schedule_id,
@@ -30,7 +30,6 @@ from nuvom_kernel.schedules import (
     purge_states,
     purgeable,
 )
-from nuvom_support.backend_base import enqueue_update
 
 if TYPE_CHECKING:
     from nuvom_backend_postgres.db import Database
@@ -146,7 +145,7 @@ class PostgresSchedules:
 
     def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
                         include_code: bool = False) -> int:
-        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`) in one transaction."""
+        """Delete ended schedules (:func:`~nuvom_support.schedules.purgeable`) in one transaction."""
         wanted = purge_states(states)
 
         def txn(conn: psycopg.Connection[Any]) -> int:

@@ -20,7 +20,7 @@ the first answer instead of a second verdict.
 
 ``add_schedule(replace=True)`` is an optimistic write: it reads the schedule
 and its version (``ver``, bumped by every write), merges in Python
-(:func:`~nuvom_kernel.schedules.merge_schedule`) and writes only if the
+(:func:`~nuvom_support.schedules.merge_schedule`) and writes only if the
 version is unchanged, else reads again.
 """
 
@@ -33,14 +33,8 @@ from typing import Any
 from nuvom_backend_redis.codec import enqueue_args
 from nuvom_backend_redis.scripts import PRELUDE
 from nuvom_kernel.models import Job, now, validate_id
-from nuvom_kernel.schedules import (
-    Schedule,
-    ScheduleState,
-    check_schedule_id,
-    merge_schedule,
-    purge_states,
-    purgeable,
-)
+from nuvom_kernel.schedules import Schedule, ScheduleState
+from nuvom_support.schedules import check_schedule_id, merge_schedule, purge_states, purgeable
 
 #: hash fields read for one schedule, in the order :func:`decode_schedule` takes them
 SCHEDULE_FIELDS = ("data", "state", "next", "last", "fires", "missed", "coalesced", "updated", "ver")
@@ -248,7 +242,7 @@ class RedisSchedules:
 
     def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
                         include_code: bool = False) -> int:
-        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`): the
+        """Delete ended schedules (:func:`~nuvom_support.schedules.purgeable`): the
         ``ended`` index names the candidates, a script per batch deletes those
         still ended (a schedule changed meanwhile is left alone)."""
         wanted = purge_states(states)

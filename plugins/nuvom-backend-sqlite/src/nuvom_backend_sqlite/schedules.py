@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from nuvom_backend_sqlite.rows import INSERT_SQL, insert_values
 from nuvom_kernel.models import Job, JobState, now
-from nuvom_kernel.schedules import (
-    Schedule,
-    ScheduleState,
+from nuvom_kernel.schedules import Schedule, ScheduleState
+from nuvom_support.backend_base import enqueue_update
+from nuvom_support.schedules import (
     apply_fire,
     can_fire,
     check_schedule_id,
@@ -29,7 +29,6 @@ from nuvom_kernel.schedules import (
     purge_states,
     purgeable,
 )
-from nuvom_support.backend_base import enqueue_update
 
 if TYPE_CHECKING:
     from nuvom_backend_sqlite.database import Database
@@ -152,7 +151,7 @@ class SqliteSchedules:
 
     def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,
                         include_code: bool = False) -> int:
-        """Delete ended schedules (:func:`~nuvom_kernel.schedules.purgeable`) in one transaction."""
+        """Delete ended schedules (:func:`~nuvom_support.schedules.purgeable`) in one transaction."""
         wanted = purge_states(states)
         names = sorted(s.value for s in wanted)
 

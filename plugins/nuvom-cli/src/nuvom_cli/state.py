@@ -15,13 +15,29 @@ from rich.markup import escape
 from nuvom_kernel.app import Nuvom
 from nuvom_kernel.errors import ConfigError, NuvomError, PluginError
 from nuvom_kernel.manager import NuvomPluginManager
-from nuvom_kernel.settings import apply_log_level
+from nuvom_kernel.settings import NuvomSettings
 
 #: Exit codes of every command (docs/cli.md).
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the operation failed (job failed, plugin test failed, ...)
 EXIT_USAGE = 2  # bad arguments, bad configuration, unknown id
 EXIT_NOT_FOUND = 3  # the job (or other object) does not exist
+
+
+def apply_log_level(settings: NuvomSettings, handler: logging.Handler | None = None) -> None:
+    """Make ``NUVOM_LOG_LEVEL`` take effect on the ``nuvom`` logger, with a handler
+    of its own (``handler``, e.g. from a ``nuvom_log_handler`` plugin, or a text
+    one).  The ``nuvom`` command's own: as a library, Nuvom never configures
+    logging (its ``nuvom.*`` records reach the host's handlers)."""
+    logger = logging.getLogger("nuvom")
+    logger.setLevel(settings.log_level)
+    if not logger.handlers:
+        if handler is None:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
 
 
 @dataclass

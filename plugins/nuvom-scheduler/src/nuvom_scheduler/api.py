@@ -12,19 +12,14 @@ every worker runs); see docs/schedules.md.
 from __future__ import annotations
 
 import math
+import uuid
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.models import now
-from nuvom_kernel.schedules import (
-    COALESCE_POLICIES,
-    Schedule,
-    ScheduleState,
-    check_schedule_id,
-    new_schedule_id,
-)
-from nuvom_support.schedules import get_schedule, schedule_store, set_state
+from nuvom_kernel.models import ID_PATTERN, now
+from nuvom_kernel.schedules import COALESCE_POLICIES, Schedule, ScheduleState
+from nuvom_support.schedules import check_schedule_id, get_schedule, schedule_store, set_state
 
 if TYPE_CHECKING:
     from nuvom_kernel.app import Nuvom
@@ -37,6 +32,13 @@ SCHEDULE_CALL_OPTIONS = ("schedule_id", "misfire_grace_secs", "coalesce", "catch
 #: Task options copied onto every fired job (JSON values only; hooks stay with the task).
 _COPIED = ("retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "timeout_secs",
            "timeout_policy", "store_result", "priority", "queue", "tags", "executor", "max_lease_expiries")
+
+
+def new_schedule_id(task: str) -> str:
+    """A fresh id: the task name when it is a safe id prefix, then random hex."""
+    stem = "".join(c if c.isalnum() or c in "_.-" else "-" for c in task)[:30].strip("-_.") or "schedule"
+    candidate = f"{stem}-{uuid.uuid4().hex[:12]}"
+    return candidate if ID_PATTERN.match(candidate) else f"schedule-{uuid.uuid4().hex[:12]}"
 
 
 def check_zone(name: str) -> str:

@@ -160,7 +160,7 @@ class _Commands:
         """Delete done and cancelled schedules; never active or paused ones."""
 
         from nuvom import sdk
-        from nuvom_kernel.schedules import purge_states
+        from nuvom_support.schedules import purge_states
 
         st = self.cli
         try:

@@ -11,10 +11,12 @@ definition replaces the stored one (a paused schedule stays paused).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from nuvom_kernel.schedules import Schedule, periodic_schedule_id
+from nuvom_kernel.models import ID_PATTERN
+from nuvom_kernel.schedules import Schedule
 from nuvom_scheduler.api import add_schedule, build_schedule
 
 if TYPE_CHECKING:
@@ -26,6 +28,14 @@ log = logging.getLogger("nuvom.scheduler")
 PERIODIC_OPTIONS = ("cron", "interval", "timezone")
 _COPIED = ("retries", "retry_delay_secs", "backoff", "backoff_max_secs", "jitter", "timeout_secs",
            "timeout_policy", "store_result", "priority", "queue", "tags", "executor", "max_lease_expiries")
+
+
+def periodic_schedule_id(task: str) -> str:
+    """The id of the schedule a ``@task(cron=...)``/``interval=`` declares: stable across processes."""
+    candidate = f"periodic.{task}"
+    if ID_PATTERN.match(candidate):
+        return candidate
+    return "periodic." + hashlib.blake2b(task.encode(), digest_size=12).hexdigest()
 
 
 def _when(options: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,11 +10,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nuvom_kernel import hookimpl
-from nuvom_kernel.plugin_settings import coerce_options
 from nuvom_kernel.schedules import Schedule
 from nuvom_scheduler.api import ScheduleHandle, add_schedule, build_schedule
 from nuvom_scheduler.loop import SchedulerLoop
 from nuvom_scheduler.timing import Defaults, check_cron, next_fire
+from nuvom_support.options import coerce_options
 
 log = logging.getLogger("nuvom.scheduler")
 

@@ -19,13 +19,13 @@ from typing import Any
 
 from nuvom_kernel import PLUGIN_API_VERSION
 from nuvom_kernel.contracts import capabilities_of
-from nuvom_kernel.legacy import LegacyPluginAdapter
 from nuvom_kernel.lifecycle import NuvomContext
 from nuvom_kernel.manager import NuvomPluginManager, PluginRecord
 from nuvom_kernel.models import ErrorInfo, Job, Outcome
 from nuvom_kernel.schedules import Schedule
 from nuvom_kernel.settings import NuvomSettings
 from nuvom_support.backend_base import claim_update, enqueue_update, finish_update
+from nuvom_support.legacy import LegacyPluginAdapter
 
 
 @dataclass

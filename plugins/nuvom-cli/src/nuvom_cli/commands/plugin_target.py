@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.manager import ENTRY_POINT_GROUP, NuvomPluginManager, PluginRecord
+from nuvom_support import legacy
 
 TargetKind = Literal["entry point", "module", "file"]
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
@@ -137,4 +138,5 @@ def load_target(target: Target) -> tuple[NuvomPluginManager, list[PluginRecord]]
                    for name in target.entry_points]
         return pm, records
     pm = NuvomPluginManager(root, environ=environ).load(entry_points=False, plugins_file=False)
+    pm.load_spec(legacy.__name__, origin="entry point", name=legacy.PLUGIN_NAME)  # adapts a 0.11 plugin
     return pm, [pm.load_spec(target.spec, origin=target.kind)]

@@ -1,4 +1,9 @@
-"""Nuvom 0.11's plugin protocol, adapted onto the lifecycle hooks.
+"""Nuvom 0.11 compatibility: its package exports ``get_settings`` and
+``get_logger`` (re-exported by ``nuvom``), and its plugin protocol, adapted
+onto the lifecycle hooks by the plugin ``nuvom-compat-011``, an entry point
+of the ``nuvom-kernel`` distribution (the kernel itself knows nothing of 0.11
+plugins; it asks ``nuvom_adapt_plugin`` about any loaded object that has no
+hook implementations).
 
 A 0.11 plugin is an object (or class) with ``name``, ``api_version``,
 ``provides``, optional ``requires``, ``start(settings)`` and ``stop()``.  The
@@ -13,13 +18,29 @@ from __future__ import annotations
 import inspect
 import logging
 from abc import ABC, abstractmethod
+from types import ModuleType
 from typing import Any
 
+from nuvom_kernel import PLUGIN_API_VERSION
+from nuvom_kernel.app import get_app
 from nuvom_kernel.errors import PluginError
 from nuvom_kernel.hookspecs import hookimpl
+from nuvom_kernel.settings import NuvomSettings
 
-log = logging.getLogger("nuvom.plugins")
+#: The entry point (in group ``nuvom``) that loads this module as a plugin.
+PLUGIN_NAME = "nuvom-compat-011"
 _REQUIRED = ("name", "api_version", "start", "stop")
+
+
+
+def get_settings() -> NuvomSettings:
+    """The effective settings of the current app (``use_app``, else the default one)."""
+    return get_app().settings
+
+
+def get_logger(name: str = "nuvom") -> logging.Logger:
+    """A logger under ``nuvom`` (its level follows ``NUVOM_LOG_LEVEL`` when the ``nuvom`` command runs)."""
+    return logging.getLogger(name if name == "nuvom" or name.startswith("nuvom.") else f"nuvom.{name}")
 
 
 class Plugin(ABC):
@@ -48,8 +69,6 @@ def is_protocol_plugin(obj: Any) -> bool:
 
 
 def check_api_version(api_version: Any, plugin_name: str) -> None:
-    from nuvom_kernel import PLUGIN_API_VERSION
-
     if not isinstance(api_version, str) or not api_version.split(".")[0].isdigit():
         raise PluginError(f"plugin {plugin_name!r}: api_version must be a string like '1.0', got {api_version!r}")
     want = PLUGIN_API_VERSION.split(".")[0]
@@ -93,3 +112,17 @@ class LegacyPluginAdapter:
         if self.started:
             self.started = False
             self.obj.stop()
+
+
+@hookimpl
+def nuvom_adapt_plugin(obj: Any) -> LegacyPluginAdapter | None:
+    """A 0.11 protocol plugin (a class, an instance, or a module defining one
+    as its first such public attribute) wrapped in its adapter; ``None`` for
+    anything else.  A bad ``api_version`` or ``provides`` raises ``PluginError``."""
+    if isinstance(obj, ModuleType):
+        found = [v for k, v in vars(obj).items() if not k.startswith("_") and is_protocol_plugin(v)
+                 and getattr(v, "__module__", obj.__name__) == obj.__name__]
+        if not found:
+            return None
+        obj = found[0]
+    return LegacyPluginAdapter(obj) if is_protocol_plugin(obj) else None
