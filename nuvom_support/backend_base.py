@@ -225,6 +225,22 @@ class ResultStoreBase:
         return poll_result(self.get_result, job_id, timeout)  # type: ignore[attr-defined]
 
 
+class ViaExchange:
+    """``claim``, ``start`` and ``finish`` for a backend whose ``exchange``
+    finishes, starts and claims in one round trip: each is an exchange with
+    the other parts empty.  List it before :class:`QueueBackendBase`."""
+
+    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
+              *, start_now: int = 0) -> list[Job]:
+        return self.exchange((), queues, limit, lease_secs, worker_id, start_now=start_now).claimed  # type: ignore[attr-defined,no-any-return]
+
+    def start(self, leases: Mapping[str, int]) -> set[str]:
+        return self.exchange((), (), 0, 0.0, "", starts=leases).started  # type: ignore[attr-defined,no-any-return]
+
+    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
+        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "").accepted[0]  # type: ignore[attr-defined,no-any-return]
+
+
 class QueueBackendBase(ResultStoreBase, abc.ABC):
     """Defaults a backend may inherit: ``enqueue_many`` and ``exchange`` as
     loops, and an in-process doorbell.  Override them when one round trip can

@@ -40,8 +40,8 @@ from nuvom_backend_postgres.schema import LIVE, check_schema_name, ensure
 from nuvom_backend_postgres.wakeup import Listener, channel_name
 from nuvom_kernel.contracts import Beat, Completion, Exchanged, Swept
 from nuvom_kernel.errors import ConfigError, CorruptJobError
-from nuvom_kernel.models import Job, JobState, Outcome, WorkerInfo
-from nuvom_support.backend_base import QueueBackendBase, enqueue_update
+from nuvom_kernel.models import Job, JobState, WorkerInfo
+from nuvom_support.backend_base import QueueBackendBase, ViaExchange, enqueue_update
 
 log = logging.getLogger("nuvom.postgres")
 
@@ -92,7 +92,7 @@ INSERT_SQL = _insert_sql()
 FRONT_EVERY_SECS = 1.0
 
 
-class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
+class PostgresBackend(PostgresSchedules, AdminMixin, ViaExchange, QueueBackendBase):
     """Queue, job store, results, worker registry and schedules in one PostgreSQL schema.
 
     Opening is lazy: the first call connects and migrates the schema (when
@@ -324,16 +324,6 @@ class PostgresBackend(PostgresSchedules, AdminMixin, QueueBackendBase):
         return again
 
     # -- claim, start, finish ----------------------------------------------------
-
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
-              *, start_now: int = 0) -> list[Job]:
-        return self.exchange((), queues, limit, lease_secs, worker_id, start_now=start_now).claimed
-
-    def start(self, leases: Mapping[str, int]) -> set[str]:
-        return self.exchange((), (), 0, 0.0, "", starts=leases).started
-
-    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
-        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "").accepted[0]
 
     @staticmethod
     def _finish_params(completions: Sequence[Completion]) -> dict[str, list[Any]]:

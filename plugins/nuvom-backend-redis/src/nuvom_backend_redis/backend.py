@@ -58,6 +58,7 @@ from nuvom_kernel.contracts import (
 )
 from nuvom_kernel.errors import ConfigError, CorruptJobError, InvalidStateError
 from nuvom_kernel.models import TERMINAL_STATES, Job, JobState, Outcome, WorkerInfo, validate_id
+from nuvom_support.backend_base import ViaExchange
 
 log = logging.getLogger("nuvom.backend.redis")
 
@@ -65,7 +66,7 @@ _NOTES = {JobState.QUEUED: "enqueued", JobState.SCHEDULED: "enqueued with eta"}
 _BATCH = 500
 
 
-class RedisBackend(RedisSchedules):
+class RedisBackend(RedisSchedules, ViaExchange):
     """Queue, job store, results, worker registry and schedules in one Redis namespace.
 
     ``namespace`` names the hash tag of every key (``{nuvom}``): several
@@ -184,16 +185,6 @@ class RedisBackend(RedisSchedules):
         return out
 
     # -- claim, start, finish ------------------------------------------------------
-
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
-              *, start_now: int = 0) -> list[Job]:
-        return self.exchange((), queues, limit, lease_secs, worker_id, start_now=start_now).claimed
-
-    def start(self, leases: Mapping[str, int]) -> set[str]:
-        return self.exchange((), (), 0, 0.0, "", starts=leases).started
-
-    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
-        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "").accepted[0]
 
     def _quiet(self) -> bool:
         """Nothing can have become claimable since the last empty claim (the

@@ -37,9 +37,10 @@ from nuvom_backend_sqlite.schedules import SqliteSchedules
 from nuvom_backend_sqlite.schema import LEASED, LIVE
 from nuvom_kernel.contracts import Completion, Exchanged, Swept
 from nuvom_kernel.errors import ConfigError, CorruptJobError
-from nuvom_kernel.models import Job, JobState, Outcome, Transition, now
+from nuvom_kernel.models import Job, JobState, Transition, now
 from nuvom_support.backend_base import (
     QueueBackendBase,
+    ViaExchange,
     can_start,
     claim_update,
     enqueue_update,
@@ -73,7 +74,7 @@ def candidates_sql(queue_count: int) -> str:
     return f"SELECT id FROM ({parts}) ORDER BY priority DESC, ready_at, id LIMIT ?"
 
 
-class SqliteBackend(SqliteSchedules, AdminMixin, QueueBackendBase):
+class SqliteBackend(SqliteSchedules, AdminMixin, ViaExchange, QueueBackendBase):
     """Queue and results in one SQLite file (both protocols, one object).
 
     ``use_returning=False`` selects the path for SQLite older than 3.35
@@ -177,16 +178,6 @@ class SqliteBackend(SqliteSchedules, AdminMixin, QueueBackendBase):
                 result[i] = stored[row[0]]
 
     # -- claim and finish ------------------------------------------------------
-
-    def claim(self, queues: Sequence[str], limit: int, lease_secs: float, worker_id: str,
-              *, start_now: int = 0) -> list[Job]:
-        return self.exchange((), queues, limit, lease_secs, worker_id, start_now=start_now).claimed
-
-    def start(self, leases: Mapping[str, int]) -> set[str]:
-        return self.exchange((), (), 0, 0.0, "", starts=leases).started
-
-    def finish(self, job_id: str, token: int, outcome: Outcome) -> bool:
-        return self.exchange((Completion(job_id, token, outcome),), (), 0, 0.0, "").accepted[0]
 
     def exchange(
         self,
