@@ -38,6 +38,7 @@ PAIRS = [
     ("nuvom-sqlite", "huey-sqlite"),
     ("nuvom-sqlite-full", "huey-sqlite"),
     ("nuvom-file", "huey-file"),
+    ("nuvom-file-nosync", "huey-file"),  # equal durability: neither fsyncs
     ("nuvom-memory", "huey-memory"),
     ("nuvom-sqlite", "nuvom-sqlite-v4idx"),  # what the listing indexes of schema version 5 cost
     # drain_nap only: no queue at all, what this machine's time.sleep(0.01) allows now
@@ -50,8 +51,8 @@ IN_PROCESS = ["nuvom-memory", "huey-memory", "nuvom-file", "huey-file", "nuvom-s
 CROSS_PROCESS = ["nuvom-file", "huey-file", "nuvom-sqlite", "nuvom-sqlite-full", "huey-sqlite"]
 #: measure -> (systems, [(result key, label, unit, higher is better)])
 MEASURES: dict[str, tuple[list[str], list[tuple[str, str, str, bool]]]] = {
-    "enqueue_one": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "enqueue one at a time", "jobs/s", True)]),
-    "enqueue_batch": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "enqueue 10k in a batch (map)", "s", False)]),
+    "enqueue_one": ([*IN_PROCESS, "nuvom-sqlite-v4idx", "nuvom-file-nosync"], [("value", "enqueue one at a time", "jobs/s", True)]),
+    "enqueue_batch": ([*IN_PROCESS, "nuvom-sqlite-v4idx", "nuvom-file-nosync"], [("value", "enqueue 10k in a batch (map)", "s", False)]),
     "drain_noop": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "drain 10k no-op, 4 threads", "jobs/s", True),
                                                         ("cpu_us_per_job", "CPU per job (10k no-op drain)", "us", False)]),
     "drain_noop_1k": (["nuvom-file", "huey-file"], [("value", "drain 1k no-op, 4 threads", "jobs/s", True)]),

@@ -2,7 +2,8 @@
 
     python bench/trials.py SYSTEM MEASURE
 
-SYSTEM: nuvom-memory, nuvom-file, nuvom-sqlite, nuvom-sqlite-full,
+SYSTEM: nuvom-memory, nuvom-file, nuvom-file-nosync (``NUVOM_FILE__FSYNC=false``,
+FileHuey's durability), nuvom-sqlite, nuvom-sqlite-full,
 nuvom-sqlite-v4idx (SQLite with schema version 4's listing indexes instead of
 version 5's, to measure what those cost), huey-memory, huey-file, huey-sqlite,
 plain-threads (drain_nap only: 4 threads taking items from a list, no queue at
@@ -56,6 +57,8 @@ def env_for(system: str, tmp: str) -> dict[str, str]:
         env.update(NUVOM_QUEUE_BACKEND=backend, NUVOM_RESULT_BACKEND=backend, NUVOM_LOG_LEVEL="INFO",
                    NUVOM_PROJECT_ROOT=tmp, NUVOM_MAX_WORKERS=str(THREADS))
         env["NUVOM_SQLITE_SYNCHRONOUS"] = "FULL" if kind.endswith("-full") else "NORMAL"
+        if kind.endswith("-nosync"):  # FileHuey's durability: no fsync
+            env["NUVOM_FILE__FSYNC"] = "false"
         if not env.get("BENCH_ALL_PLUGINS"):
             env["NUVOM_LOAD_PLUGINS"] = ",".join(default_plugins())
     return env
