@@ -334,7 +334,8 @@ def cli_help(system: str, tmp: str) -> dict[str, Any]:
 def main() -> None:
     system, measure = sys.argv[1], sys.argv[2]
     sys.path.insert(0, str(BENCH))
-    with tempfile.TemporaryDirectory(prefix="nuvom-bench-") as tmp:
+    # a worker thread may still write there while the directory is removed: the figure stands
+    with tempfile.TemporaryDirectory(prefix="nuvom-bench-", ignore_cleanup_errors=True) as tmp:
         if measure == "latency200":
             out = latency(system, tmp, 200.0, 1000)
         elif measure == "latency5":
