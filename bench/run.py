@@ -9,7 +9,9 @@ Every trial runs in a fresh process (bench/trials.py) and the systems are
 interleaved within each repetition, so a busy moment hurts all of them alike.
 Each nuvom figure is printed next to the matching Huey figure and their ratio
 (nuvom / Huey): sqlite and sqlite-full vs SqliteHuey, file vs FileHuey, memory
-vs MemoryHuey.  ``nuvom-sqlite-v4idx`` is nuvom's SQLite backend with the
+vs MemoryHuey; the 10 ms jobs also against ``plain-threads`` (no queue: the
+ideal on this machine).  Nuvom loads the plugins ``pip install nuvom`` brings
+(``--all-plugins``: every installed one; see bench/trials.py).  ``nuvom-sqlite-v4idx`` is nuvom's SQLite backend with the
 listing indexes of schema version 4 (before the dashboard's state and task
 indexes): its row compares nuvom-sqlite with it, so the indexes' cost on
 enqueue, claim and finish is a ratio of one invocation:
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -35,18 +38,25 @@ PAIRS = [
     ("nuvom-sqlite", "huey-sqlite"),
     ("nuvom-sqlite-full", "huey-sqlite"),
     ("nuvom-file", "huey-file"),
+    ("nuvom-file-nosync", "huey-file"),  # equal durability: neither fsyncs
     ("nuvom-memory", "huey-memory"),
     ("nuvom-sqlite", "nuvom-sqlite-v4idx"),  # what the listing indexes of schema version 5 cost
+    # drain_nap only: no queue at all, what this machine's time.sleep(0.01) allows now
+    ("nuvom-sqlite", "plain-threads"),
+    ("nuvom-sqlite-full", "plain-threads"),
+    ("nuvom-file", "plain-threads"),
+    ("nuvom-memory", "plain-threads"),
 ]
 IN_PROCESS = ["nuvom-memory", "huey-memory", "nuvom-file", "huey-file", "nuvom-sqlite", "nuvom-sqlite-full", "huey-sqlite"]
 CROSS_PROCESS = ["nuvom-file", "huey-file", "nuvom-sqlite", "nuvom-sqlite-full", "huey-sqlite"]
 #: measure -> (systems, [(result key, label, unit, higher is better)])
 MEASURES: dict[str, tuple[list[str], list[tuple[str, str, str, bool]]]] = {
-    "enqueue_one": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "enqueue one at a time", "jobs/s", True)]),
-    "enqueue_batch": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "enqueue 10k in a batch (map)", "s", False)]),
-    "drain_noop": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "drain 10k no-op, 4 threads", "jobs/s", True)]),
+    "enqueue_one": ([*IN_PROCESS, "nuvom-sqlite-v4idx", "nuvom-file-nosync"], [("value", "enqueue one at a time", "jobs/s", True)]),
+    "enqueue_batch": ([*IN_PROCESS, "nuvom-sqlite-v4idx", "nuvom-file-nosync"], [("value", "enqueue 10k in a batch (map)", "s", False)]),
+    "drain_noop": ([*IN_PROCESS, "nuvom-sqlite-v4idx"], [("value", "drain 10k no-op, 4 threads", "jobs/s", True),
+                                                        ("cpu_us_per_job", "CPU per job (10k no-op drain)", "us", False)]),
     "drain_noop_1k": (["nuvom-file", "huey-file"], [("value", "drain 1k no-op, 4 threads", "jobs/s", True)]),
-    "drain_nap": (IN_PROCESS, [("value", "drain 1k x sleep 10 ms, 4 threads", "jobs/s", True)]),
+    "drain_nap": ([*IN_PROCESS, "plain-threads"], [("value", "drain 1k x sleep 10 ms, 4 threads", "jobs/s", True)]),
     "latency200": (CROSS_PROCESS, [("p50_ms", "latency p50 @200/s", "ms", False), ("p99_ms", "latency p99 @200/s", "ms", False),
                                    ("rss_mb", "worker peak RSS (after 1k jobs)", "MB", False)]),
     "latency5": (CROSS_PROCESS, [("p50_ms", "latency p50 @5/s", "ms", False), ("p99_ms", "latency p99 @5/s", "ms", False)]),
@@ -114,7 +124,11 @@ def main() -> None:
     parser.add_argument("--systems", default=None, help="comma-separated subset, e.g. nuvom-sqlite,huey-sqlite")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--json", type=Path, default=None, help="also write every raw trial here")
+    parser.add_argument("--all-plugins", action="store_true",
+                        help="nuvom loads every installed plugin, not only those `pip install nuvom` brings")
     args = parser.parse_args()
+    if args.all_plugins:
+        os.environ["BENCH_ALL_PLUGINS"] = "1"
     wanted = set(args.systems.split(",")) if args.systems else None
     measures = [m for m in args.measures.split(",") if m]
     raw: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -150,7 +164,8 @@ def main() -> None:
     pragmas = next((r["pragmas"] for (s, _), rs in raw.items() for r in rs if s == "huey-sqlite" and "pragmas" in r), None)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; {info['machine']}; Python {info['python']}; "
           f"SQLite {info['sqlite']}; huey {info['huey']}; nuvom {info['nuvom']}; median of {args.reps}; "
-          f"SqliteHuey pragmas {pragmas}; took {time.time() - started:.0f} s")
+          f"SqliteHuey pragmas {pragmas}; nuvom plugins: {'every installed one' if args.all_plugins else 'pip install nuvom'}; "
+          f"load average {' '.join(f'{x:.1f}' for x in getattr(os, 'getloadavg', lambda: ())())}; took {time.time() - started:.0f} s")
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "|".join("---" for _ in header) + "|")

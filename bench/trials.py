@@ -2,16 +2,26 @@
 
     python bench/trials.py SYSTEM MEASURE
 
-SYSTEM: nuvom-memory, nuvom-file, nuvom-sqlite, nuvom-sqlite-full,
+SYSTEM: nuvom-memory, nuvom-file, nuvom-file-nosync (``NUVOM_FILE__FSYNC=false``,
+FileHuey's durability), nuvom-sqlite, nuvom-sqlite-full,
 nuvom-sqlite-v4idx (SQLite with schema version 4's listing indexes instead of
-version 5's, to measure what those cost), huey-memory, huey-file, huey-sqlite.  MEASURE: enqueue_one, enqueue_batch, drain_noop,
-drain_noop_1k, drain_nap, latency200, latency5, idle, startup, help.
+version 5's, to measure what those cost), huey-memory, huey-file, huey-sqlite,
+plain-threads (drain_nap only: 4 threads taking items from a list, no queue at
+all: what this machine's ``time.sleep(0.01)`` allows).  MEASURE: enqueue_one,
+enqueue_batch, drain_noop, drain_noop_1k, drain_nap, latency200, latency5,
+idle, startup, help.
+
+Nuvom loads the plugins ``pip install nuvom`` installs (the dependencies of
+distributions/nuvom), not the optional ones a development venv also has
+(Prometheus metrics, JSON logs, ...): Huey runs with none.  Set
+``BENCH_ALL_PLUGINS=1`` to load every installed plugin instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,6 +38,13 @@ ENQUEUE_ONE = 2_000
 BATCH = 10_000
 
 
+def default_plugins() -> list[str]:
+    """The plugins ``pip install nuvom`` brings: the ``nuvom`` distribution's dependencies."""
+    text = (BENCH.parent / "distributions" / "nuvom" / "pyproject.toml").read_text()
+    deps = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    return [n for n in re.findall(r'"(nuvom-[a-z0-9-]+)', deps) if n != "nuvom-kernel"]
+
+
 def env_for(system: str, tmp: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(BENCH), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -40,6 +57,10 @@ def env_for(system: str, tmp: str) -> dict[str, str]:
         env.update(NUVOM_QUEUE_BACKEND=backend, NUVOM_RESULT_BACKEND=backend, NUVOM_LOG_LEVEL="INFO",
                    NUVOM_PROJECT_ROOT=tmp, NUVOM_MAX_WORKERS=str(THREADS))
         env["NUVOM_SQLITE_SYNCHRONOUS"] = "FULL" if kind.endswith("-full") else "NORMAL"
+        if kind.endswith("-nosync"):  # FileHuey's durability: no fsync
+            env["NUVOM_FILE__FSYNC"] = "false"
+        if not env.get("BENCH_ALL_PLUGINS"):
+            env["NUVOM_LOAD_PLUGINS"] = ",".join(default_plugins())
     return env
 
 
@@ -132,8 +153,39 @@ class HueySide:
         return took
 
 
+class PlainSide:
+    """No queue: 4 threads take the items from a list and call the task (the ideal)."""
+
+    def __init__(self, system: str, tmp: str) -> None:
+        self.items: list[int] = []
+
+    def enqueue_batch(self, n: int, name: str = "nap") -> None:
+        assert name == "nap", "plain-threads runs drain_nap only"
+        self.items = list(range(n))
+
+    def drain(self, n: int) -> float:
+        take = iter(self.items).__next__  # one call: atomic under the GIL
+
+        def work() -> None:
+            while True:
+                try:
+                    take()
+                except StopIteration:
+                    return
+                time.sleep(0.01)  # what bench_nuvom_tasks.nap and bench_huey_tasks.nap do
+
+        threads = [threading.Thread(target=work) for _ in range(THREADS)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - started
+
+
 def in_process(system: str, measure: str, tmp: str) -> dict[str, Any]:
-    side: Any = HueySide(system, tmp) if system.startswith("huey") else NuvomSide(system, tmp)
+    side: Any = (HueySide(system, tmp) if system.startswith("huey") else
+                 PlainSide(system, tmp) if system == "plain-threads" else NuvomSide(system, tmp))
     out: dict[str, Any] = {}
     if measure == "enqueue_one":
         t = time.perf_counter()
@@ -282,7 +334,8 @@ def cli_help(system: str, tmp: str) -> dict[str, Any]:
 def main() -> None:
     system, measure = sys.argv[1], sys.argv[2]
     sys.path.insert(0, str(BENCH))
-    with tempfile.TemporaryDirectory(prefix="nuvom-bench-") as tmp:
+    # a worker thread may still write there while the directory is removed: the figure stands
+    with tempfile.TemporaryDirectory(prefix="nuvom-bench-", ignore_cleanup_errors=True) as tmp:
         if measure == "latency200":
             out = latency(system, tmp, 200.0, 1000)
         elif measure == "latency5":

@@ -446,3 +446,36 @@ def test_exchange_finishes_before_it_starts(backend: SqliteBackend) -> None:
     assert [t.state for t in got_a.history] == [JobState.QUEUED, JobState.CLAIMED, JobState.DEAD]
     assert got_b is not None and got_b.state == JobState.RUNNING and got_b.attempts == 1
     assert [t.state for t in got_b.history] == [JobState.QUEUED, JobState.CLAIMED, JobState.RUNNING]
+
+
+@pytest.mark.parametrize("outcome, store_result", [
+    (Outcome(kind="succeeded", result={"v": [1, "é"]}, note="ok"), True),
+    (Outcome(kind="succeeded", result={"v": 1}), False),
+    (Outcome(kind="succeeded"), True),
+    (Outcome(kind="failed", error=ErrorInfo(attempt=1, type="builtins.ValueError", message="m", traceback="tb"),
+             note="no retries left"), True),
+    (Outcome(kind="dead", reason="unknown task 'x'",
+             error=ErrorInfo(attempt=1, type="nuvom.UnknownTask", message="unknown task 'x'")), True),
+    (Outcome(kind="dead"), True),
+    (Outcome(kind="cancelled", reason="cancelled while running"), True),
+    (Outcome(kind="cancelled"), True),
+])
+def test_finish_statement_agrees_with_the_shared_steps(backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch,
+                                                       outcome: Outcome, store_result: bool) -> None:
+    """A terminal outcome is written without decoding the job (FINISH_SQL);
+    the stored job is the one finish_update makes, to the last digit."""
+    from nuvom_support.backend_base import finish_update
+
+    backend.enqueue(Job(id="j", task="t", args=[1], store_result=store_result, result=None))
+    job = claim_one(backend)
+    backend.cancel("j")  # a running job is only flagged: finishing clears the flag
+    before = backend.get("j")
+    assert before is not None and before.cancel_requested
+    at = now() + 0.123456789
+    monkeypatch.setattr(backend_module, "now", lambda: at)
+    out = backend.exchange([Completion("j", job.token or 0, outcome), Completion("j", job.token or 0, outcome)],
+                           [], 0, 30, "w")
+    assert out.accepted == [True, False]  # the second report of one attempt is refused
+    expected = before.snapshot()
+    assert finish_update(expected, job.token or 0, outcome, at)
+    assert backend.get("j") == expected

@@ -20,6 +20,7 @@ from typing import Any
 from nuvom_backend_sqlite.admin import AdminMixin
 from nuvom_backend_sqlite.database import HAS_RETURNING, Database
 from nuvom_backend_sqlite.rows import (
+    FINISH_SQL,
     HOT_JOB_COLUMNS,
     HOT_UPDATE_SQL,
     INSERT_SQL,
@@ -27,17 +28,19 @@ from nuvom_backend_sqlite.rows import (
     append_sql,
     chunks,
     decode,
+    finish_values,
     history_json,
     hot_update_values,
     insert_values,
     marks,
     quarantine,
+    stores_result,
 )
 from nuvom_backend_sqlite.schedules import SqliteSchedules
 from nuvom_backend_sqlite.schema import LEASED, LIVE
 from nuvom_kernel.contracts import Completion, Exchanged, Swept
 from nuvom_kernel.errors import ConfigError, CorruptJobError
-from nuvom_kernel.models import Job, JobState, Transition, now
+from nuvom_kernel.models import Job, JobState, Outcome, Transition, now
 from nuvom_support.backend_base import (
     QueueBackendBase,
     ViaExchange,
@@ -294,9 +297,12 @@ class SqliteBackend(SqliteSchedules, AdminMixin, ViaExchange, QueueBackendBase):
     def _finish_and_start_in(self, conn: sqlite3.Connection, completions: Sequence[Completion],
                              starts: Mapping[str, int]) -> tuple[list[bool], bool, set[str]]:
         """Apply ``completions`` in order, then ``starts``, with one read of
-        the rows concerned and one write (a few statements whatever the batch
-        size).  A job finished here is no longer ``claimed``: its start is
-        refused, as it would be in a later call."""
+        the rows concerned and one write per kind (a few statements whatever
+        the batch size).  A terminal outcome needs only the row's token: it is
+        written by :data:`FINISH_SQL` without decoding the job; a retry, which
+        reads the job's options, goes through ``finish_update``.  A job
+        finished here is no longer ``claimed``: its start is refused, as it
+        would be in a later call."""
         rows: dict[str, Any] = {}
         ids = list({c.job_id for c in completions} | set(starts))
         for part in chunks(ids):
@@ -316,26 +322,54 @@ class SqliteBackend(SqliteSchedules, AdminMixin, ViaExchange, QueueBackendBase):
                         quarantine(conn, row, str(exc))
             return loaded[job_id]
 
+        at = now()
         changed: dict[str, Job] = {}
+        finished: list[tuple[Any, ...]] = []
+        done: set[str] = set()
         accepted: list[bool] = []
         for completion in completions:
-            job = load(completion.job_id)
-            ok = job is not None and finish_update(job, completion.token, completion.outcome)
-            if ok and job is not None:
-                changed[job.id] = job
+            job_id, outcome = completion.job_id, completion.outcome
+            row = rows.get(job_id)
+            # refused: not leased, another token, or already finished in this call
+            ok = row is not None and row[9] == completion.token and job_id not in done
+            if ok and row is not None:
+                values = None if outcome.kind == "retry" or job_id in loaded else self._finish_values(row, outcome, at)
+                if values is not None:
+                    finished.append(values)
+                else:
+                    job = load(job_id)
+                    ok = job is not None and finish_update(job, completion.token, outcome, at)
+                    if ok and job is not None:
+                        changed[job_id] = job
+            if ok:
+                done.add(job_id)
             accepted.append(ok)
         requeued = any(job.state == JobState.QUEUED for job in changed.values())
-        at = now()
         started: set[str] = set()
         for job_id, token in starts.items():
-            job = load(job_id)
+            job = load(job_id) if job_id not in done else None
             if job is not None and can_start(job, token):
                 start_update(job, at)
                 changed[job_id] = job
                 started.add(job_id)
+        if finished:
+            conn.executemany(FINISH_SQL, finished)
         if changed:
             conn.executemany(HOT_UPDATE_SQL, [hot_update_values(job) for job in changed.values()])
         return accepted, requeued, started
+
+    @staticmethod
+    def _finish_values(row: Sequence[Any], outcome: Outcome, at: float) -> tuple[Any, ...] | None:
+        """:data:`FINISH_SQL`'s parameters for a row of :data:`HOT_JOB_COLUMNS`,
+        or None when the row must be decoded after all (a result to store whose
+        job's JSON does not parse: decoding quarantines it)."""
+        store = True
+        if outcome.kind == "succeeded" and outcome.result is not None:
+            try:
+                store = stores_result(row[2])
+            except (ValueError, TypeError, RecursionError):
+                return None
+        return finish_values(row[0], outcome, at, store)
 
     # -- leases ------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
 
 from nuvom_kernel.errors import CorruptJobError
-from nuvom_kernel.models import ErrorInfo, Job, JobState, Transition, now
+from nuvom_kernel.models import ErrorInfo, Job, JobState, Outcome, Transition, now
 
 #: Fields kept in hot columns, never in ``data``.
 HOT_FIELDS = frozenset({
@@ -83,6 +83,14 @@ HOT_UPDATE_SQL = (
     "UPDATE jobs SET state=?1, ready_at=?2, eta=?3, attempts=?4, updated_at=?5, started_at=?6, "
     "finished_at=?7, token=?8, lease_expires_at=?9, worker_id=?10, result=?11, reason=?12, "
     f"cancel_requested=?13, lease_expiries=?14, {_append('history', 15)}, {_append('errors', 16)} WHERE id=?17"
+)
+#: A terminal outcome (succeeded, failed, dead, cancelled) written from the
+#: outcome alone, without reading the job (:func:`finish_values`): the columns
+#: ``apply_outcome`` and ``finish_update`` change for it.
+FINISH_SQL = (
+    "UPDATE jobs SET state=?1, updated_at=?2, finished_at=?2, token=NULL, lease_expires_at=NULL, worker_id=NULL, "
+    "result=CASE WHEN ?3 THEN ?4 ELSE result END, reason=CASE WHEN ?5 THEN ?6 ELSE reason END, "
+    f"cancel_requested=0, {_append('history', 7)}, {_append('errors', 8)} WHERE id=?9"
 )
 #: SQLite before 3.32 allows 999 parameters per statement.
 CHUNK = 500
@@ -144,6 +152,37 @@ def hot_update_values(job: Job, history_from: int = 0, errors_from: int = 0) -> 
         history_json(history) if history else None, errors_json(errors) if errors else None,
         job.id,
     )
+
+
+_TERMINAL = {"succeeded": JobState.SUCCEEDED, "failed": JobState.FAILED, "dead": JobState.DEAD,
+             "cancelled": JobState.CANCELLED}
+
+
+def finish_values(job_id: str, outcome: Outcome, at: float, store_result: bool) -> tuple[Any, ...]:
+    """Parameters of :data:`FINISH_SQL`: what :func:`~nuvom_kernel.models.apply_outcome`
+    does to a job for a terminal ``outcome`` at ``at`` (the history and error
+    entries are made by the models, as everywhere)."""
+    kind = outcome.kind
+    state = _TERMINAL[kind]
+    note, reason = outcome.note, None
+    if kind == "dead":
+        note = reason = outcome.reason
+    elif kind == "cancelled":
+        note = reason = outcome.reason or "cancelled"
+    succeeded = kind == "succeeded"
+    return (
+        state.value, at, succeeded, json_or_none(outcome.result) if succeeded and store_result else None,
+        reason is not None or kind == "dead", reason, history_json([Transition(state=state, at=at, note=note)]),
+        errors_json([outcome.error]) if outcome.error is not None else None, job_id,
+    )
+
+
+def stores_result(data: str) -> bool:
+    """The ``store_result`` of a job's cold JSON (``ValueError`` if it is not an object)."""
+    found = json.loads(data)
+    if not isinstance(found, dict):
+        raise ValueError("the JSON is not an object")
+    return found.get("store_result", True) is not False
 
 
 def _json_text(value: Any) -> str:
