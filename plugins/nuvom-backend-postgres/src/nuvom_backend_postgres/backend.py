@@ -354,7 +354,7 @@ class PostgresBackend(PostgresSchedules, AdminMixin, ViaExchange, QueueBackendBa
         start_now: int = 0,
     ) -> Exchanged:
         """Finish ``completions``, start ``starts`` and claim up to ``limit``
-        jobs: one transaction, its statements pipelined into one round trip."""
+        jobs: one (implicit) transaction, its statements pipelined into one round trip."""
         return self._exchange(completions, queues, limit, lease_secs, worker_id, starts, start_now)
 
     def _floors(self, key: tuple[str, ...]) -> dict[str, list[Any]] | None:
@@ -392,22 +392,25 @@ class PostgresBackend(PostgresSchedules, AdminMixin, ViaExchange, QueueBackendBa
             self._front_at[key] = time.monotonic()
 
         def txn(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any], list[Any]]:
-            if only_claim:  # one statement, its own transaction (no BEGIN/COMMIT round)
-                if not ask_due:
-                    return [], [], conn.execute(self.q(claim_sql), claim).fetchall()
-                before = time.time()
-                with conn.pipeline():
-                    claiming = conn.execute(self.q(claim_sql), claim)
-                    asking = conn.execute(self.q(NEXT_DUE_SQL), {"queues": wanted})
-                    rows = claiming.fetchall()
-                    due[:] = [before, asking.fetchone(), time.time()]
-                return [], [], rows
+            if only_claim and not ask_due:  # one statement, its own transaction
+                return [], [], conn.execute(self.q(claim_sql), claim).fetchall()
+            # Pipelined with no Sync in between, the statements are ONE implicit
+            # transaction that the Sync at the pipeline's end commits (an error in
+            # any rolls back all): one network round trip.  (psycopg's
+            # conn.transaction() inside a pipeline syncs at BEGIN, at the end of
+            # the block and at COMMIT: three more round trips.)  Results are read
+            # after the Sync, so nothing forces an earlier one.  A client-side error
+            # (a parameter psycopg cannot send) could only come from the finish's
+            # outcome texts, and the finish goes first: nothing is queued before it.
+            before = time.time()
             with conn.pipeline():
-                with conn.transaction():
-                    fc = conn.execute(self.q(queries.FINISH_SQL), finish) if finish else None
-                    sc = conn.execute(self.q(queries.START_SQL), start) if start else None
-                    cc = conn.execute(self.q(claim_sql), claim) if claim else None
-                return (fc.fetchall() if fc else [], sc.fetchall() if sc else [], cc.fetchall() if cc else [])
+                fc = conn.execute(self.q(queries.FINISH_SQL), finish) if finish else None
+                sc = conn.execute(self.q(queries.START_SQL), start) if start else None
+                cc = conn.execute(self.q(claim_sql), claim) if claim else None
+                asking = conn.execute(self.q(NEXT_DUE_SQL), {"queues": wanted}) if ask_due else None
+            if asking is not None:
+                due[:] = [before, asking.fetchone(), time.time()]
+            return (fc.fetchall() if fc else [], sc.fetchall() if sc else [], cc.fetchall() if cc else [])
 
         sent = self.idle.before_claim() if claim is not None else None
         finished, started_rows, claimed_rows = self._run(txn)
