@@ -147,3 +147,21 @@ def test_a_ring_during_a_claim_keeps_the_next_claim_real() -> None:
     polls.after_claim(key, polls.before_claim(), 1, float("inf"))  # it found work: ask again next time
     assert not polls.may_skip(key, server_now=0.0)
     assert not IdlePolls(60.0, lambda: False).may_skip(key, server_now=0.0)
+
+
+def test_a_claim_after_a_wake_up_goes_alone_and_the_next_poll_asks() -> None:
+    """The claim that answers a NOTIFY is one statement (no next-due query
+    with it); if it found nothing, the next poll asks, and only then are polls
+    skipped."""
+    polls = IdlePolls(60.0, lambda: True)
+    key = ("default",)
+    assert not polls.wants_next_due(key)  # nothing known yet: the first claim goes alone
+    polls.after_claim(key, polls.before_claim(), 0, None)
+    assert polls.wants_next_due(key) and not polls.may_skip(key, server_now=0.0)
+    polls.ring()
+    assert not polls.wants_next_due(key)  # news: claim at once, alone
+    polls.after_claim(key, polls.before_claim(), 0, None)  # it found nothing (another worker won)
+    assert not polls.may_skip(key, server_now=0.0)  # not asked: never skipped
+    assert polls.wants_next_due(key)
+    polls.after_claim(key, polls.before_claim(), 0, float("inf"))
+    assert polls.may_skip(key, server_now=0.0)
