@@ -41,7 +41,7 @@ from nuvom_backend_postgres.wakeup import Listener, channel_name
 from nuvom_kernel.contracts import Beat, Completion, Exchanged, Swept
 from nuvom_kernel.errors import ConfigError, CorruptJobError
 from nuvom_kernel.models import Job, JobState, WorkerInfo
-from nuvom_support.backend_base import QueueBackendBase, ViaExchange, enqueue_update
+from nuvom_support.backend_base import Doorbell, QueueBackendBase, ViaExchange, enqueue_update
 
 log = logging.getLogger("nuvom.postgres")
 
@@ -144,6 +144,8 @@ class PostgresBackend(PostgresSchedules, AdminMixin, ViaExchange, QueueBackendBa
         #: idle claims answered without a query while LISTEN is healthy (see :mod:`.idle`)
         self.idle = IdlePolls(idle_poll_secs if wakeups == "notify" else 0.0, self._listening)
         self.doorbell.subscribe(self.idle.ring)
+        #: rung when a schedule is added or changes state, here or (NOTIFY) elsewhere
+        self.schedule_bell = Doorbell()
         #: per queue: (priority, ready_at, id) of the last job claimed in claim order
         self._floor: dict[str, tuple[int, float, str]] = {}
         #: per queue set: time.monotonic() of the last claim from the front
@@ -538,16 +540,30 @@ class PostgresBackend(PostgresSchedules, AdminMixin, ViaExchange, QueueBackendBa
         """``callback`` runs when another process enqueues work (NOTIFY), or this one does."""
         unsubscribe = self.doorbell.subscribe(callback)
         if self.wakeups == "notify":
-            self.open()
-            with self._ready_lock:
-                if self._listener is None:
-                    self._listener = Listener(self.db.connect, self.channel, self.doorbell, self.db.where)
-                self._listener.start()
-                listener = self._listener
-            # work enqueued after subscribe() returns must wake the callback: wait for LISTEN
-            # (bounded: with the server down the listener keeps trying and polling covers it)
-            listener.listening.wait(self.db.connect_timeout)
+            self._start_listener()
         return unsubscribe
+
+    def subscribe_schedules(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """``callback`` runs when a schedule is added, replaced, paused or resumed,
+        by this process or (``NOTIFY``) another; after the ``LISTEN`` connection
+        was lost it runs once.  ``None`` in poll mode: nothing will tell."""
+        if self.wakeups != "notify":
+            return None
+        unsubscribe = self.schedule_bell.subscribe(callback)
+        self._start_listener()
+        return unsubscribe
+
+    def _start_listener(self) -> None:
+        self.open()
+        with self._ready_lock:
+            if self._listener is None:
+                self._listener = Listener(self.db.connect, self.channel, self.doorbell, self.db.where,
+                                          self.schedule_bell)
+            self._listener.start()
+            listener = self._listener
+        # work enqueued after subscribe() returns must wake the callback: wait for LISTEN
+        # (bounded: with the server down the listener keeps trying and polling covers it)
+        listener.listening.wait(self.db.connect_timeout)
 
     def close(self) -> None:
         """Stop the listener and close the pool.  Idempotent; a later call on the
