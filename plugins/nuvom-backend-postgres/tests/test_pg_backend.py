@@ -315,3 +315,21 @@ def test_an_exchange_is_all_or_nothing(backend: PostgresBackend, schema: str) ->
     finally:
         backend.db.run(lambda conn: conn.execute(f"DROP TRIGGER no_boom ON {schema}.jobs"))
     assert backend.get(first.id).state == JobState.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_a_job_enqueued_alone_is_stored_as_in_a_batch(backend: PostgresBackend) -> None:
+    """One job goes through the one-row insert (scalar parameters), several
+    through the array insert: both store every column alike."""
+    def make(job_id: str) -> Job:
+        return Job(id=job_id, task="t", args=[1, "x"], kwargs={"k": None}, priority=3, max_retries=2,
+                   unique_key=f"u-{job_id}", tags=["a"], timeout_secs=5.0, eta=backend.now() + 3600)
+
+    alone = backend.enqueue(make("alone"))
+    batch = backend.enqueue_many([make("batch"), make("other")])
+    assert alone.state == batch[0].state == JobState.SCHEDULED
+    got_alone, got_batch = backend.get("alone"), backend.get("batch")
+    assert got_alone is not None and got_batch is not None
+    skip = {"id", "unique_key", "created_at", "updated_at", "eta", "history"}
+    assert got_alone.model_dump(exclude=skip) == got_batch.model_dump(exclude=skip)
+    assert backend.enqueue(make("alone")).id == "alone"  # stored once: the stored job comes back
+    assert sum(n for by_state in backend.counts().values() for n in by_state.values()) == 3

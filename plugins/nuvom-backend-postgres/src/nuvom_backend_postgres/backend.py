@@ -85,6 +85,29 @@ def _insert_sql() -> str:
 
 INSERT_SQL = _insert_sql()
 
+
+def _insert_one_sql() -> str:
+    """:data:`INSERT_SQL` for one job, with one parameter per column: psycopg
+    dumps 26 one-element arrays about a hundred times slower than 26 values
+    (measured 0.68 ms against 7 us), and a single enqueue is the common case."""
+    cols = ", ".join(INSERT_COLUMNS)
+    values = ", ".join("(%s::text)::jsonb" if t == "jsonb" else f"%s::{t}" for t in INSERT_TYPES)
+    return (
+        f"INSERT INTO {{s}}.jobs ({cols}) SELECT * FROM (VALUES ({values})) AS u({cols}) "
+        "WHERE NOT EXISTS (SELECT 1 FROM {s}.jobs_done d WHERE d.id = u.id) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+
+
+INSERT_ONE_SQL = _insert_one_sql()
+
+
+def insert_statement(jobs: Sequence[Job]) -> tuple[str, Any]:
+    """The insert of ``jobs`` and its parameters ({s} not yet replaced)."""
+    if len(jobs) == 1:
+        return INSERT_ONE_SQL, insert_values(jobs[0])
+    return INSERT_SQL, transpose([insert_values(job) for job in jobs])
+
 #: Claims start at the last claimed job's place in the claim index, except one
 #: from the front at least this often per queue set: jobs released, requeued
 #: or come due behind that place wait at most this long (a claim that finds
@@ -258,7 +281,8 @@ class PostgresBackend(PostgresSchedules, AdminMixin, ViaExchange, QueueBackendBa
         notify = self.wakeups == "notify" and any(job.state in (JobState.QUEUED, JobState.SCHEDULED) for job in jobs)
         with conn.pipeline():
             conn.execute(self._ids_lock_shared)
-            cursor = conn.execute(self.q(INSERT_SQL), transpose([insert_values(job) for job in jobs]))
+            statement, params = insert_statement(jobs)
+            cursor = conn.execute(self.q(statement), params)
             if notify:
                 conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
         return {row[0] for row in cursor.fetchall()}  # read after the Sync: one round trip in all
@@ -270,10 +294,10 @@ class PostgresBackend(PostgresSchedules, AdminMixin, ViaExchange, QueueBackendBa
         # scheduled jobs too: idle workers of other processes learn when they come due
         notify = self.wakeups == "notify" and any(job.state in (JobState.QUEUED, JobState.SCHEDULED) for job in jobs)
         for _ in range(10):
-            params = transpose([insert_values(jobs[i]) for i in todo])
+            statement, params = insert_statement([jobs[i] for i in todo])
             with conn.pipeline():  # lock + insert (+ the wake-up) in one round trip
                 conn.execute(self._ids_lock_shared)  # excludes the history mover: see admin.maintain
-                cursor = conn.execute(self.q(INSERT_SQL), params)
+                cursor = conn.execute(self.q(statement), params)
                 if notify:  # delivered only if the transaction commits; duplicates fold into one
                     conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
                     notify = False
