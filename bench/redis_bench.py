@@ -16,8 +16,14 @@ threads from ready to the last job done:
 - ``rq``: ``rq.Worker(...).work(burst=True)`` (RQ's default worker: one
   process, a forked child per job; RQ has no threads); done = burst returned.
 
+``--measures latency`` (nuvom-redis and dramatiq-redis; RQ forks a child per
+job and cannot keep up with 200 jobs/s): a worker process with 4 threads
+idles 3 s, then this process enqueues one job at a time at ``--rate`` jobs/s
+(200: 1,000 jobs; 5: 50 jobs); each job writes ``time.time()`` at its start
+minus the time taken just before its enqueue was called.  p50 and p99 in ms.
+
 Systems are interleaved within a repetition and their order rotated between
-repetitions.  Prints one table (median jobs/s and the ratio nuvom / peer).
+repetitions.  Prints one table per measure (medians, and ratios nuvom / peer).
 """
 
 from __future__ import annotations
@@ -123,6 +129,115 @@ def rq_noop(i: int) -> None:
 TRIALS = {"nuvom-redis": trial_nuvom, "dramatiq-redis": trial_dramatiq, "rq": trial_rq}
 
 
+# -- latency ---------------------------------------------------------------------
+
+
+def _nuvom_app(url: str) -> Any:
+    tmp = tempfile.mkdtemp(prefix="nuvom-redis-bench-")
+    os.environ.update(NUVOM_QUEUE_BACKEND="redis", NUVOM_RESULT_BACKEND="redis", NUVOM_REDIS__URL=url,
+                      NUVOM_PROJECT_ROOT=tmp, NUVOM_LOG_LEVEL="WARNING")
+    sys.path.insert(0, str(HERE))
+    from nuvom import Nuvom, set_default_app
+
+    app = Nuvom(root=tmp)
+    set_default_app(app)
+    app.plugins.load()
+    app.plugins.load_spec("bench_nuvom_tasks")
+    return app
+
+
+def serve_nuvom(url: str) -> None:
+    app = _nuvom_app(url)
+    from nuvom import Worker
+
+    worker = Worker(app, concurrency=THREADS)
+    threading.Thread(target=lambda: (sys.stdin.read(), worker.request_stop()), daemon=True).start()
+    worker.run()
+    app.close()
+
+
+def sender_nuvom(url: str) -> Any:
+    _nuvom_app(url)
+    import bench_nuvom_tasks as tasks
+
+    return lambda sent: tasks.stamp.delay(sent)
+
+
+def _dramatiq_stamp(url: str) -> Any:
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker = RedisBroker(url=url)
+    dramatiq.set_broker(broker)
+
+    @dramatiq.actor(max_retries=0)
+    def stamp(sent: float) -> None:
+        with open(os.environ["BENCH_LAT_FILE"], "a") as fh:
+            fh.write(f"{time.time() - sent}\n")
+
+    return broker, stamp
+
+
+def serve_dramatiq(url: str) -> None:
+    import dramatiq
+
+    broker, _ = _dramatiq_stamp(url)
+    worker = dramatiq.Worker(broker, worker_threads=THREADS)
+    worker.start()
+    sys.stdin.read()
+    worker.stop()
+    broker.close()
+
+
+def sender_dramatiq(url: str) -> Any:
+    _, stamp = _dramatiq_stamp(url)
+    return lambda sent: stamp.send(sent)
+
+
+SERVE = {"nuvom-redis": serve_nuvom, "dramatiq-redis": serve_dramatiq}
+SENDER = {"nuvom-redis": sender_nuvom, "dramatiq-redis": sender_dramatiq}
+
+
+def latency(system: str, url: str, rate: float) -> dict[str, float]:
+    count = 1000 if rate >= 50 else 50
+    tmp = tempfile.mkdtemp(prefix="redis-bench-lat-")
+    lat_file = Path(tmp) / "latency.txt"
+    os.environ["BENCH_LAT_FILE"] = str(lat_file)
+    send = SENDER[system](url)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    server = subprocess.Popen([sys.executable, str(Path(__file__)), "--serve", system, "--url", url],
+                              stdin=subprocess.PIPE, env=env)
+    try:
+        time.sleep(3.0)  # the worker starts and settles into its idle state
+        t0 = time.perf_counter()
+        for i in range(count):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            send(time.time())
+        deadline = time.monotonic() + 60
+        lags: list[float] = []
+        while time.monotonic() < deadline:
+            if lat_file.exists():
+                lags = [float(x) for x in lat_file.read_text().split()]
+                if len(lags) >= count:
+                    break
+            time.sleep(0.05)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if len(lags) < count:
+        raise SystemExit(f"{system}: only {len(lags)} of {count} jobs started within 60 s")
+    lags.sort()
+    return {"p50_ms": statistics.median(lags) * 1000, "p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,16 +262,17 @@ def start_server(directory: str) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def run_trial(system: str, url: str, jobs: int) -> float:
+def run_trial(system: str, url: str, jobs: int, measure: str = "drain", rate: float = 200.0) -> dict[str, float]:
     import redis
 
     redis.Redis.from_url(url).flushall()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, str(Path(__file__)), "--trial", system, "--url", url, "--jobs", str(jobs)],
+    out = subprocess.run([sys.executable, str(Path(__file__)), "--trial", system, "--url", url, "--jobs", str(jobs),
+                          "--measure", measure, "--rate", str(rate)],
                          capture_output=True, text=True, env=env, timeout=1800)
     if out.returncode != 0:
         raise SystemExit(f"{system} failed:\n{out.stderr[-3000:]}")
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -166,31 +282,59 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--measures", default="drain", help="drain, latency (comma-separated)")
+    parser.add_argument("--measure", default="drain", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=200.0, help="latency: jobs/s (200: 1,000 jobs; 5: 50 jobs)")
+    parser.add_argument("--serve")
     args = parser.parse_args()
-    if args.trial:
-        print(json.dumps({"system": args.trial, "seconds": TRIALS[args.trial](args.url, args.jobs)}))
+    if args.serve:
+        SERVE[args.serve](args.url)
         return
-    systems = args.systems.split(",")
-    results: dict[str, list[float]] = {s: [] for s in systems}
+    if args.trial:
+        if args.measure == "latency":
+            print(json.dumps(latency(args.trial, args.url, args.rate)))
+        else:
+            print(json.dumps({"system": args.trial, "seconds": TRIALS[args.trial](args.url, args.jobs)}))
+        return
+    systems, measures = args.systems.split(","), args.measures.split(",")
+    plan = [(m, s) for m in measures for s in systems if m == "drain" or s in SERVE]
+    results: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in plan}
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_server(tmp)
         try:
             for rep in range(args.reps):
-                order = systems[rep % len(systems):] + systems[:rep % len(systems)]
-                for system in order:
-                    seconds = run_trial(system, url, args.jobs)
-                    results[system].append(args.jobs / seconds)
-                    print(f"rep {rep + 1} {system}: {args.jobs / seconds:,.0f} jobs/s", file=sys.stderr, flush=True)
+                for measure in measures:
+                    ran = [s for m, s in plan if m == measure]
+                    order = ran[rep % len(ran):] + ran[:rep % len(ran)] if ran else []
+                    for system in order:
+                        got = run_trial(system, url, args.jobs, measure, args.rate)
+                        if measure == "drain":
+                            got = {"jobs_per_s": args.jobs / got["seconds"]}
+                        results[(measure, system)].append(got)
+                        print(f"rep {rep + 1} {system} {measure}: {got}", file=sys.stderr, flush=True)
         finally:
             proc.terminate()
             proc.wait(30)
-    medians: dict[str, Any] = {s: statistics.median(v) for s, v in results.items()}
-    base = medians.get("nuvom-redis")
-    print(f"| drain {args.jobs:,} no-op, 1 process x {THREADS} threads | jobs/s (median of {args.reps}) | nuvom / it |")
-    print("|---|---|---|")
-    for system in systems:
-        ratio = f"{base / medians[system]:.2f}x" if base and system != "nuvom-redis" else ""
-        print(f"| {system} | {medians[system]:,.0f} | {ratio} |")
+
+    def median(measure: str, system: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[(measure, system)])
+
+    if "drain" in measures:
+        base = median("drain", "nuvom-redis", "jobs_per_s") if "nuvom-redis" in systems else None
+        print(f"| drain {args.jobs:,} no-op, 1 process x {THREADS} threads | jobs/s (median of {args.reps}) "
+              "| nuvom / it |")
+        print("|---|---|---|")
+        for system in systems:
+            value = median("drain", system, "jobs_per_s")
+            ratio = f"{base / value:.2f}x" if base and system != "nuvom-redis" else ""
+            print(f"| {system} | {value:,.0f} | {ratio} |")
+    if "latency" in measures:
+        print()
+        print(f"| enqueue-to-start at {args.rate:g} jobs/s (median of {args.reps}) | p50 ms | p99 ms |")
+        print("|---|---|---|")
+        for system in systems:
+            if ("latency", system) in results:
+                print(f"| {system} | {median('latency', system, 'p50_ms'):.2f} | {median('latency', system, 'p99_ms'):.2f} |")
 
 
 if __name__ == "__main__":

@@ -288,3 +288,48 @@ def test_claims_start_at_their_floor_and_still_find_jobs_behind_it(make_backend:
     found = {j.id for j in b.claim(["default"], 5, 30, "w")}
     found |= {j.id for j in b.claim(["default"], 5, 30, "w")}  # nothing from the floor on: from the front
     assert found == {jobs[2].id, jobs[3].id, first.id}
+
+
+def test_an_exchange_is_all_or_nothing(backend: PostgresBackend, schema: str) -> None:
+    """Finish, start and claim are pipelined as ONE transaction (one round trip):
+    when the claim fails on the server, the finish sent before it is not applied."""
+    from nuvom_kernel.contracts import Completion
+
+    first = backend.enqueue(Job(task="t"))
+    [running] = backend.claim(["default"], 1, 30, "w", start_now=1)
+    assert running.id == first.id and running.token is not None
+    backend.enqueue(Job(task="t"))
+    fail = (f"CREATE FUNCTION {schema}.no_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.worker_id = 'boom' THEN RAISE EXCEPTION 'boom claims fail'; END IF; RETURN NEW; END $$")
+    backend.db.run(lambda conn: conn.execute(fail))
+    backend.db.run(lambda conn: conn.execute(
+        f"CREATE TRIGGER no_boom BEFORE UPDATE ON {schema}.jobs FOR EACH ROW EXECUTE FUNCTION {schema}.no_boom()"))
+    try:
+        with pytest.raises(psycopg.Error, match="boom claims fail"):
+            backend.exchange([Completion(first.id, running.token, Outcome(kind="succeeded", result=1))],
+                             ["default"], 1, 30, "boom")
+        assert backend.get(first.id).state == JobState.RUNNING  # type: ignore[union-attr]
+        reply = backend.exchange([Completion(first.id, running.token, Outcome(kind="succeeded", result=1))],
+                                 ["default"], 1, 30, "w")
+        assert reply.accepted == [True] and len(reply.claimed) == 1
+    finally:
+        backend.db.run(lambda conn: conn.execute(f"DROP TRIGGER no_boom ON {schema}.jobs"))
+    assert backend.get(first.id).state == JobState.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_a_job_enqueued_alone_is_stored_as_in_a_batch(backend: PostgresBackend) -> None:
+    """One job goes through the one-row insert (scalar parameters), several
+    through the array insert: both store every column alike."""
+    def make(job_id: str) -> Job:
+        return Job(id=job_id, task="t", args=[1, "x"], kwargs={"k": None}, priority=3, max_retries=2,
+                   unique_key=f"u-{job_id}", tags=["a"], timeout_secs=5.0, eta=backend.now() + 3600)
+
+    alone = backend.enqueue(make("alone"))
+    batch = backend.enqueue_many([make("batch"), make("other")])
+    assert alone.state == batch[0].state == JobState.SCHEDULED
+    got_alone, got_batch = backend.get("alone"), backend.get("batch")
+    assert got_alone is not None and got_batch is not None
+    skip = {"id", "unique_key", "created_at", "updated_at", "eta", "history"}
+    assert got_alone.model_dump(exclude=skip) == got_batch.model_dump(exclude=skip)
+    assert backend.enqueue(make("alone")).id == "alone"  # stored once: the stored job comes back
+    assert sum(n for by_state in backend.counts().values() for n in by_state.values()) == 3

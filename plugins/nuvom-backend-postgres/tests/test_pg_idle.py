@@ -38,9 +38,9 @@ def _statements(log: Path, start: int) -> list[str]:
 def test_an_idle_worker_makes_at_most_one_query_per_second(own_server: Any, pg_url: str, schema: str,
                                                             make_backend: Make, tmp_path: Path) -> None:
     """Every statement the server runs for one idle ``nuvom runworker`` with the
-    default settings (claims, heartbeat, sweep, history moves, purges) over
-    20 s, counted from the server's own statement log: at most 20, and at
-    most one read of the due schedules per second by its scheduler loop."""
+    default settings (claims, heartbeat, sweep, history moves, purges, and its
+    scheduler loop's reads of the schedules) over 20 s, counted from the
+    server's own statement log: at most 20 in all."""
     # log_statement is set for the worker's connections only (a superuser may set it per session)
     url = pg_url + ("&" if "?" in pg_url else "?") + "options=" + urllib.parse.quote("-c log_statement=all")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUVOM_")}
@@ -59,15 +59,12 @@ def test_an_idle_worker_makes_at_most_one_query_per_second(own_server: Any, pg_u
         log = own_server.dir / "server.log"
         start = log.stat().st_size
         time.sleep(WINDOW_SECS)
-        logged = _statements(log, start)
-        # the scheduler loop every worker runs reads the due schedules once per
-        # scheduler poll (1 s): counted apart, like the Redis backend's test does
-        schedule_reads = [s for s in logged if ".schedules WHERE" in s]
-        seen = [s for s in logged if ".schedules WHERE" not in s]
+        seen = _statements(log, start)
         kinds = Counter(" ".join(s.split())[:60] or "(multi-line)" for s in seen)
         assert len(seen) <= WINDOW_SECS, f"{len(seen)} statements in {WINDOW_SECS:g} s: {kinds.most_common()}"
         assert seen, "no statement logged: log_statement did not apply, the count proves nothing"
-        assert len(schedule_reads) <= WINDOW_SECS + 2, f"{len(schedule_reads)} schedule reads in {WINDOW_SECS:g} s"
+        # the scheduler loop runs (it sleeps until the next fire, at most scheduler.idle_secs)
+        assert any(".schedules WHERE" in s for s in seen), kinds.most_common()
         # and the idle worker still answers at once when work arrives
         producer = make_backend()
         job = producer.enqueue(Job(task="rel.work", args=[1, 0]))
@@ -147,3 +144,51 @@ def test_a_ring_during_a_claim_keeps_the_next_claim_real() -> None:
     polls.after_claim(key, polls.before_claim(), 1, float("inf"))  # it found work: ask again next time
     assert not polls.may_skip(key, server_now=0.0)
     assert not IdlePolls(60.0, lambda: False).may_skip(key, server_now=0.0)
+
+
+def test_a_claim_after_a_wake_up_goes_alone_and_the_next_poll_asks() -> None:
+    """The claim that answers a NOTIFY is one statement (no next-due query
+    with it); if it found nothing, the next poll asks, and only then are polls
+    skipped."""
+    polls = IdlePolls(60.0, lambda: True)
+    key = ("default",)
+    assert not polls.wants_next_due(key)  # nothing known yet: the first claim goes alone
+    polls.after_claim(key, polls.before_claim(), 0, None)
+    assert polls.wants_next_due(key) and not polls.may_skip(key, server_now=0.0)
+    polls.ring()
+    assert not polls.wants_next_due(key)  # news: claim at once, alone
+    polls.after_claim(key, polls.before_claim(), 0, None)  # it found nothing (another worker won)
+    assert not polls.may_skip(key, server_now=0.0)  # not asked: never skipped
+    assert polls.wants_next_due(key)
+    polls.after_claim(key, polls.before_claim(), 0, float("inf"))
+    assert polls.may_skip(key, server_now=0.0)
+
+
+def test_schedule_changes_ring_the_schedule_bell_elsewhere_and_jobs_do_not(make_backend: Make) -> None:
+    """A schedule added, paused or resumed in one process wakes another's
+    scheduler loops (NOTIFY with the payload ``schedules``); an enqueue does not."""
+    import threading
+
+    from nuvom_kernel.schedules import Schedule, ScheduleState
+
+    loop_side, other = make_backend(), make_backend()
+    told, claims = threading.Event(), threading.Event()
+    loop_side.subscribe(claims.set)
+    unsubscribe = loop_side.subscribe_schedules(told.set)
+    assert unsubscribe is not None
+    told.clear()
+    claims.clear()
+    other.enqueue(Job(task="t"))
+    assert claims.wait(10)
+    time.sleep(0.3)  # the job's NOTIFY arrived; a schedule bell would have rung with it
+    assert not told.is_set()
+    claims.clear()
+    other.add_schedule(Schedule(id="every-hour", task="t", kind="interval", interval_secs=3600.0,
+                                next_fire_at=time.time() + 3600))
+    assert told.wait(10)
+    told.clear()
+    other.set_schedule_state("every-hour", ScheduleState.PAUSED)
+    assert told.wait(10)
+    assert not claims.is_set()  # schedule changes do not make workers claim
+    unsubscribe()
+    assert make_backend(wakeups="poll").subscribe_schedules(told.set) is None

@@ -53,3 +53,38 @@ def test_the_due_index_follows_state_changes(open_backend: Callable[..., RedisBa
     stored_job = b.get(job.id)
     assert stored_job is not None and stored_job.state == JobState.SCHEDULED
     assert b.claim(["default"], 10, 30.0, "w") == []
+
+
+def test_schedule_changes_wake_scheduler_loops_and_not_claims(open_backend: Callable[..., RedisBackend]) -> None:
+    """A schedule added, paused or resumed elsewhere rings ``subscribe_schedules``
+    (a wake-stream entry with the field ``s``); an enqueue rings only the claims'
+    doorbell, and a schedule change does not make idle workers claim; and a
+    loop can look at the earliest schedule with ``due_schedules(inf, 1)``."""
+    import math
+    import threading
+    import time
+
+    loop_side, other = open_backend(), open_backend()
+    told, claims = threading.Event(), threading.Event()
+    loop_side.subscribe(claims.set)
+    loop_side.subscribe_schedules(told.set)
+    assert loop_side.wake.healthy.wait(10)
+    time.sleep(0.2)
+    told.clear()
+    claims.clear()
+    other.enqueue(Job(task="t"))
+    assert claims.wait(10)
+    time.sleep(0.3)
+    assert not told.is_set()
+    claims.clear()
+    loop_side.wake.dirty.clear()
+    later = now() + 3600
+    other.add_schedule(interval("hourly", at=later))
+    assert told.wait(10)
+    told.clear()
+    other.set_schedule_state("hourly", ScheduleState.PAUSED)
+    assert told.wait(10)
+    assert not claims.is_set() and not loop_side.wake.dirty.is_set()
+    other.set_schedule_state("hourly", ScheduleState.ACTIVE)
+    [head] = loop_side.due_schedules(math.inf, 1)
+    assert head.id == "hourly" and head.next_fire_at == later

@@ -75,12 +75,15 @@ class IdlePolls:
             return True
 
     def wants_next_due(self, queues: tuple[str, ...]) -> bool:
-        """Send the next-due query with this claim: the previous one found nothing."""
+        """Send the next-due query with this claim: the previous one found nothing
+        and no wake-up came since.  After a wake-up the claim most likely finds
+        the new work, so it goes alone (the quickest answer to a NOTIFY); if it
+        finds nothing, the next poll asks.  Claims are skipped only once asked."""
         if self.every_secs <= 0:
             return False
         with self._lock:
             known = self._known.get(queues)
-            return known is not None and known.empty
+            return known is not None and known.empty and known.generation == self._generation
 
     def before_claim(self) -> tuple[int, float]:
         """Call just before a real claim is sent; pass the result to :meth:`after_claim`."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from nuvom_backend_postgres.wakeup import SCHEDULES_PAYLOAD
 from nuvom_kernel.models import Job, now
 from nuvom_kernel.schedules import Schedule, ScheduleState
 from nuvom_support.backend_base import enqueue_update
@@ -52,20 +53,29 @@ class PostgresSchedules:
 
     db: Database
     doorbell: Any
+    schedule_bell: Any
+    wakeups: str
+    channel: str
     q: Callable[[str], str]
     _run: Callable[..., Any]
     open: Callable[[], None]
     _enqueue_in: Callable[..., tuple[list[Job], bool]]
 
+    def _schedules_changed(self, conn: psycopg.Connection[Any]) -> None:
+        """Inside the writing transaction: tell every scheduler loop (delivered at commit)."""
+        if self.wakeups == "notify":
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, SCHEDULES_PAYLOAD))
+
     def add_schedule(self, schedule: Schedule, *, replace: bool = False) -> Schedule:
         check_schedule_id(schedule.id)
 
-        def txn(conn: psycopg.Connection[Any]) -> Schedule:
+        def txn(conn: psycopg.Connection[Any]) -> tuple[Schedule, bool]:
             with conn.transaction():
                 inserted = conn.execute(self.q(_INSERT), (schedule.id, schedule.state.value, schedule.next_fire_at,
                                                           _data(schedule))).rowcount
                 if inserted:
-                    return schedule.copy_()
+                    self._schedules_changed(conn)
+                    return schedule.copy_(), True
                 row = conn.execute(self.q(_GET + " FOR UPDATE"), (schedule.id,)).fetchone()
                 if row is None:  # deleted between the insert and the read (a purge): add it again
                     return txn(conn)
@@ -75,10 +85,13 @@ class PostgresSchedules:
                     if merged is not None:
                         conn.execute(self.q(_UPDATE), (merged.state.value, merged.next_fire_at, _data(merged),
                                                        merged.id))
-                        return merged
-                return stored
+                        self._schedules_changed(conn)
+                        return merged, True
+                return stored, False
 
-        result: Schedule = self._run(txn)
+        result, changed = self._run(txn)
+        if changed:
+            self.schedule_bell.ring()
         return result
 
     def get_schedule(self, schedule_id: str) -> Schedule | None:
@@ -138,9 +151,12 @@ class PostgresSchedules:
                 stored.state = wanted
                 stored.updated_at = now()
                 conn.execute(self.q(_UPDATE), (stored.state.value, stored.next_fire_at, _data(stored), stored.id))
+                self._schedules_changed(conn)
                 return stored
 
         result: Schedule | None = self._run(txn)
+        if result is not None:
+            self.schedule_bell.ring()
         return result
 
     def purge_schedules(self, *, states: Iterable[ScheduleState] | None = None, older_than: float | None = None,

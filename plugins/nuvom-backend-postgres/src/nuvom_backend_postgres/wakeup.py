@@ -32,14 +32,20 @@ def channel_name(schema: str) -> str:
     return f"nuvom_{schema}"
 
 
+#: The payload of a NOTIFY about schedules (added, replaced, paused, resumed); job wake-ups have ''.
+SCHEDULES_PAYLOAD = "schedules"
+
+
 class Listener:
     """Rings ``doorbell`` on every notification of ``channel``, in a daemon thread."""
 
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]], channel: str, doorbell: Doorbell,
-                 where: str) -> None:
+                 where: str, schedule_bell: Doorbell | None = None) -> None:
         self._connect = connect
         self.channel = channel
         self.doorbell = doorbell
+        #: rung for a notification about schedules (scheduler loops wait on it), not ``doorbell``
+        self.schedule_bell = schedule_bell or Doorbell()
         self.where = where
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,10 +81,14 @@ class Listener:
                 delay = 0.05
                 if not first:
                     self.doorbell.ring()  # notifications sent while we were away are lost: look now
+                    self.schedule_bell.ring()
                 first = False
                 while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        self.doorbell.ring()
+                    for note in conn.notifies(timeout=1.0, stop_after=1):
+                        if note.payload == SCHEDULES_PAYLOAD:
+                            self.schedule_bell.ring()
+                        else:
+                            self.doorbell.ring()
             except Exception as exc:
                 if not self._stop.is_set():
                     log.info("postgres LISTEN connection to %s lost (%s); reconnecting", self.where, type(exc).__name__)

@@ -284,6 +284,12 @@ class RedisBackend(RedisSchedules, ViaExchange):
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         return self.wake.subscribe(callback)
 
+    def subscribe_schedules(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """``callback`` runs when a schedule is added, replaced, paused or resumed
+        (an entry of the wake stream with the field ``s``), and after the
+        wake-up reader reconnected."""
+        return self.wake.subscribe_schedules(callback)
+
     def close(self) -> None:
         """Stop the wake-up reader and close the connections.  Idempotent."""
         self.wake.close()

@@ -73,6 +73,7 @@ setopt(key, 'last', ARGV[9])
 redis.call('HINCRBY', key, 'ver', 1)
 redis.call('ZADD', P .. ':sched:ids', 0, id)
 index_due(id)
+wake_schedules()
 return 1
 """
 
@@ -112,6 +113,7 @@ if redis.call('EXISTS', key) == 0 then return false end
 redis.call('HSET', key, 'state', ARGV[5], 'updated', ARGV[6])
 redis.call('HINCRBY', key, 'ver', 1)
 index_due(id)
+wake_schedules()
 return redis.call('HMGET', key, 'data', 'state', 'next', 'last', 'fires', 'missed', 'coalesced', 'updated', 'ver')
 """
 

@@ -69,6 +69,7 @@ local function record(key, state, at, note)
   redis.call('HSET', key, 'history', h, 'state', state, 'updated', at)
 end
 local function wake() redis.call('XADD', P .. ':wake', 'MAXLEN', '~', 64, '*', 'w', '1') end
+local function wake_schedules() redis.call('XADD', P .. ':wake', 'MAXLEN', '~', 64, '*', 's', '1') end
 -- ready_at = eta or created_at; the member orders equal priorities by ready_at, then id
 local function make_ready(key, id, queue)
   local h = redis.call('HMGET', key, 'eta', 'created', 'prio')

@@ -1,7 +1,9 @@
 """Wake-ups: one blocking stream read per process, no polling.
 
 Every script that makes a job claimable appends to the stream
-``{ns}:wake`` (capped at about 64 entries).  A :class:`WakeListener` thread
+``{ns}:wake`` (capped at about 64 entries); a schedule added, replaced,
+paused or resumed appends an entry with the field ``s``, which wakes
+scheduler loops (``schedule_bell``) and not the workers' claims.  A :class:`WakeListener` thread
 blocks on ``XREAD BLOCK`` for new entries and calls its subscribers; an idle
 process therefore sends one blocking read every ``block_secs`` and nothing
 else.  After a lost connection it reconnects with growing pauses and calls
@@ -27,6 +29,8 @@ class WakeListener:
         self.stream = stream
         self.block_secs = block_secs
         self.doorbell = Doorbell()
+        #: rung for an entry about schedules (field ``s``: added, replaced, paused, resumed), not ``doorbell``
+        self.schedule_bell = Doorbell()
         #: set by every wake-up (and a reconnect); cleared by a claim that goes to the server
         self.dirty = threading.Event()
         self.dirty.set()
@@ -38,15 +42,25 @@ class WakeListener:
         self._client = settings.client(socket_timeout=block_secs + 10.0, max_connections=2)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._start()
+        return self.doorbell.subscribe(callback)
+
+    def subscribe_schedules(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._start()
+        return self.schedule_bell.subscribe(callback)
+
+    def _start(self) -> None:
         with self._lock:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="nuvom-redis-wake", daemon=True)
                 self._thread.start()
-        return self.doorbell.subscribe(callback)
 
-    def _ring(self) -> None:
-        self.dirty.set()
-        self.doorbell.ring()
+    def _ring(self, jobs: bool = True, schedules: bool = True) -> None:
+        if jobs:
+            self.dirty.set()
+            self.doorbell.ring()
+        if schedules:
+            self.schedule_bell.ring()
 
     def _run(self) -> None:
         last = "$"
@@ -63,8 +77,10 @@ class WakeListener:
                 reply: Any = self._client.xread({self.stream: last}, block=block_ms, count=64)
                 delay = 0.05
                 if reply:
-                    last = reply[0][1][-1][0]
-                    self._ring()
+                    entries = reply[0][1]
+                    last = entries[-1][0]
+                    about_schedules = [bool(fields) and "s" in fields for _, fields in entries]
+                    self._ring(jobs=not all(about_schedules), schedules=any(about_schedules))
             except TRANSIENT as exc:
                 self.healthy.clear()
                 if self._stop.is_set():

@@ -5,11 +5,20 @@ against the same store.  Each fire is the store's atomic
 ``fire_schedule``, which enqueues the occurrence's job (id from schedule and
 fire time) and advances the schedule only if nobody did it first; a loop
 that loses the race simply moves on.
+
+Between passes a loop sleeps.  When the store tells about schedule changes
+(an optional ``subscribe_schedules(callback)`` returning an unsubscribe
+function, or ``None`` when it cannot: the PostgreSQL and Redis stores), the
+loop sleeps until the earliest active schedule is due, at most
+``idle_secs``, and wakes early when a schedule is added, replaced, paused or
+resumed anywhere: an idle loop then reads the store once per ``idle_secs``.
+Otherwise it reads the due schedules every ``poll`` seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -46,9 +55,12 @@ class SchedulerLoop:
         name: str = "scheduler",
         in_worker: bool = False,
         retention_secs: float | None = None,
+        idle_secs: float = 10.0,
     ) -> None:
         if not poll > 0:
             raise ValueError(f"poll={poll!r} is invalid: use a number of seconds > 0")
+        if not idle_secs > 0:
+            raise ValueError(f"idle_secs={idle_secs!r} is invalid: use a number of seconds > 0")
         if batch < 1:
             raise ValueError(f"batch={batch!r} is invalid: use an integer >= 1")
         if not jitter >= 0:
@@ -59,6 +71,10 @@ class SchedulerLoop:
         self.jitter = jitter
         self.defaults = defaults or Defaults()
         self.clock = clock
+        #: longest sleep while the store tells about schedule changes (the fallback for a lost one)
+        self.idle_secs = max(poll, idle_secs)
+        #: passes that only looked at the earliest schedule (tests read it)
+        self.peeks = 0
         self.periodic = periodic
         self.name = name
         #: done and cancelled schedules older than this are deleted by :meth:`run`; None keeps them
@@ -70,6 +86,7 @@ class SchedulerLoop:
         self.fired = 0
         self.lost_races = 0
         self._stop = threading.Event()
+        self._woken = threading.Event()  # a schedule changed (or stop): look now
         self._thread: threading.Thread | None = None
         self._reported: set[str] = set()
 
@@ -154,6 +171,46 @@ class SchedulerLoop:
 
         return sync_periodic(self.app)
 
+    def next_fire_at(self) -> float | None:
+        """When the earliest active schedule is due (``None``: there is none): one
+        read of the store (``due_schedules`` up to infinity, limit 1)."""
+        self.peeks += 1
+        head = self.app.schedules.due_schedules(math.inf, 1)
+        return head[0].next_fire_at if head else None
+
+    def _sleep_after(self, next_at: float | None, at: float) -> float:
+        """Until ``next_at`` (bounded by ``idle_secs``).  A schedule still due
+        after a pass (its fire failed) is looked at again after ``poll``."""
+        if next_at is None:
+            return self.idle_secs
+        ahead = next_at - at
+        return self.poll if ahead <= 0 else min(self.idle_secs, ahead)
+
+    def run_pass(self, told: bool) -> float:
+        """One pass; returns how long to sleep.  ``told``: the store tells about
+        schedule changes, so the pass may only look at the earliest schedule."""
+        if not told:
+            return 0.0 if self.run_once() >= self.batch else self.poll
+        at = self.clock()
+        next_at = self.next_fire_at()
+        if next_at is None or next_at > at:
+            return self._sleep_after(next_at, at)
+        if self.run_once() >= self.batch:
+            return 0.0
+        return self._sleep_after(self.next_fire_at(), self.clock())
+
+    def _subscribe(self) -> Callable[[], None] | None:
+        subscribe = getattr(self.app.schedules, "subscribe_schedules", None)
+        if subscribe is None:
+            return None
+        try:
+            unsubscribe: Callable[[], None] | None = subscribe(self._woken.set)
+        except Exception as exc:  # polling works without it
+            log.warning("%s: schedule change notifications unavailable (%s); polling every %gs", self.name, exc,
+                        self.poll)
+            return None
+        return unsubscribe
+
     def run(self) -> None:
         """Loop until :meth:`stop` (foreground)."""
         if self.periodic:
@@ -161,22 +218,30 @@ class SchedulerLoop:
                 self.sync_periodic()
             except Exception as exc:
                 log.error("could not store the periodic tasks' schedules: %s", exc)
-        log.log(self._lifecycle_level, "%s running: poll %.3gs, batch %d, jitter %.3gs", self.name, self.poll,
+        unsubscribe = self._subscribe()
+        told = unsubscribe is not None
+        log.log(self._lifecycle_level, "%s running: %s, batch %d, jitter %.3gs", self.name,
+                f"until the next fire, at most {self.idle_secs:g}s (told of changes)" if told else f"poll {self.poll:g}s",
                 self.batch, self.jitter, extra={"event": "scheduler.ready"})
         last_error = ""
-        while not self._stop.is_set():
-            try:
-                more = self.run_once() >= self.batch
-                last_error = ""
-            except Exception as exc:  # the store is unreachable for a moment: try again next poll
-                text = f"{type(exc).__name__}: {exc}"
-                # once per distinct error, not every poll of an outage
-                log.log(logging.ERROR if text != last_error else logging.DEBUG, "%s: a pass failed: %s", self.name,
-                        text, extra={"event": "scheduler.error"})
-                last_error, more = text, False
-            self._maybe_purge()
-            if not more:
-                self._stop.wait(self.poll + (random.uniform(0, self.jitter) if self.jitter else 0.0))
+        try:
+            while not self._stop.is_set():
+                self._woken.clear()
+                try:
+                    sleep = self.run_pass(told)
+                    last_error = ""
+                except Exception as exc:  # the store is unreachable for a moment: try again next poll
+                    text = f"{type(exc).__name__}: {exc}"
+                    # once per distinct error, not every poll of an outage
+                    log.log(logging.ERROR if text != last_error else logging.DEBUG, "%s: a pass failed: %s",
+                            self.name, text, extra={"event": "scheduler.error"})
+                    last_error, sleep = text, self.poll
+                self._maybe_purge()
+                if sleep > 0:
+                    self._woken.wait(sleep + (random.uniform(0, self.jitter) if self.jitter else 0.0))
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
         log.log(self._lifecycle_level, "%s stopped: %d job(s) fired", self.name, self.fired,
                 extra={"event": "scheduler.stopped"})
 
@@ -188,6 +253,7 @@ class SchedulerLoop:
 
     def stop(self, timeout: float | None = 10.0) -> None:
         self._stop.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

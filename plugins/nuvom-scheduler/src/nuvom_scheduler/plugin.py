@@ -28,7 +28,10 @@ class SchedulerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     in_workers: bool = Field(True, description="Every worker runs the scheduler loop too (`runworker --no-scheduler` opts out).")
-    poll_secs: float = Field(1.0, gt=0, le=3600, allow_inf_nan=False, description="Seconds between passes over the due schedules.")
+    poll_secs: float = Field(1.0, gt=0, le=3600, allow_inf_nan=False, description="Seconds between passes over the due schedules (stores that cannot tell about schedule changes).")
+    idle_secs: float = Field(10.0, gt=0, le=3600, allow_inf_nan=False,
+                             description="Stores that tell about schedule changes (PostgreSQL, Redis): the loop sleeps "
+                             "until the next fire, at most this long.")
     batch: int = Field(100, ge=1, le=100_000, description="Schedules fired per pass at most.")
     jitter_secs: float = Field(0.0, ge=0, le=3600, allow_inf_nan=False,
                                description="Random extra wait (0..this) between passes, so replicas spread out.")
@@ -64,6 +67,7 @@ def make_loop(app: Any, *, poll: float | None = None, batch: int | None = None, 
     return SchedulerLoop(app, poll=opts.poll_secs if poll is None else poll,
                          batch=opts.batch if batch is None else batch,
                          jitter=opts.jitter_secs if jitter is None else jitter, defaults=opts.defaults(),
+                         idle_secs=kwargs.pop("idle_secs", opts.idle_secs),
                          retention_secs=opts.retention_secs or None, **kwargs)
 
 
