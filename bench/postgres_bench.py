@@ -296,42 +296,10 @@ SENDER = {"nuvom": nuvom_sender, "pgqueuer": pgqueuer_sender, "procrastinate": p
 
 
 def latency(system: str, url: str) -> dict[str, float]:
-    tmp = tempfile.mkdtemp(prefix="pg-bench-lat-")
-    lat_file = Path(tmp) / "latency.txt"
+    from latency import measure
+
     send = SENDER[system](url)  # also empties the system's tables
-    env = dict(os.environ, BENCH_LAT_FILE=str(lat_file),
-               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    server = subprocess.Popen([sys.executable, str(Path(__file__)), "--serve", system, "--url", url],
-                              stdin=subprocess.PIPE, env=env)
-    try:
-        time.sleep(3.0)  # the worker starts and settles into its idle state
-        t0 = time.perf_counter()
-        for i in range(LATENCY_JOBS):
-            delay = t0 + i / RATE - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            send(time.time())
-        deadline = time.monotonic() + 60
-        lags: list[float] = []
-        while time.monotonic() < deadline:
-            if lat_file.exists():
-                lags = [float(x) for x in lat_file.read_text().split()]
-                if len(lags) >= LATENCY_JOBS:
-                    break
-            time.sleep(0.05)
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-    if len(lags) < LATENCY_JOBS:
-        raise SystemExit(f"{system}: only {len(lags)} of {LATENCY_JOBS} jobs started within 60 s")
-    lags.sort()
-    return {"p50_ms": statistics.median(lags) * 1000, "p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000}
+    return measure(Path(__file__), system, url, send, LATENCY_JOBS, RATE)
 
 
 def run_trial(system: str, measure: str, url: str, jobs: int) -> dict[str, float]:

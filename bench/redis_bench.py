@@ -199,43 +199,9 @@ SENDER = {"nuvom-redis": sender_nuvom, "dramatiq-redis": sender_dramatiq}
 
 
 def latency(system: str, url: str, rate: float) -> dict[str, float]:
-    count = 1000 if rate >= 50 else 50
-    tmp = tempfile.mkdtemp(prefix="redis-bench-lat-")
-    lat_file = Path(tmp) / "latency.txt"
-    os.environ["BENCH_LAT_FILE"] = str(lat_file)
-    send = SENDER[system](url)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    server = subprocess.Popen([sys.executable, str(Path(__file__)), "--serve", system, "--url", url],
-                              stdin=subprocess.PIPE, env=env)
-    try:
-        time.sleep(3.0)  # the worker starts and settles into its idle state
-        t0 = time.perf_counter()
-        for i in range(count):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            send(time.time())
-        deadline = time.monotonic() + 60
-        lags: list[float] = []
-        while time.monotonic() < deadline:
-            if lat_file.exists():
-                lags = [float(x) for x in lat_file.read_text().split()]
-                if len(lags) >= count:
-                    break
-            time.sleep(0.05)
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-    if len(lags) < count:
-        raise SystemExit(f"{system}: only {len(lags)} of {count} jobs started within 60 s")
-    lags.sort()
-    return {"p50_ms": statistics.median(lags) * 1000, "p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000}
+    from latency import measure
+
+    return measure(Path(__file__), system, url, SENDER[system](url), 1000 if rate >= 50 else 50, rate)
 
 
 def free_port() -> int:
