@@ -67,16 +67,9 @@ def database_url(base: str, system: str) -> str:
 
 
 def _nuvom_app(url: str, tmp: str) -> Any:
-    os.environ.update(NUVOM_QUEUE_BACKEND="postgres", NUVOM_RESULT_BACKEND="postgres", NUVOM_POSTGRES__URL=url,
-                      NUVOM_PROJECT_ROOT=tmp, NUVOM_LOG_LEVEL="WARNING")
-    sys.path.insert(0, str(HERE))
-    from nuvom import Nuvom, set_default_app
+    from latency import nuvom_bench_app
 
-    app = Nuvom(root=tmp)
-    set_default_app(app)
-    app.plugins.load()
-    app.plugins.load_spec("bench_nuvom_tasks")
-    return app
+    return nuvom_bench_app("postgres", tmp, NUVOM_POSTGRES__URL=url)
 
 
 def nuvom_drain(url: str, jobs: int) -> float:

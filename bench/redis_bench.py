@@ -48,16 +48,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def trial_nuvom(url: str, jobs: int) -> float:
-    tmp = tempfile.mkdtemp(prefix="nuvom-redis-bench-")
-    os.environ.update(NUVOM_QUEUE_BACKEND="redis", NUVOM_RESULT_BACKEND="redis", NUVOM_REDIS__URL=url,
-                      NUVOM_PROJECT_ROOT=tmp, NUVOM_LOG_LEVEL="WARNING")
-    sys.path.insert(0, str(HERE))
-    from nuvom import Nuvom, Worker, set_default_app
+    from latency import nuvom_bench_app
 
-    app = Nuvom(root=tmp)
-    set_default_app(app)
-    app.plugins.load()
-    app.plugins.load_spec("bench_nuvom_tasks")
+    from nuvom import Worker
+
+    tmp = tempfile.mkdtemp(prefix="nuvom-redis-bench-")
+    app = nuvom_bench_app("redis", tmp, NUVOM_REDIS__URL=url)
     import bench_nuvom_tasks as tasks
 
     tasks.noop.map(range(jobs))
@@ -133,17 +129,9 @@ TRIALS = {"nuvom-redis": trial_nuvom, "dramatiq-redis": trial_dramatiq, "rq": tr
 
 
 def _nuvom_app(url: str) -> Any:
-    tmp = tempfile.mkdtemp(prefix="nuvom-redis-bench-")
-    os.environ.update(NUVOM_QUEUE_BACKEND="redis", NUVOM_RESULT_BACKEND="redis", NUVOM_REDIS__URL=url,
-                      NUVOM_PROJECT_ROOT=tmp, NUVOM_LOG_LEVEL="WARNING")
-    sys.path.insert(0, str(HERE))
-    from nuvom import Nuvom, set_default_app
+    from latency import nuvom_bench_app
 
-    app = Nuvom(root=tmp)
-    set_default_app(app)
-    app.plugins.load()
-    app.plugins.load_spec("bench_nuvom_tasks")
-    return app
+    return nuvom_bench_app("redis", tempfile.mkdtemp(prefix="nuvom-redis-bench-"), NUVOM_REDIS__URL=url)
 
 
 def serve_nuvom(url: str) -> None:

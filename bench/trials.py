@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from latency import percentiles, send_at_rate
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -275,28 +276,11 @@ def latency(system: str, tmp: str, rate: float, count: int) -> dict[str, Any]:
                 ntasks.stamp.delay(sent)
 
         time.sleep(0.5)  # let the worker settle into its idle state
-        t0 = time.perf_counter()
-        for i in range(count):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            send(time.time())
-        deadline = time.monotonic() + 60
-        lags: list[float] = []
-        while time.monotonic() < deadline:
-            if lat_file.exists():
-                lags = [float(x) for x in lat_file.read_text().split()]
-                if len(lags) >= count:
-                    break
-            time.sleep(0.05)
+        lags = send_at_rate(send, count, rate, lat_file)
         rss = peak_rss_mb(proc.pid)
     finally:
         stop_worker(proc)
-    if len(lags) < count:
-        raise SystemExit(f"{system}: only {len(lags)} of {count} jobs started within 60 s")
-    lags.sort()
-    return {"p50_ms": statistics.median(lags) * 1000, "p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000,
-            "max_ms": lags[-1] * 1000, "rss_mb": rss}
+    return {**percentiles(system, lags, count), "rss_mb": rss}
 
 
 def idle(system: str, tmp: str, secs: float = 10.0) -> dict[str, Any]:
