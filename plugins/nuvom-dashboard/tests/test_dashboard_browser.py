@@ -96,6 +96,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
         time.sleep(0.1)
 
 
+def notice_text(browser: Any) -> str:
+    """The notice of the page a form's redirect lands on: ``click()`` can return
+    before that navigation ends, so wait for the notice instead of looking once."""
+    from selenium.webdriver.common.by import By
+
+    found = wait_for("the action's notice", lambda: browser.find_elements(By.CLASS_NAME, "notice"), timeout=30)
+    return str(found[0].text)
+
+
 class Project:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -230,7 +239,8 @@ def test_overview_filter_open_failed_job_retry_and_see_it_succeed(project: Proje
 
     browser.find_element(By.ID, "retry").click()
 
-    assert "queued again" in browser.find_element(By.CLASS_NAME, "notice").text
+    # the click starts a form POST; the notice is on the page the redirect lands on (once: a one-shot cookie)
+    assert "queued again" in notice_text(browser)
     # the job page reloads itself every 2 s (a meta refresh, no script) until the job ends
     wait_for("the retried job to succeed in the browser",
              lambda: browser.find_element(By.ID, "job-state").text == "succeeded", timeout=60)
@@ -257,7 +267,7 @@ def test_overview_filter_open_failed_job_retry_and_see_it_succeed(project: Proje
     assert browser.find_element(By.ID, "schedule-state").text == "active"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#upcoming li")) == 5
     browser.find_element(By.ID, "pause-reports.morning").click()
-    assert "paused" in browser.find_element(By.CLASS_NAME, "notice").text
+    assert "paused" in notice_text(browser)
     assert browser.find_element(By.ID, "schedule-state").text == "paused"
     assert app.schedules.get_schedule("reports.morning").state.value == "paused"  # type: ignore[union-attr]
     screenshot(browser, "schedule", out)
